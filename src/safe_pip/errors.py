@@ -1,0 +1,100 @@
+"""The one error family of safe-pip, and the one place that maps it to exit codes.
+
+pip's own exit codes (0 success, 1 error, 2 unknown error, 3 virtualenv not
+found, 4 previous build dir, 23 no matches found) pass through untouched when
+safe-pip runs pip.  safe-pip's own outcomes use codes that pip never returns.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0
+    DENIED = 10
+    POLICY_ERROR = 11
+    USAGE_ERROR = 12
+    TARGET_ERROR = 13
+    AUDIT_ERROR = 14
+    INTERRUPTED = 130
+    INTERNAL_ERROR = 70
+
+
+class SafePipError(Exception):
+    """Root of all exceptions raised from safe-pip's own code."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL_ERROR
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class Denied(SafePipError):
+    """The policy refuses the operation."""
+
+    exit_code = ExitCode.DENIED
+
+    def __init__(self, rule: str, message: str, hint: str = "") -> None:
+        super().__init__(message, hint)
+        self.rule = rule
+
+
+class InputError(SafePipError):
+    """A file safe-pip reads is malformed: carries the file, line and key."""
+
+    exit_code = ExitCode.POLICY_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str = "",
+        line: int | None = None,
+        key: str = "",
+        hint: str = "",
+    ) -> None:
+        where = path
+        if line is not None:
+            where += f":{line}"
+        if key:
+            where += f" (key {key!r})" if where else f"key {key!r}"
+        super().__init__(f"{where}: {message}" if where else message, hint)
+        self.path = path
+        self.line = line
+        self.key = key
+
+
+class PolicyError(InputError):
+    """The policy file cannot be read or is invalid; mutating commands fail closed."""
+
+    exit_code = ExitCode.POLICY_ERROR
+
+
+class UsageError(SafePipError):
+    """The command line cannot be understood."""
+
+    exit_code = ExitCode.USAGE_ERROR
+
+
+class TargetError(SafePipError):
+    """The target interpreter or environment cannot be found or inspected."""
+
+    exit_code = ExitCode.TARGET_ERROR
+
+
+class AuditError(SafePipError):
+    """The audit log cannot be written or read."""
+
+    exit_code = ExitCode.AUDIT_ERROR
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The one mapping from an exception to safe-pip's exit status."""
+    if isinstance(error, SafePipError):
+        return int(error.exit_code)
+    if isinstance(error, KeyboardInterrupt):
+        return int(ExitCode.INTERRUPTED)
+    return int(ExitCode.INTERNAL_ERROR)

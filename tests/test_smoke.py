@@ -1,0 +1,5 @@
+import safe_pip
+
+
+def test_version() -> None:
+    assert safe_pip.__version__
