@@ -1,7 +1,61 @@
-"""Placeholder, replaced by the real command line."""
+"""The command line: safe-pip's own commands, and every pip command line.
+
+``main(argv, environ)`` is pure of ``sys.argv``; ``entrypoint()`` is the thin
+console-script wrapper.  Errors are turned into messages and exit codes here
+and only here (``errors.exit_code_for``).
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from safe_pip.errors import Denied, ExitCode, SafePipError, exit_code_for
+
+PROG = "safe-pip"
+OWN_COMMANDS = ("status", "protect", "unprotect", "log", "export", "devenv")
+
+
+def _print_error(error: SafePipError) -> None:
+    if isinstance(error, Denied):
+        return  # denials are printed by the guard with the full context
+    print(f"{PROG}: error: {error.message}", file=sys.stderr)
+    if error.hint:
+        print(f"{PROG}: tip: {error.hint}", file=sys.stderr)
+
+
+def _split_own_command(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """``status ...``, ``--python X status ...`` and ``--python=X status ...`` are ours."""
+    args = list(argv)
+    if args and args[0] in OWN_COMMANDS:
+        return args[0], args[1:]
+    if len(args) >= 3 and args[0] == "--python" and args[2] in OWN_COMMANDS:
+        return args[2], ["--python", args[1], *args[3:]]
+    if len(args) >= 2 and args[0].startswith("--python=") and args[1] in OWN_COMMANDS:
+        return args[1], [args[0], *args[2:]]
+    return None
+
+
+def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    env_vars: Mapping[str, str] = os.environ if environ is None else environ
+    try:
+        own = _split_own_command(argv)
+        if own is not None:
+            from safe_pip import commands
+
+            return commands.run(own[0], own[1], env_vars)
+        from safe_pip import guard
+
+        return guard.run_pip_command(argv, env_vars)
+    except SafePipError as error:
+        _print_error(error)
+        return exit_code_for(error)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
 
 def entrypoint() -> None:
-    raise SystemExit(0)
+    sys.exit(main(sys.argv[1:]))
+

@@ -1,0 +1,99 @@
+"""safe-pip's own commands, one module each; ``run`` parses their options and dispatches."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+
+from safe_pip import __version__
+from safe_pip.environment import Environment, inspect_environment, resolve_target
+from safe_pip.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message, hint=f"see `{self.prog} --help`")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="safe-pip", description="safe-pip's own commands")
+    parser.add_argument("--version", action="version", version=f"safe-pip {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_python(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--python",
+            metavar="PYTHON",
+            help="the target interpreter or env dir (default: the shim's env, else `python` on PATH)",
+        )
+        return p
+
+    status = with_python(sub.add_parser("status", help="what safe-pip sees and allows here"))
+    status.add_argument("--json", action="store_true", help="versioned JSON output")
+
+    protect = with_python(
+        sub.add_parser("protect", help="write the PEP 668 marker (and pip shims) into the env")
+    )
+    protect.add_argument(
+        "--shim", action="store_true", help="also make bin/pip, pip3, pip3.X run safe-pip"
+    )
+    with_python(sub.add_parser("unprotect", help="undo `protect` exactly"))
+
+    log = with_python(sub.add_parser("log", help="show the audit log of the env"))
+    log.add_argument("--json", action="store_true", help="one JSON object per line")
+    log.add_argument("--package", metavar="NAME")
+    log.add_argument("--decision", choices=("allowed", "denied"))
+    log.add_argument("--user", metavar="USER")
+    log.add_argument("--since", metavar="TIME", help="ISO 8601 time or date (UTC)")
+    log.add_argument("--until", metavar="TIME", help="ISO 8601 time or date (UTC)")
+    log.add_argument("--limit", metavar="N", type=int, help="show the newest N records")
+    log.add_argument("--verify", action="store_true", help="check the hash chain")
+
+    export = with_python(sub.add_parser("export", help="write an environment.yml that rebuilds the env"))
+    export.add_argument(
+        "--format", choices=("environment.yml", "requirements"), default="environment.yml"
+    )
+    export.add_argument("--name", metavar="NAME", help="the env name in environment.yml")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+
+    devenv = with_python(
+        sub.add_parser("devenv", help="a per-project dev env layered on a read-only env")
+    )
+    devenv.add_argument("project", nargs="?", default=".", help="the project dir (default: .)")
+    devenv.add_argument("--dir", metavar="DIR", help="where to create the dev env")
+    devenv.add_argument("--name", metavar="NAME", help="the dev env's (and kernel's) name")
+    devenv.add_argument("--no-kernel", action="store_true", help="do not register a Jupyter kernel")
+    devenv.add_argument("--remove", action="store_true", help="remove the dev env and its kernel")
+    return parser
+
+
+def target_environment(python: str | None, environ: Mapping[str, str]) -> Environment:
+    target = resolve_target(python, "--python" if python else "", environ)
+    return inspect_environment(target, environ)
+
+
+def run(command: str, argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    args = _parser().parse_args([command, *argv])
+    if command == "status":
+        from safe_pip.commands import status
+
+        return status.run(args, environ)
+    if command in ("protect", "unprotect"):
+        from safe_pip.commands import protect
+
+        return protect.run(args, environ)
+    if command == "log":
+        from safe_pip.commands import log
+
+        return log.run(args, environ)
+    if command == "export":
+        from safe_pip.commands import export
+
+        return export.run(args, environ)
+    if command == "devenv":
+        from safe_pip.commands import devenv
+
+        return devenv.run(args, environ)
+    print(f"safe-pip: unknown command {command}", file=sys.stderr)  # pragma: no cover
+    return 12  # pragma: no cover

@@ -1,0 +1,141 @@
+"""``safe-pip status [--json]``: the target, its kind, the policy in force, what is allowed.
+
+The JSON form is versioned (``schema``) and documented in docs/status.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from typing import Any
+
+from safe_pip import __version__
+from safe_pip.commands import target_environment
+from safe_pip.decide import decide
+from safe_pip.environment import Environment
+from safe_pip.errors import PolicyError
+from safe_pip.pipcli import parse_pip_command_line
+from safe_pip.policy import Policy, load_policy
+
+SCHEMA = "safe-pip.status/1"
+
+#: what status asks the decision core about, as a user would type it
+PROBES = (
+    ("install a package", ["install", "<package>"]),
+    ("developer install", ["install", "--no-build-isolation", "-e", "./project"]),
+    ("user install", ["install", "--user", "<package>"]),
+    ("uninstall a package", ["uninstall", "<package>"]),
+)
+
+
+def shell_mismatch(env: Environment, environ: Mapping[str, str]) -> list[str]:
+    """Warnings when the shell's python/pip would act on another env than the target."""
+    warnings = []
+    path = environ.get("PATH", os.defpath)
+    prefix = os.path.realpath(env.prefix)
+    python = shutil.which("python", path=path) or shutil.which("python3", path=path)
+    if python:
+        python_prefix = os.path.realpath(os.path.dirname(os.path.dirname(os.path.realpath(python))))
+        if python_prefix != prefix:
+            warnings.append(
+                f"the shell's `python` is {python} (env {python_prefix}), not the target: "
+                "a notebook kernel and the terminal may be different envs; "
+                "use `%pip` in notebooks, or --python"
+            )
+    pip = shutil.which("pip", path=path)
+    if pip:
+        pip_prefix = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(pip))))
+        if pip_prefix != prefix:
+            warnings.append(f"the shell's `pip` is {pip}, which belongs to {pip_prefix}")
+    return warnings
+
+
+def collect(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
+    policy: Policy | None
+    policy_error = None
+    try:
+        policy = load_policy(env.prefix)
+    except PolicyError as error:
+        policy = None
+        policy_error = error.message
+    allowed: list[dict[str, Any]] = []
+    if policy is not None:
+        for label, argv in PROBES:
+            op = parse_pip_command_line(argv, {}, None)
+            decision = decide(op, env, policy)
+            allowed.append(
+                {
+                    "operation": label,
+                    "command": "pip " + " ".join(argv),
+                    "allowed": decision.allowed,
+                    "rule": decision.rule,
+                    "reason": decision.reason,
+                }
+            )
+    return {
+        "schema": SCHEMA,
+        "safe_pip_version": __version__,
+        "target": {"python": env.python, "chosen_by": env.how},
+        "env": {
+            "prefix": env.prefix,
+            "name": env.name,
+            "kind": env.kind.value,
+            "python": env.version,
+            "pip_version": env.pip_version,
+            "writable": env.writable,
+            "marker": env.marker,
+            "stale_markers": list(env.stale_markers),
+            "frozen": env.frozen,
+            "conda_root": env.conda_root,
+            "user_site": env.user_site,
+        },
+        "policy": {
+            "files": list(policy.files) if policy else [],
+            "error": policy_error,
+            "notes": list(policy.notes) if policy else [],
+        },
+        "allowed": allowed,
+        "warnings": shell_mismatch(env, environ),
+    }
+
+
+def render(data: Mapping[str, Any]) -> str:
+    env = data["env"]
+    yes_no = {True: "yes", False: "no"}
+    lines = [
+        f"target:    {data['target']['python']}  (chosen by {data['target']['chosen_by']})",
+        f"env:       {env['prefix']}  name {env['name']!r}, {env['kind']}",
+        f"python:    {env['python']}   pip: {env['pip_version'] or 'not installed'}",
+        f"writable:  {yes_no[env['writable']]}",
+        f"marker:    {env['marker'] or 'none (bare pip is not stopped)'}",
+    ]
+    lines.extend(f"stale marker: {s} (left from an older Python)" for s in env["stale_markers"])
+    lines.append(f"frozen:    {yes_no[env['frozen']]}")
+    policy = data["policy"]
+    files = ", ".join(policy["files"]) or "built-in defaults"
+    lines.append(f"policy:    {files}")
+    if policy["error"]:
+        lines.append(f"  INVALID: {policy['error']}")
+        lines.append("  installs and uninstalls are refused until it is fixed")
+    lines.extend(f"  note: {n}" for n in policy["notes"])
+    if data["allowed"]:
+        lines.append("here:")
+        for item in data["allowed"]:
+            verdict = "allowed" if item["allowed"] else f"refused [{item['rule']}]"
+            lines.append(f"  {item['operation']:<20} {verdict}")
+    lines.extend(f"warning: {w}" for w in data["warnings"])
+    lines.extend(data.get("extra_lines", []))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    env = target_environment(args.python, environ)
+    data = collect(env, environ)
+    if args.json:
+        print(json.dumps(data, indent=2, sort_keys=False))
+    else:
+        print(render(data))
+    return 0

@@ -1,0 +1,398 @@
+"""The target environment: which interpreter pip would act on, and what kind of env it is.
+
+``resolve_target`` picks the interpreter (pip's ``--python``/``PIP_PYTHON``, a
+shim binding, otherwise the ``python`` on PATH).  ``inspect_environment`` asks
+that interpreter for its paths (one small ``-I -S`` subprocess, or none when it
+is safe-pip's own interpreter) and classifies the prefix from its layout.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safe_pip.errors import TargetError
+
+#: Set by a shim (``safe-pip protect --shim``) to bind safe-pip to its env.
+BOUND_PYTHON_VAR = "SAFE_PIP_BOUND_PYTHON"
+
+MARKER_NAME = "EXTERNALLY-MANAGED"
+
+
+class EnvKind(str, enum.Enum):
+    CONDA_BASE = "conda-base"
+    CONDA_ENV = "conda-env"
+    VENV = "venv"
+    SYSTEM = "system"
+    OTHER = "other"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter chosen, and how it was chosen (for ``status``)."""
+
+    python: str
+    how: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    python: str
+    how: str
+    prefix: str
+    base_prefix: str
+    kind: EnvKind
+    name: str
+    version: str
+    stdlib: str
+    purelib: str
+    platlib: str
+    scripts: str
+    data: str
+    user_base: str
+    user_site: str
+    user_site_enabled: bool
+    system_site_packages: bool
+    writable: bool
+    marker: str | None
+    stale_markers: tuple[str, ...]
+    frozen: bool
+    pip_version: str | None
+    conda_root: str | None = None
+    #: distributions installed in editable mode (filled only when a decision needs it)
+    editable_dists: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_conda(self) -> bool:
+        return self.kind in (EnvKind.CONDA_BASE, EnvKind.CONDA_ENV)
+
+    @property
+    def short_version(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+    def contains(self, path: str) -> bool:
+        """True when ``path`` lies inside this env's prefix (symlinks resolved)."""
+        return is_within(path, self.prefix)
+
+
+def is_within(path: str, directory: str) -> bool:
+    real = os.path.realpath(path)
+    root = os.path.realpath(directory)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def identify_interpreter(value: str) -> str | None:
+    """Find an interpreter the way pip's ``--python`` does: a file, an env dir, or a name."""
+    if os.path.isdir(value):
+        for candidate in ("bin/python", "bin/python3"):
+            path = os.path.join(value, candidate)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+        return None
+    if os.path.isfile(value):
+        return value
+    found = shutil.which(value)
+    return found
+
+
+def resolve_target(python_option: str | None, source: str, environ: Mapping[str, str]) -> Target:
+    """Pick the interpreter pip would act on."""
+    if python_option:
+        path = identify_interpreter(python_option)
+        if path is None:
+            raise TargetError(
+                f"cannot find the Python interpreter {python_option!r} (from {source})",
+                hint="give --python the path of an interpreter or of an environment directory",
+            )
+        return Target(os.path.abspath(path), f"pip option --python ({source})")
+    bound = environ.get(BOUND_PYTHON_VAR)
+    if bound:
+        if not os.path.exists(bound):
+            raise TargetError(
+                f"the env this pip belongs to is gone: {bound} does not exist",
+                hint="ask the admin to re-run `safe-pip protect --shim` for this env",
+            )
+        return Target(bound, f"the pip shim of this env ({BOUND_PYTHON_VAR})")
+    path_var = environ.get("PATH", os.defpath)
+    for name in ("python", "python3"):
+        found = shutil.which(name, path=path_var)
+        if found:
+            return Target(os.path.abspath(found), f"`{name}` on PATH")
+    raise TargetError(
+        "no `python` on PATH, so there is no environment to act on",
+        hint="activate an environment or pass --python /path/to/env/bin/python",
+    )
+
+
+_PROBE = r"""
+import json, os, sys, sysconfig
+import site
+paths = sysconfig.get_paths()
+user_base = site.getuserbase()
+print(json.dumps({
+    "executable": sys.executable,
+    "prefix": sys.prefix,
+    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "stdlib": paths.get("stdlib", ""),
+    "purelib": paths.get("purelib", ""),
+    "platlib": paths.get("platlib", ""),
+    "scripts": paths.get("scripts", ""),
+    "data": paths.get("data", ""),
+    "user_base": user_base,
+    "user_site": site.getusersitepackages(),
+}))
+"""
+
+
+def _probe_interpreter(python: str) -> dict[str, str]:
+    if (
+        os.path.realpath(python) == os.path.realpath(sys.executable)
+        and sys.prefix == sys.base_prefix
+    ):
+        exec_globals: dict[str, object] = {}
+        import contextlib
+        import io
+
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            exec(_PROBE, exec_globals)
+        return dict(json.loads(buffer.getvalue()))
+    try:
+        proc = subprocess.run(
+            [python, "-I", "-S", "-c", _PROBE],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    except OSError as error:
+        raise TargetError(f"cannot run the interpreter {python}: {error.strerror}") from error
+    except subprocess.TimeoutExpired as error:
+        raise TargetError(f"the interpreter {python} did not answer within 60 s") from error
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise TargetError(f"cannot inspect the interpreter {python}: {detail[0]}")
+    try:
+        data = json.loads(proc.stdout)
+    except ValueError as error:
+        raise TargetError(f"the interpreter {python} gave an unexpected answer") from error
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _read_pyvenv_cfg(prefix: str) -> dict[str, str] | None:
+    path = os.path.join(prefix, "pyvenv.cfg")
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip().lower()] = value.strip()
+    return values
+
+
+def conda_roots_from_environ(environ: Mapping[str, str]) -> list[str]:
+    """Base prefixes named by conda's own variables (``CONDA_ROOT``, ``_CONDA_ROOT``, ``CONDA_EXE``)."""
+    roots = [environ.get("CONDA_ROOT", ""), environ.get("_CONDA_ROOT", "")]
+    for var in ("CONDA_EXE", "MAMBA_EXE"):
+        exe = environ.get(var, "")
+        if exe:
+            # <base>/bin/conda or <base>/condabin/conda
+            roots.append(os.path.dirname(os.path.dirname(exe)))
+    return [os.path.realpath(r) for r in roots if r]
+
+
+def _history_says_constructor(prefix: str) -> bool:
+    """A constructor-built base records the installer in its first history block."""
+    try:
+        with open(os.path.join(prefix, "conda-meta", "history"), "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    first_cmd = b""
+    for line in head.splitlines():
+        if line.startswith(b"# cmd:"):
+            first_cmd = line
+            break
+    return b"constructor" in first_cmd or b"installer" in first_cmd.lower()
+
+
+def is_conda_base(prefix: str, environ: Mapping[str, str]) -> bool:
+    """A conda base env, recognised from its layout, its history or conda's variables."""
+    if not os.path.isdir(os.path.join(prefix, "conda-meta")):
+        return False
+    if os.path.isdir(os.path.join(prefix, "condabin")):
+        return True
+    if os.path.isdir(os.path.join(prefix, "envs")) and os.path.isdir(os.path.join(prefix, "pkgs")):
+        return True
+    if os.path.realpath(prefix) in conda_roots_from_environ(environ):
+        return True
+    try:
+        names = os.listdir(os.path.join(prefix, "conda-meta"))
+    except OSError:
+        names = []
+    # the `conda` package itself is installed only in base
+    if any(n.startswith("conda-") and n[6:7].isdigit() and n.endswith(".json") for n in names):
+        return True
+    return _history_says_constructor(prefix)
+
+
+def _is_distro_python(prefix: str, purelib: str) -> bool:
+    return prefix in ("/usr", "/usr/local") or "dist-packages" in purelib.split(os.sep)
+
+
+def env_name(python: str, prefix: str, kind: EnvKind) -> str:
+    if kind == EnvKind.CONDA_BASE:
+        return "base"
+    # a path like .../envs/NAME/bin/python names the env (conda, conda-store symlinks)
+    parts = Path(os.path.abspath(python)).parts
+    if len(parts) >= 4 and parts[-4] == "envs":
+        return parts[-3]
+    real = Path(prefix)
+    if real.parent.name == "envs":
+        return real.name
+    return real.name or str(real)
+
+
+def find_markers(prefix: str, stdlib: str) -> tuple[str | None, tuple[str, ...]]:
+    """The marker in force (in the stdlib dir) and any stale ones in other lib/pythonX.Y dirs."""
+    marker = os.path.join(stdlib, MARKER_NAME)
+    current = marker if os.path.isfile(marker) else None
+    stale: list[str] = []
+    lib = os.path.join(prefix, "lib")
+    try:
+        entries = os.listdir(lib)
+    except OSError:
+        entries = []
+    for entry in sorted(entries):
+        if not entry.startswith("python"):
+            continue
+        candidate = os.path.join(lib, entry, MARKER_NAME)
+        if os.path.isfile(candidate) and os.path.realpath(candidate) != os.path.realpath(marker):
+            stale.append(candidate)
+    return current, tuple(stale)
+
+
+def pip_version_in(purelib: str) -> str | None:
+    """pip's version from its dist-info name; no pip import, no subprocess."""
+    try:
+        entries = os.listdir(purelib)
+    except OSError:
+        return None
+    for entry in entries:
+        if entry.startswith("pip-") and entry.endswith(".dist-info"):
+            return entry[4 : -len(".dist-info")]
+    return None
+
+
+def _writable(*paths: str) -> bool:
+    for path in paths:
+        probe = path
+        while probe and not os.path.exists(probe):
+            parent = os.path.dirname(probe)
+            if parent == probe:
+                break
+            probe = parent
+        if not os.access(probe, os.W_OK):
+            return False
+    return True
+
+
+def inspect_environment(target: Target, environ: Mapping[str, str]) -> Environment:
+    info = _probe_interpreter(target.python)
+    prefix = info["prefix"]
+    base_prefix = info["base_prefix"]
+    cfg = _read_pyvenv_cfg(prefix)
+    system_site = False
+    if cfg is not None or prefix != base_prefix:
+        kind = EnvKind.VENV
+        system_site = (cfg or {}).get("include-system-site-packages", "false").lower() == "true"
+    elif os.path.isdir(os.path.join(prefix, "conda-meta")):
+        kind = EnvKind.CONDA_BASE if is_conda_base(prefix, environ) else EnvKind.CONDA_ENV
+    elif _is_distro_python(prefix, info["purelib"]):
+        kind = EnvKind.SYSTEM
+    else:
+        kind = EnvKind.OTHER
+    # user site-packages: disabled in a venv without system site-packages
+    user_site_enabled = kind != EnvKind.VENV or system_site
+    marker, stale = find_markers(prefix, info["stdlib"])
+    conda_root = None
+    if kind == EnvKind.CONDA_BASE:
+        conda_root = prefix
+    elif kind == EnvKind.CONDA_ENV and Path(prefix).parent.name == "envs":
+        candidate = str(Path(prefix).parent.parent)
+        if os.path.isdir(os.path.join(candidate, "conda-meta")):
+            conda_root = candidate
+    return Environment(
+        python=target.python,
+        how=target.how,
+        prefix=prefix,
+        base_prefix=base_prefix,
+        kind=kind,
+        name=env_name(target.python, prefix, kind),
+        version=info["version"],
+        stdlib=info["stdlib"],
+        purelib=info["purelib"],
+        platlib=info["platlib"],
+        scripts=info["scripts"],
+        data=info["data"],
+        user_base=info["user_base"],
+        user_site=info["user_site"],
+        user_site_enabled=user_site_enabled,
+        system_site_packages=system_site,
+        writable=_writable(info["purelib"], info["platlib"]),
+        marker=marker,
+        stale_markers=stale,
+        frozen=os.path.exists(os.path.join(prefix, "conda-meta", "frozen")),
+        pip_version=pip_version_in(info["purelib"]),
+        conda_root=conda_root,
+    )
+
+
+def editable_distributions(env: Environment) -> frozenset[str]:
+    """Names (normalised) of the distributions installed in editable mode."""
+    names: set[str] = set()
+    for directory in {env.purelib, env.platlib}:
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.endswith(".dist-info"):
+                continue
+            try:
+                text = Path(directory, entry, "direct_url.json").read_text(encoding="utf-8")
+                data = json.loads(text)
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and (data.get("dir_info") or {}).get("editable"):
+                names.add(normalize_name(entry[: -len(".dist-info")].rsplit("-", 1)[0]))
+    return frozenset(names)
+
+
+def normalize_name(name: str) -> str:
+    """PEP 503 normalisation without importing packaging."""
+    out = []
+    previous_sep = False
+    for char in name.lower():
+        if char in "-_.":
+            if not previous_sep:
+                out.append("-")
+            previous_sep = True
+        else:
+            out.append(char)
+            previous_sep = False
+    return "".join(out)

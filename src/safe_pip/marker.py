@@ -1,0 +1,190 @@
+"""PEP 668 marker and pip shims: ``safe-pip protect [--shim]`` and ``safe-pip unprotect``.
+
+``protect`` writes ``EXTERNALLY-MANAGED`` into the env's stdlib dir so bare
+pip refuses, and with ``--shim`` replaces ``bin/pip``, ``bin/pip3`` and
+``bin/pip3.X`` with launchers that run safe-pip bound to the env.  What it
+replaced is kept under ``<prefix>/etc/safe-pip/protect/`` with a manifest, so
+``unprotect`` restores the env exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from safe_pip.environment import BOUND_PYTHON_VAR, MARKER_NAME, Environment
+from safe_pip.errors import SafePipError, TargetError
+
+STATE_DIR = os.path.join("etc", "safe-pip", "protect")
+MANIFEST = "manifest.json"
+SHIM_TAG = "# safe-pip shim"
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    action: str  # "created", "replaced", "kept", "removed", "restored"
+
+
+def marker_text(message: str) -> str:
+    lines = message.strip().splitlines() or [""]
+    body = "\n".join(["Error=" + lines[0], *("  " + line for line in lines[1:])])
+    return "[externally-managed]\n" + body + "\n"
+
+
+def shim_text(env: Environment, tool_python: str) -> str:
+    return (
+        "#!/bin/sh\n"
+        f"{SHIM_TAG}: pip for this env goes through safe-pip, which applies the hub's policy.\n"
+        "# Written by `safe-pip protect --shim`; `safe-pip unprotect` restores the original.\n"
+        f"{BOUND_PYTHON_VAR}={shlex.quote(env.python)}\n"
+        f"export {BOUND_PYTHON_VAR}\n"
+        f'exec {shlex.quote(tool_python)} -I -m safe_pip "$@"\n'
+    )
+
+
+def shim_names(env: Environment) -> list[str]:
+    major = env.version.split(".")[0]
+    return ["pip", f"pip{major}", f"pip{env.short_version}"]
+
+
+def _write_atomic(path: str, text: str, mode: int) -> None:
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".safe-pip-", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _state_dir(env: Environment) -> Path:
+    return Path(env.prefix, STATE_DIR)
+
+
+def _load_manifest(env: Environment) -> dict[str, dict[str, str]]:
+    path = _state_dir(env) / MANIFEST
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise SafePipError(f"{path}: cannot read the protect manifest: {error}") from error
+    entries = data.get("entries", {}) if isinstance(data, dict) else {}
+    return {str(k): dict(v) for k, v in entries.items() if isinstance(v, dict)}
+
+
+def _save_manifest(env: Environment, entries: dict[str, dict[str, str]]) -> None:
+    state = _state_dir(env)
+    if not entries:
+        shutil.rmtree(state, ignore_errors=True)
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    _write_atomic(
+        str(state / MANIFEST),
+        json.dumps({"version": 1, "entries": entries}, indent=2) + "\n",
+        0o644,
+    )
+
+
+def _install_file(
+    env: Environment, entries: dict[str, dict[str, str]], path: str, text: str, mode: int
+) -> Change:
+    existing = Path(path)
+    key = os.path.relpath(path, env.prefix)
+    if existing.exists() or existing.is_symlink():
+        try:
+            current = existing.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            current = None
+        if current == text:
+            return Change(path, "kept")
+        if key not in entries:
+            backup = _state_dir(env) / "backup" / key
+            backup.parent.mkdir(parents=True, exist_ok=True)
+            if existing.is_symlink():
+                os.symlink(os.readlink(path), backup)
+            else:
+                shutil.copy2(path, backup)
+            entries[key] = {
+                "action": "replaced",
+                "backup": str(backup.relative_to(_state_dir(env))),
+            }
+        if existing.is_symlink():
+            existing.unlink()
+        _write_atomic(path, text, mode)
+        return Change(path, "replaced")
+    entries.setdefault(key, {"action": "created"})
+    _write_atomic(path, text, mode)
+    return Change(path, "created")
+
+
+def protect(env: Environment, message: str, *, shim: bool, tool_python: str = "") -> list[Change]:
+    """Write the marker (and the shims); idempotent; records what it replaced."""
+    if not os.access(env.stdlib, os.W_OK):
+        raise TargetError(
+            f"cannot write the marker into {env.stdlib}: not writable by you",
+            hint="run `safe-pip protect` as the env's owner (the admin)",
+        )
+    entries = _load_manifest(env)
+    _state_dir(env).mkdir(parents=True, exist_ok=True)
+    changes = [
+        _install_file(
+            env, entries, os.path.join(env.stdlib, MARKER_NAME), marker_text(message), 0o644
+        )
+    ]
+    if shim:
+        tool = tool_python or sys.executable
+        text = shim_text(env, tool)
+        for name in shim_names(env):
+            changes.append(
+                _install_file(env, entries, os.path.join(env.scripts, name), text, 0o755)
+            )
+    _save_manifest(env, entries)
+    return changes
+
+
+def unprotect(env: Environment) -> list[Change]:
+    """Undo exactly what protect did: remove what it created, restore what it replaced."""
+    entries = _load_manifest(env)
+    changes: list[Change] = []
+    state = _state_dir(env)
+    for key, entry in sorted(entries.items()):
+        path = os.path.join(env.prefix, key)
+        if os.path.lexists(path):
+            os.unlink(path)
+        if entry.get("action") == "replaced":
+            backup = state / entry["backup"]
+            if backup.is_symlink():
+                os.symlink(os.readlink(backup), path)
+            else:
+                shutil.copy2(backup, path)
+            changes.append(Change(path, "restored"))
+        else:
+            changes.append(Change(path, "removed"))
+    shutil.rmtree(state, ignore_errors=True)
+    for parent in (state.parent, state.parent.parent):
+        try:
+            parent.rmdir()  # only when empty: etc/safe-pip, etc
+        except OSError:
+            break
+    return changes
+
+
+def is_shim(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(200)
+    except OSError:
+        return False
+    return SHIM_TAG in head

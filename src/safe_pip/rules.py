@@ -1,0 +1,46 @@
+"""The rule ids: the shared vocabulary of the code, the messages, docs/rules.md and the log.
+
+Adding a rule means adding it here (id and one-line summary), deciding it in
+``decide.py``, and documenting it in ``docs/rules.md``.
+"""
+
+from __future__ import annotations
+
+#: Allowed outcomes.
+ALLOWED = "allowed"
+DEV_INSTALL = "dev-install"
+READ_ONLY_COMMAND = "read-only-command"
+
+#: Denials.
+USER_SITE = "user-site"
+READ_ONLY_ENV = "read-only-env"
+BASE_ENV = "base-env"
+SYSTEM_PYTHON = "system-python"
+OUTSIDE_ENV = "outside-env"
+FROZEN_ENV = "frozen-env"
+DEV_ONLY = "dev-only"
+ENV_DENIED = "env-denied"
+BUILD_ISOLATION = "build-isolation"
+CONDA_OWNED = "conda-owned"
+AUDIT_REQUIRED = "audit-required"
+POLICY_INVALID = "policy-invalid"
+UNKNOWN_OPTION = "unknown-option"
+
+SUMMARY: dict[str, str] = {
+    ALLOWED: "the policy allows this operation in this environment",
+    DEV_INSTALL: "a developer install of a local source tree, allowed by the policy",
+    READ_ONLY_COMMAND: "a pip command that does not change any environment",
+    USER_SITE: "no install into the per-user site-packages (~/.local), by any route",
+    READ_ONLY_ENV: "the environment is not writable by you; pip would fall back to ~/.local",
+    BASE_ENV: "no write into a conda base environment",
+    SYSTEM_PYTHON: "no write into the system (distribution) Python",
+    OUTSIDE_ENV: "no --target/--prefix/--root outside the target environment unless listed",
+    FROZEN_ENV: "no install or uninstall in a frozen environment (conda-meta/frozen)",
+    DEV_ONLY: "this environment accepts developer installs only",
+    ENV_DENIED: "the policy allows no pip installs in this kind of environment",
+    BUILD_ISOLATION: "a conda env builds local source trees with --no-build-isolation",
+    CONDA_OWNED: "pip may not replace or remove a package that conda installed",
+    AUDIT_REQUIRED: "the operation cannot be recorded in the audit log",
+    POLICY_INVALID: "the policy file cannot be read or is invalid",
+    UNKNOWN_OPTION: "the pip command line cannot be understood",
+}

@@ -1,0 +1,86 @@
+"""Running the real pip: ``<target python> -m pip ...`` as a subprocess.
+
+Pass-through commands replace safe-pip's process with pip (streams, colours,
+progress bars and the exit code are pip's own).  Guarded commands run pip as a
+child so that safe-pip can record the outcome afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from safe_pip.environment import BOUND_PYTHON_VAR
+from safe_pip.errors import TargetError
+
+
+@dataclass(frozen=True)
+class PipRun:
+    exit_code: int
+    duration_s: float
+    interrupted: bool
+
+
+def pip_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment pip runs with: the user's own, less safe-pip's binding."""
+    env = dict(environ)
+    env.pop(BOUND_PYTHON_VAR, None)
+    return env
+
+
+def pip_command(python: str, pip_args: Sequence[str]) -> list[str]:
+    return [python, "-m", "pip", *pip_args]
+
+
+def exec_pip(python: str, pip_args: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Become pip (never returns)."""
+    argv = pip_command(python, pip_args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(python, argv, pip_environ(environ))
+    except OSError as error:
+        raise TargetError(f"cannot run {python}: {error.strerror}") from error
+
+
+def run_pip(python: str, pip_args: Sequence[str], environ: Mapping[str, str]) -> PipRun:
+    """Run pip as a child with the terminal's streams; Ctrl-C reaches pip, we wait for it."""
+    started = time.monotonic()
+    try:
+        child = subprocess.Popen(pip_command(python, pip_args), env=pip_environ(environ))
+    except OSError as error:
+        raise TargetError(f"cannot run {python}: {error.strerror}") from error
+    interrupted = False
+    while True:
+        try:
+            code = child.wait()
+            break
+        except KeyboardInterrupt:
+            # the terminal sent SIGINT to the whole foreground group, pip included
+            interrupted = True
+            try:
+                child.send_signal(signal.SIGINT)
+            except OSError:
+                pass
+    if code < 0:
+        interrupted = interrupted or code == -signal.SIGINT
+        code = 128 - code
+    return PipRun(exit_code=code, duration_s=time.monotonic() - started, interrupted=interrupted)
+
+
+def capture_pip(
+    python: str, pip_args: Sequence[str], environ: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run pip quietly and capture its output (preflight, inspection)."""
+    return subprocess.run(
+        pip_command(python, pip_args),
+        env=pip_environ(environ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
