@@ -58,4 +58,3 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
 
 def entrypoint() -> None:
     sys.exit(main(sys.argv[1:]))
-

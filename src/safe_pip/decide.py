@@ -109,6 +109,11 @@ def _destination_in_env(path: str, setting: Setting, op: Operation, env: Environ
     return env.contains(path)
 
 
+def writes_env(op: Operation, env: Environment) -> bool:
+    """True unless every --target/--prefix/--root points outside the env."""
+    return all(_destination_in_env(path, s, op, env) for path, s in _destinations(op, env))
+
+
 def _with_extra(op: Operation, extra: list[str]) -> tuple[str, ...]:
     """pip arguments: the user's (less --python and safe-pip's own flags) plus ours after the command."""
     args = [a for a in op.argv_without_python() if a != REPLACE_CONDA_FLAG]
@@ -175,7 +180,7 @@ def decide(op: Operation, env: Environment, policy: Policy) -> Decision:
         )
 
     # 3. --target / --prefix / --root
-    writes_env = True
+    into_env = True
     for path, setting in _destinations(op, env):
         if _inside_user_base(path, env):
             return _deny(
@@ -188,7 +193,7 @@ def decide(op: Operation, env: Environment, policy: Policy) -> Decision:
             continue
         allowed_dirs = policy.paths("install.allowed-destinations")
         if any(is_within(path, allowed) for allowed in allowed_dirs):
-            writes_env = False
+            into_env = False
             continue
         listed = ", ".join(allowed_dirs) if allowed_dirs else "none"
         return _deny(
@@ -200,7 +205,7 @@ def decide(op: Operation, env: Environment, policy: Policy) -> Decision:
         )
 
     # 4. what the policy allows in this kind of env
-    if writes_env:
+    if into_env:
         denial = _decide_env_write(op, env, policy, dev, asked)
         if denial is not None:
             return denial
@@ -223,7 +228,7 @@ def decide(op: Operation, env: Environment, policy: Policy) -> Decision:
         )
 
     extra: list[str] = []
-    if writes_env and op.command == "install" and not _destinations(op, env):
+    if into_env and op.command == "install" and not _destinations(op, env):
         # never let pip fall back to a user install behind our back
         extra.append("--no-user")
     if env.marker and _supports_break_system_packages(env.pip_version):
@@ -296,3 +301,72 @@ def _decide_env_write(
             + _own_env_hint(env),
         )
     return None
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A conda-owned distribution that pip would replace or remove."""
+
+    name: str
+    version: str
+    channel: str
+    new_version: str | None  # None: pip would remove it
+
+    @property
+    def action(self) -> str:
+        if self.new_version is None:
+            return "remove"
+        if self.new_version == self.version:
+            return "reinstall"
+        try:
+            from packaging.version import InvalidVersion, Version
+        except ImportError:  # pragma: no cover - packaging is a dependency
+            return "replace"
+        try:
+            newer = Version(self.new_version) > Version(self.version)
+        except InvalidVersion:
+            return "replace"
+        return "upgrade" if newer else "downgrade"
+
+    def describe(self) -> str:
+        owner = f"conda, {self.channel}" if self.channel else "conda"
+        if self.new_version is None:
+            return f"{self.name} {self.version} ({owner}) -> removed by pip"
+        return f"{self.name} {self.version} ({owner}) -> {self.new_version} (pip) [{self.action}]"
+
+
+def decide_conda_conflicts(
+    op: Operation, conflicts: list[Conflict], policy: Policy, override: bool
+) -> Decision | None:
+    """None when nothing conda owns is touched (or the policy lets it be); else a denial."""
+    if not conflicts or not policy.flag("conda.protect-conda-packages"):
+        return None
+    if override and policy.flag("conda.allow-override"):
+        return None
+    lines = "\n".join(f"  {c.describe()}" for c in conflicts)
+    verb = "remove" if op.command == "uninstall" else "replace"
+    reason = f"pip would {verb} packages that conda installed in this env:\n{lines}"
+    if override:
+        reason += "\n(--replace-conda-packages is not allowed by the policy here)"
+    specs = " ".join(
+        f"{c.name}={c.new_version}" if c.new_version else c.name
+        for c in conflicts
+        if c.new_version is not None
+    )
+    hints = []
+    if op.command == "uninstall":
+        hints.append(
+            f"remove them with conda: `conda remove {' '.join(c.name for c in conflicts)}`"
+        )
+    else:
+        if specs:
+            hints.append(
+                f"install the dependency with conda: `conda install {specs}` (or add it to the env's spec)"
+            )
+        hints.append(
+            "if the conda builds already satisfy your package: "
+            + corrected_command(op, add=["--no-deps"])
+        )
+    if policy.flag("conda.allow-override") and not override:
+        hints.append(f"to replace them anyway, knowingly: add {REPLACE_CONDA_FLAG}")
+    return _deny(rules.CONDA_OWNED, reason, "\n".join(hints))

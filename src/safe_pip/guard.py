@@ -1,41 +1,43 @@
 """The pip path: pass read-only commands through, decide and run mutating ones.
 
-This is the imperative shell around ``decide.decide``: it gathers the
-operation, the environment and the policy, prints a denial, runs pip for what
-is allowed, and hands every mutating outcome to the audit log.
+This is the imperative shell around ``decide``: it gathers the operation, the
+environment and the policy, prints a refusal, runs pip for what is allowed
+(checked between resolution and installation, see ``preflight``), and writes
+one audit record for every install and uninstall.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import Any
 
 from safe_pip import rules
-from safe_pip.decide import Decision, command_text, decide
+from safe_pip.decide import (
+    REPLACE_CONDA_FLAG,
+    Conflict,
+    Decision,
+    command_text,
+    decide,
+    decide_conda_conflicts,
+    writes_env,
+)
 from safe_pip.environment import (
     Environment,
     editable_distributions,
     inspect_environment,
+    normalize_name,
     resolve_target,
 )
-from safe_pip.errors import Denied, ExitCode, PolicyError, UsageError
+from safe_pip.errors import ExitCode, PolicyError, SafePipError, UsageError
 from safe_pip.pipcli import Operation, parse_pip_command_line
 from safe_pip.pipconfig import load_pip_config
-from safe_pip.policy import Policy, load_policy
-from safe_pip.runner import exec_pip, run_pip
+from safe_pip.policy import Policy, default_policy, load_policy
 
 PROG = "safe-pip"
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """Everything known about one mutating command, for the audit record."""
-
-    op: Operation
-    env: Environment
-    decision: Decision
-    policy: Policy | None
 
 
 def _mentions_mutation(argv: Sequence[str]) -> bool:
@@ -46,8 +48,10 @@ def format_denial(op: Operation, env: Environment | None, decision: Decision, co
     lines = [
         f"{PROG}: refused: {command_text(op)}",
         f"  rule:    {decision.rule} ({rules.SUMMARY.get(decision.rule, '')})",
-        f"  why:     {decision.reason}",
     ]
+    reason = decision.reason.splitlines() or [""]
+    lines.append(f"  why:     {reason[0]}")
+    lines.extend(f"           {line}" for line in reason[1:])
     if decision.hint:
         hint_lines = decision.hint.splitlines()
         lines.append(f"  instead: {hint_lines[0]}")
@@ -61,23 +65,26 @@ def format_denial(op: Operation, env: Environment | None, decision: Decision, co
 
 
 def run_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    override = REPLACE_CONDA_FLAG in argv
+    args = [a for a in argv if a != REPLACE_CONDA_FLAG]
     try:
-        op = parse_pip_command_line(argv, environ, load_pip_config(environ, site_prefix=None))
-    except UsageError:
-        if _mentions_mutation(argv):
+        op = parse_pip_command_line(args, environ, load_pip_config(environ, site_prefix=None))
+    except (UsageError, PolicyError):
+        if _mentions_mutation(args):
             raise
         op = None
     if op is None or not op.mutating:
         return _pass_through(argv, op, environ)
-    return _guarded(argv, op, environ)
+    return _guarded(args, op, environ, override)
 
 
 def _pass_through(argv: Sequence[str], op: Operation | None, environ: Mapping[str, str]) -> int:
     """Read-only commands: become pip of the target interpreter."""
-    python_setting = op.python if op is not None else None
-    explicit = python_setting is not None and python_setting.source.startswith("--python")
-    if explicit and op is not None:
-        target = resolve_target(str(python_setting.value), python_setting.source, environ)  # type: ignore[union-attr]
+    from safe_pip.runner import exec_pip
+
+    python = op.python if op is not None else None
+    if op is not None and python is not None and python.source.startswith("--python"):
+        target = resolve_target(str(python.value), python.source, environ)
         args = list(op.argv_without_python())
     else:
         # PIP_PYTHON and config files are pip's to honour, as usual
@@ -87,8 +94,62 @@ def _pass_through(argv: Sequence[str], op: Operation | None, environ: Mapping[st
     return 0  # pragma: no cover - exec does not return
 
 
-def _guarded(argv: Sequence[str], op: Operation, environ: Mapping[str, str]) -> int:
-    python = op.python
+class _Attempt:
+    """One mutating command on its way through: what is known, for the record."""
+
+    def __init__(self, op: Operation, env: Environment, environ: Mapping[str, str]) -> None:
+        self.op = op
+        self.env = env
+        self.environ = environ
+        self.policy: Policy | None = None
+
+    def locations(self) -> list[str]:
+        from safe_pip import audit
+
+        return audit.log_locations(self.env, self.policy or default_policy(), self.environ)
+
+    def record(
+        self,
+        decision: Decision,
+        *,
+        outcome: str,
+        exit_code: int,
+        duration_s: float = 0.0,
+        changes: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Write the audit record; returns the log path, or None (with a warning) on failure."""
+        from safe_pip import audit
+
+        record = audit.base_record(self.env, list(self.op.argv), self.op.command or "")
+        record.update(
+            decision="allowed" if decision.allowed else "denied",
+            rule=decision.rule,
+            reason=decision.reason,
+            outcome=outcome,
+            exit_code=exit_code,
+            duration_s=round(duration_s, 3),
+            changes=dict(changes or {"installed": [], "removed": []}),
+            requested=audit.redacted_requested(self.op),
+            index=audit.index_options(self.op),
+        )
+        try:
+            return audit.append(record, self.locations())
+        except SafePipError as error:
+            print(f"{PROG}: warning: this operation was not recorded: {error.message}", file=sys.stderr)
+            return None
+
+
+def _deny(attempt: _Attempt, decision: Decision, contact: str = "") -> int:
+    print(format_denial(attempt.op, attempt.env, decision, contact), file=sys.stderr)
+    code = ExitCode.POLICY_ERROR if decision.rule == rules.POLICY_INVALID else ExitCode.DENIED
+    attempt.record(decision, outcome="denied", exit_code=int(code))
+    return int(code)
+
+
+def _guarded(
+    argv: Sequence[str], first: Operation, environ: Mapping[str, str], override: bool
+) -> int:
+    python = first.python
     target = resolve_target(
         str(python.value) if python is not None else None,
         python.source if python is not None else "",
@@ -97,25 +158,259 @@ def _guarded(argv: Sequence[str], op: Operation, environ: Mapping[str, str]) -> 
     env = inspect_environment(target, environ)
     # pip also reads <sys.prefix>/pip.conf of the interpreter it runs in
     op = parse_pip_command_line(argv, environ, load_pip_config(environ, site_prefix=env.prefix))
+    attempt = _Attempt(op, env, environ)
     try:
         policy = load_policy(env.prefix)
     except PolicyError as error:
-        decision = Decision(
-            allowed=False,
-            rule=rules.POLICY_INVALID,
-            reason=f"the policy cannot be used, so nothing that changes an env is allowed: "
-            f"{error.message}",
-            hint=error.hint or "ask the admin to fix the policy file; read-only pip commands "
-            "still work",
+        return _deny(
+            attempt,
+            Decision(
+                allowed=False,
+                rule=rules.POLICY_INVALID,
+                reason="the policy cannot be used, so nothing that changes an env is allowed: "
+                f"{error.message}",
+                hint=error.hint
+                or "ask the admin to fix the policy file; read-only commands (pip list, "
+                "pip show, safe-pip status) still work",
+            ),
         )
-        print(format_denial(op, env, decision, ""), file=sys.stderr)
-        return int(ExitCode.POLICY_ERROR)
+    attempt.policy = policy
+    contact = policy.text("messages.contact")
     if op.command == "uninstall":
         env = replace(env, editable_dists=editable_distributions(env))
+        attempt.env = env
     decision = decide(op, env, policy)
+    if decision.allowed and op.command == "uninstall" and env.is_conda:
+        conflict = _uninstall_conflicts(op, env, policy, override)
+        if conflict is not None:
+            decision = conflict
     if not decision.allowed:
-        print(format_denial(op, env, decision, policy.text("messages.contact")), file=sys.stderr)
-        raise_code = Denied(decision.rule, decision.reason, decision.hint).exit_code
-        return int(raise_code)
-    result = run_pip(env.python, decision.pip_args, environ)
-    return result.exit_code
+        if decision.rule == rules.READ_ONLY_ENV and op.command == "install":
+            decision = _with_next_step(op, env, policy, decision)
+        return _deny(attempt, decision, contact)
+
+    from safe_pip import audit
+
+    if policy.flag("audit.required") and audit.writable_location(attempt.locations()) is None:
+        return _deny(
+            attempt,
+            Decision(
+                allowed=False,
+                rule=rules.AUDIT_REQUIRED,
+                reason="this operation cannot be recorded: none of the audit log locations "
+                f"is writable ({', '.join(attempt.locations())})",
+                hint="ask the admin to fix the audit log location (audit.location in the policy)",
+            ),
+            contact,
+        )
+    return _run_allowed(attempt, decision, override, contact)
+
+
+def _uninstall_conflicts(
+    op: Operation, env: Environment, policy: Policy, override: bool
+) -> Decision | None:
+    from safe_pip.conda_records import read_records
+    from safe_pip.inventory import scan
+    from safe_pip.ownership import owners
+
+    names = list(op.args) + _names_from_requirement_files(op)
+    installed = scan([env.purelib, env.platlib])
+    found = owners(installed, read_records(env.prefix), env, names)
+    conflicts = [
+        Conflict(o.name, o.version, o.channel, None) for o in found.values() if o.conda
+    ]
+    return decide_conda_conflicts(op, conflicts, policy, override)
+
+
+def _names_from_requirement_files(op: Operation) -> list[str]:
+    names: list[str] = []
+    for path in op.requirement_files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            line = line.split("#", 1)[0].strip()
+            if not line or line.startswith("-"):
+                continue
+            name = ""
+            for char in line:
+                if char.isalnum() or char in "-_.":
+                    name += char
+                else:
+                    break
+            if name:
+                names.append(name)
+    return names
+
+
+def _with_next_step(op: Operation, env: Environment, policy: Policy, decision: Decision) -> Decision:
+    from safe_pip import nextstep
+
+    try:
+        lines = nextstep.spec_for_request(op, env, policy)
+    except (OSError, SafePipError) as error:
+        lines = [f"(could not prepare an environment.yml: {error})"]
+    return replace(decision, hint=decision.hint + "\n" + "\n".join(lines))
+
+
+def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:
+    from safe_pip.changes import compute_changes, read_report
+    from safe_pip.inventory import scan
+    from safe_pip.runner import run_pip
+
+    op, env = attempt.op, attempt.env
+    assert attempt.policy is not None
+    policy = attempt.policy
+    sites = [env.purelib, env.platlib]
+    before = scan(sites)
+    index_url = str(op.index_url) if op.index_url else None
+
+    if op.command != "install":
+        run = run_pip(env.python, decision.pip_args, attempt.environ)
+        after = scan(sites)
+        changes = compute_changes(before, after, None, index_url)
+        attempt.record(
+            decision,
+            outcome=_outcome(run.exit_code, run.interrupted),
+            exit_code=run.exit_code,
+            duration_s=run.duration_s,
+            changes=changes,
+        )
+        return run.exit_code
+
+    with tempfile.TemporaryDirectory(prefix="safe-pip-") as scratch:
+        pip_args = list(decision.pip_args)
+        user_report = op.report_file
+        report_path = os.path.join(scratch, "report.json")
+        if user_report and str(user_report) != "-":
+            report_path = str(user_report)
+        else:
+            pip_args = _set_report(pip_args, report_path, op)
+        protect = (
+            env.is_conda
+            and writes_env(op, env)
+            and policy.flag("conda.protect-conda-packages")
+            and not (override and policy.flag("conda.allow-override"))
+        )
+        verdict: Decision | None = None
+        if protect:
+            from safe_pip.preflight import run_checked
+
+            def check(report: dict[str, Any] | None) -> tuple[bool, object]:
+                result = _install_conflicts(op, env, policy, override, report, before)
+                return result is None, result
+
+            checked = run_checked(env.python, pip_args, report_path, attempt.environ, check)
+            if checked.hook_missing:
+                attempt.record(
+                    replace(
+                        decision,
+                        allowed=False,
+                        rule=rules.CONDA_OWNED,
+                        reason="this env's pip offers no point to check an install before it "
+                        "happens, so conda-owned packages cannot be protected",
+                    ),
+                    outcome="denied",
+                    exit_code=int(ExitCode.DENIED),
+                )
+                print(
+                    f"{PROG}: refused: this env's pip ({env.pip_version}) cannot be checked "
+                    "before it installs; upgrade pip with conda (`conda install pip`)",
+                    file=sys.stderr,
+                )
+                return int(ExitCode.DENIED)
+            run, report = checked.run, checked.report
+            if isinstance(checked.verdict, Decision):
+                verdict = checked.verdict
+        else:
+            run = run_pip(env.python, pip_args, attempt.environ)
+            report = read_report(report_path)
+        if op.report_file and str(op.report_file) == "-" and report is not None:
+            import json
+
+            print(json.dumps(report, indent=2))
+        after = scan(sites)
+        changes = compute_changes(before, after, report, index_url)
+
+    if verdict is not None:
+        print(format_denial(op, env, verdict, contact), file=sys.stderr)
+        attempt.record(
+            verdict,
+            outcome="denied",
+            exit_code=int(ExitCode.DENIED),
+            duration_s=run.duration_s,
+            changes=changes,
+        )
+        return int(ExitCode.DENIED)
+    attempt.record(
+        decision,
+        outcome=_outcome(run.exit_code, run.interrupted),
+        exit_code=run.exit_code,
+        duration_s=run.duration_s,
+        changes=changes,
+    )
+    return run.exit_code
+
+
+def _outcome(exit_code: int, interrupted: bool) -> str:
+    if interrupted:
+        return "interrupted"
+    return "ok" if exit_code == 0 else "failed"
+
+
+def _set_report(pip_args: list[str], path: str, op: Operation) -> list[str]:
+    """Add ``--report PATH`` after the command name (replacing ``--report -``)."""
+    cleaned: list[str] = []
+    skip = False
+    for item in pip_args:
+        if skip:
+            skip = False
+            continue
+        if item == "--report":
+            skip = True
+            continue
+        if item.startswith("--report="):
+            continue
+        cleaned.append(item)
+    position = cleaned.index("install") + 1 if "install" in cleaned else len(cleaned)
+    return [*cleaned[:position], "--report", path, *cleaned[position:]]
+
+
+def _install_conflicts(
+    op: Operation,
+    env: Environment,
+    policy: Policy,
+    override: bool,
+    report: Mapping[str, Any] | None,
+    installed: Mapping[str, Any],
+) -> Decision | None:
+    from safe_pip.changes import planned_installs
+    from safe_pip.conda_records import read_records
+    from safe_pip.ownership import owners
+
+    planned = planned_installs(report)
+    if report is None:
+        return Decision(
+            allowed=False,
+            rule=rules.CONDA_OWNED,
+            reason="pip's installation report could not be read, so the install cannot be "
+            "checked against the packages conda owns",
+            hint="try again; if it persists, report it to the admin",
+        )
+    if not planned:
+        return None
+    found = owners(installed, read_records(env.prefix), env, planned.keys())
+    conflicts = []
+    for key, owner in found.items():
+        if not owner.conda:
+            continue
+        metadata = planned[key].get("metadata") or {}
+        conflicts.append(
+            Conflict(owner.name, owner.version, owner.channel, str(metadata.get("version", "")))
+        )
+    return decide_conda_conflicts(op, conflicts, policy, override)
+
+
+__all__ = ["format_denial", "normalize_name", "run_pip_command"]

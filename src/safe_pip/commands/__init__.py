@@ -50,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     log.add_argument("--limit", metavar="N", type=int, help="show the newest N records")
     log.add_argument("--verify", action="store_true", help="check the hash chain")
 
-    export = with_python(sub.add_parser("export", help="write an environment.yml that rebuilds the env"))
+    export = with_python(
+        sub.add_parser("export", help="write an environment.yml that rebuilds the env")
+    )
     export.add_argument(
         "--format", choices=("environment.yml", "requirements"), default="environment.yml"
     )

@@ -1,0 +1,828 @@
+"""The audit log: one JSON line per mutating operation, appended under a lock, read from the end.
+
+Records are built by ``base_record`` (who, where, what was asked; secrets
+redacted) and completed by the guard (decision, outcome, changes).  ``append``
+writes each as one line with one ``write`` on an ``O_APPEND`` descriptor while
+holding ``<log>.lock``, and chains it to the line before (``prev``: sha256 of
+that line).  ``log_locations`` says where records go, from the policy's
+``audit.location``.  Readers (``read_records``, ``read_all``) skip damaged lines
+and count them; ``verify`` checks the chain.  The format is docs/audit-log.md.
+
+Start-up matters here (every install appends): the module imports nothing that
+the pip path has not already loaded, and takes its lock with ``fcntl.flock``
+directly (the lock ``filelock.FileLock`` takes on the same path; filelock itself
+is imported only where flock is unavailable, its import alone costs 20-50 ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import heapq
+import json
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from safe_pip import __version__
+from safe_pip.errors import AuditError
+from safe_pip.redact import redact_argv, redact_requirement_file_lines, redact_text
+
+if TYPE_CHECKING:
+    from safe_pip.environment import Environment
+    from safe_pip.pipcli import Operation
+    from safe_pip.policy import Policy
+
+#: The record format version (``schema`` in every record); docs/audit-log.md.
+SCHEMA = 1
+#: The env's own log, relative to its prefix.
+ENV_LOG = os.path.join("var", "log", "safe-pip", "audit.jsonl")
+LOCK_SUFFIX = ".lock"
+#: How long ``append`` waits for another safe-pip holding the lock, per location.
+LOCK_TIMEOUT_S = 10.0
+#: Lines kept per requirement file in ``requested``.
+MAX_FILE_LINES = 500
+
+_TAIL_BLOCK = 1 << 16
+_CHUNK = 1 << 22
+_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-")
+_REQUIREMENT_NAME = re.compile(
+    r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?:[@<>=!~;(]|$)"
+)
+_EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+# --- the record ---------------------------------------------------------------------------
+
+
+def utc_time(epoch: float | None = None) -> str:
+    """``2024-05-01T12:00:03.123456Z``: the fixed-width UTC form every record uses."""
+    now = time.time() if epoch is None else epoch
+    seconds = int(now)
+    micros = round((now - seconds) * 1_000_000)
+    if micros == 1_000_000:
+        seconds, micros = seconds + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+def new_id() -> str:
+    """A random UUID (version 4) as 32 hex digits, without importing ``uuid``."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    return raw.hex()
+
+
+def login_name(uid: int, environ: Mapping[str, str]) -> str:
+    """The login name of ``uid`` (the real uid), else ``$USER``/``$LOGNAME``, else the uid."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return environ.get("USER") or environ.get("LOGNAME") or str(uid)
+
+
+def base_record(
+    env: Environment,
+    argv: Sequence[str],
+    command: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A record with every field of the schema; who/where/what filled in, the rest at defaults.
+
+    The guard sets ``decision``, ``rule``, ``reason``, ``outcome``, ``exit_code``,
+    ``duration_s``, ``changes``, ``requested`` and ``index``.  ``prev`` is set by
+    ``append``.
+    """
+    variables = os.environ if environ is None else environ
+    uid = os.getuid()
+    return {
+        "schema": SCHEMA,
+        "id": new_id(),
+        "time": utc_time(),
+        "prev": None,
+        "safe_pip": __version__,
+        "user": login_name(uid, variables),
+        "uid": uid,
+        "host": os.uname().nodename,
+        "hub_user": variables.get("JUPYTERHUB_USER") or None,
+        "prefix": env.prefix,
+        "env_name": env.name,
+        "env_kind": str(env.kind),
+        "python": env.version,
+        "pip_version": env.pip_version,
+        "command": command,
+        "argv": redact_argv(argv),
+        "requested": [],
+        "index": {"index_url": None, "extra_index_urls": [], "find_links": [], "no_index": False},
+        "decision": None,
+        "rule": None,
+        "reason": "",
+        "outcome": None,
+        "exit_code": None,
+        "duration_s": None,
+        "changes": {"installed": [], "removed": []},
+    }
+
+
+def _strings(value: object) -> list[str]:
+    if value is None or value is False:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _requirement_file_lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(1 << 20)
+    except OSError:
+        return []
+    lines = []
+    for line in redact_requirement_file_lines(text):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            lines.append(stripped)
+    return lines[:MAX_FILE_LINES]
+
+
+def redacted_requested(op: Operation) -> list[str]:
+    """What the user asked for, redacted: requirement arguments, ``-e X``, and ``-r FILE``
+    followed by that file's requirement lines (comments dropped, at most MAX_FILE_LINES)."""
+    requested = [redact_text(arg) for arg in op.args]
+    requested.extend("-e " + redact_text(e) for e in _strings(op.get("editables")))
+    for path in _strings(op.get("requirements")):
+        requested.append("-r " + redact_text(path))
+        if "://" not in path:
+            requested.extend(_requirement_file_lines(path))
+    return requested
+
+
+def index_options(op: Operation) -> dict[str, Any]:
+    """Where pip looks for packages (effective options), redacted."""
+    index_url = op.get("index_url")
+    return {
+        "index_url": redact_text(str(index_url)) if index_url else None,
+        "extra_index_urls": [redact_text(u) for u in _strings(op.get("extra_index_urls"))],
+        "find_links": [redact_text(u) for u in _strings(op.get("find_links"))],
+        "no_index": bool(op.get("no_index", False)),
+    }
+
+
+def redact_record(value: Any) -> Any:
+    """Every string in a record, redacted again: whatever a caller forgot never lands."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: redact_record(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact_record(item) for item in value]
+    return value
+
+
+# --- where records go ---------------------------------------------------------------------
+
+
+@functools.cache
+def _sha256_function() -> Callable[[bytes], Any]:
+    # the builtin module loads in 0.2 ms, hashlib (OpenSSL) in 3-8 ms
+    import importlib
+
+    for module in ("_sha2", "_sha256"):
+        try:
+            function: Callable[[bytes], Any] = importlib.import_module(module).sha256
+            return function
+        except (ImportError, AttributeError):
+            continue
+    import hashlib  # pragma: no cover - builds without the builtin hashes
+
+    return hashlib.sha256  # pragma: no cover
+
+
+def line_hash(line: bytes) -> str:
+    """sha256 (hex) of one log line without its newline: the next record's ``prev``."""
+    return str(_sha256_function()(line).hexdigest())
+
+
+def prefix_hash(prefix: str) -> str:
+    """12 hex digits naming a prefix in per-user file names (``{prefix_hash}``)."""
+    return line_hash(os.path.normpath(prefix).encode("utf-8", "surrogateescape"))[:12]
+
+
+def _safe_file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64].lstrip(".") or "env"
+
+
+def state_home(environ: Mapping[str, str]) -> str | None:
+    """``$XDG_STATE_HOME``, else ``~/.local/state`` (None without a home directory)."""
+    configured = environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(configured):
+        return configured
+    home = environ.get("HOME", "")
+    if not os.path.isabs(home):
+        try:
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except (ImportError, KeyError):
+            return None
+    return os.path.join(home, ".local", "state")
+
+
+def user_log_path(env: Environment, environ: Mapping[str, str]) -> str | None:
+    """The per-user file for this env: ``<state home>/safe-pip/<env_name>-<prefix_hash>.jsonl``."""
+    home = state_home(environ)
+    if home is None:
+        return None
+    name = f"{_safe_file_name(env.name)}-{prefix_hash(env.prefix)}.jsonl"
+    return os.path.join(home, "safe-pip", name)
+
+
+def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> list[str]:
+    """Where this env's records go, in order of preference (``append`` uses the first that works).
+
+    ``audit.location``: ``"env"`` (default; also without a usable policy) ->
+    ``<prefix>/var/log/safe-pip/audit.jsonl`` then the per-user file; ``"user"``
+    -> the per-user file only; an absolute path -> that path only, with
+    ``{env_name}`` and ``{prefix_hash}`` expanded.
+    """
+    setting = "env" if policy is None else policy.text("audit.location")
+    user_file = user_log_path(env, environ)
+    if setting == "env":
+        locations = [os.path.join(env.prefix, ENV_LOG)]
+        if user_file is not None:
+            locations.append(user_file)
+        return locations
+    if setting == "user":
+        return [user_file] if user_file is not None else []
+    path = setting.replace("{env_name}", _safe_file_name(env.name))
+    path = path.replace("{prefix_hash}", prefix_hash(env.prefix))
+    return [path]
+
+
+def _nearest_existing(path: str) -> str:
+    probe = path
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return probe
+
+
+def writable_location(locations: Sequence[str]) -> str | None:
+    """The first location ``append`` can most likely write, or None; creates nothing.
+
+    For the ``audit.required`` check before pip runs.  A full disk or a lock
+    held for longer than LOCK_TIMEOUT_S can still make ``append`` fail.
+    """
+    for path in locations:
+        lock = path + LOCK_SUFFIX
+        if os.path.lexists(path):
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            if not os.access(path, os.R_OK | os.W_OK):
+                continue
+            if os.path.lexists(lock):
+                if os.access(lock, os.R_OK | os.W_OK) and not os.path.islink(lock):
+                    return path
+                continue
+            if os.access(os.path.dirname(path), os.W_OK | os.X_OK):
+                return path
+            continue
+        existing = _nearest_existing(os.path.dirname(path))
+        if os.path.isdir(existing) and os.access(existing, os.W_OK | os.X_OK):
+            return path
+    return None
+
+
+# --- writing ------------------------------------------------------------------------------
+
+
+def _is_private(directory: str) -> bool:
+    """Inside the user's own state dir: created 0700, files 0600 (XDG)."""
+    home = state_home(os.environ)
+    return home is not None and (
+        directory == home or directory.startswith(home.rstrip(os.sep) + os.sep)
+    )
+
+
+def _shared_mode(directory: str) -> int:
+    """A file's mode in ``directory``: owner rw, plus the read/write the dir gives group/others.
+
+    So a log in a group-writable env (``0o2775``) is ``0o664`` and every member
+    can append; in a ``0o755`` dir it is ``0o644``.
+    """
+    try:
+        dir_mode = os.stat(directory).st_mode
+    except OSError:
+        return 0o644
+    return 0o600 | (dir_mode & 0o066)
+
+
+def _make_dirs(directory: str, private: bool) -> None:
+    missing: list[str] = []
+    probe = directory
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    for path in reversed(missing):
+        if private:
+            mode = 0o700
+        else:
+            parent_mode = os.stat(os.path.dirname(path)).st_mode
+            mode = 0o700 | (parent_mode & (0o077 | stat.S_ISGID | stat.S_ISVTX))
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            continue
+        os.chmod(path, mode)  # past the umask
+
+
+def _open_shared(path: str, flags: int, mode: int) -> int:
+    """Open a regular file (never a symlink, FIFO or device), creating it with ``mode``.
+
+    An existing file is opened without O_CREAT, so ``fs.protected_regular`` does
+    not refuse a log another user created in a sticky directory.
+    """
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, mode)  # past the umask
+        except FileExistsError:
+            fd = os.open(path, flags)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return fd
+
+
+def _lock(lock_path: str, mode: int) -> Callable[[], None]:
+    """Hold ``lock_path`` exclusively; returns the function that releases it."""
+    fd = _open_shared(lock_path, os.O_RDWR, mode)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the Linux hubs safe-pip is for
+        os.close(fd)
+        return _filelock(lock_path)
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as error:
+            if error.errno in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
+                os.close(fd)
+                return _filelock(lock_path)
+            if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                os.close(fd)
+                raise
+        if time.monotonic() >= deadline:
+            os.close(fd)
+            raise OSError(errno.ETIMEDOUT, f"lock held by another process for {LOCK_TIMEOUT_S:g} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+    def release() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    return release
+
+
+def _filelock(lock_path: str) -> Callable[[], None]:
+    """filelock's own lock, for filesystems without flock (it falls back to a soft lock)."""
+    import filelock
+
+    lock = filelock.FileLock(lock_path, timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except filelock.Timeout as error:
+        raise OSError(errno.ETIMEDOUT, "lock held by another process") from error
+
+    def release() -> None:
+        lock.release()
+
+    return release
+
+
+def _last_line(fd: int, size: int) -> tuple[bytes | None, bool]:
+    """(the last line without its newline or None for an empty file, file ends with a newline)."""
+    if size == 0:
+        return None, True
+    block = 4096
+    position = size
+    buffer = b""
+    while True:
+        count = min(block, position)
+        position -= count
+        buffer = os.pread(fd, count, position) + buffer
+        terminated = buffer.endswith(b"\n")
+        body = buffer[:-1] if terminated else buffer
+        cut = body.rfind(b"\n")
+        if cut >= 0 or position == 0:
+            return body[cut + 1 :], terminated
+        block = min(block * 4, _CHUNK)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _append_to(path: str, record: Mapping[str, Any], fsync: bool) -> None:
+    directory = os.path.dirname(path) or "."
+    private = _is_private(directory)
+    _make_dirs(directory, private)
+    mode = 0o600 if private else _shared_mode(directory)
+    release = _lock(path + LOCK_SUFFIX, mode)
+    try:
+        fd = _open_shared(path, os.O_RDWR | os.O_APPEND, mode)
+        try:
+            size = os.fstat(fd).st_size
+            last, terminated = _last_line(fd, size)
+            chained = {**record, "prev": None if last is None else line_hash(last)}
+            data = json.dumps(chained, separators=(",", ":"), default=str).encode("ascii")
+            # a torn last line (crash mid-write) stays a line of its own
+            _write_all(fd, (b"" if terminated else b"\n") + data + b"\n")
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        release()
+
+
+def append(record: Mapping[str, Any], locations: Sequence[str], *, fsync: bool = False) -> str:
+    """Append ``record`` to the first location that works; returns its path.
+
+    The record is redacted again and chained (``prev``) to the file's last line.
+    Raises AuditError when no location works.  ``fsync`` also waits for the
+    disk (see docs/performance.md for what it costs).
+    """
+    redacted = redact_record(dict(record))
+    problems = []
+    for path in locations:
+        try:
+            _append_to(path, redacted, fsync)
+        except OSError as error:
+            problems.append(f"{path}: {error.strerror or error}")
+            continue
+        return path
+    raise AuditError(
+        "cannot write the audit record: " + ("; ".join(problems) or "no location configured"),
+        hint="ask the admin to make the env's var/log/safe-pip writable for you, "
+        "or to set audit.location in the policy",
+    )
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def requirement_name(text: str) -> str | None:
+    """The project name a requirement string starts with (or its ``#egg=``), normalised."""
+    from safe_pip.environment import normalize_name
+
+    stripped = text.strip()
+    if stripped.startswith("-"):
+        option, _, value = stripped.partition(" ")
+        if option not in ("-e", "--editable"):
+            return None
+        stripped = value.strip()
+    egg = _EGG.search(stripped)
+    if egg:
+        return normalize_name(egg.group(1))
+    if "://" in stripped.split("@", 1)[0] or stripped.startswith((".", "/", "~")):
+        return None
+    match = _REQUIREMENT_NAME.match(stripped)
+    return normalize_name(match.group(1)) if match else None
+
+
+def record_packages(record: Mapping[str, Any]) -> set[str]:
+    """Normalised names a record is about: its changes and what was requested."""
+    from safe_pip.environment import normalize_name
+
+    names: set[str] = set()
+    changes = record.get("changes")
+    if isinstance(changes, Mapping):
+        for key in ("installed", "removed"):
+            items = changes.get(key)
+            if isinstance(items, list):
+                for item in items:
+                    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                        names.add(normalize_name(item["name"]))
+    requested = record.get("requested")
+    if isinstance(requested, list):
+        for text in requested:
+            if isinstance(text, str):
+                name = requirement_name(text)
+                if name:
+                    names.add(name)
+    return names
+
+
+@dataclass(frozen=True)
+class RecordFilter:
+    """What ``safe-pip log`` selects; times are UTC in the record format (see ``utc_time``)."""
+
+    package: str | None = None
+    decision: str | None = None
+    #: matches ``user`` or ``hub_user``
+    user: str | None = None
+    #: inclusive
+    since: str | None = None
+    #: exclusive
+    until: str | None = None
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        if self.decision is not None and record.get("decision") != self.decision:
+            return False
+        if self.user is not None and self.user not in (record.get("user"), record.get("hub_user")):
+            return False
+        when = str(record.get("time") or "")
+        if self.since is not None and when < self.since:
+            return False
+        if self.until is not None and when >= self.until:
+            return False
+        if self.package is not None:
+            from safe_pip.environment import normalize_name
+
+            return normalize_name(self.package) in record_packages(record)
+        return True
+
+
+class _Selector:
+    """Cheap byte tests before ``json.loads``: no false negatives, few false positives."""
+
+    def __init__(self, filters: RecordFilter | None) -> None:
+        self.filters = filters
+        self.pattern: re.Pattern[bytes] | None = None
+        self.needles: list[tuple[bytes, ...]] = []
+        if filters is None:
+            return
+        if filters.package:
+            from safe_pip.environment import normalize_name
+
+            parts = [p for p in normalize_name(filters.package).split("-") if p]
+            if parts:
+                body = rb"[-_.]+".join(re.escape(p.encode("utf-8", "replace")) for p in parts)
+                self.pattern = re.compile(body + rb"(?![a-z0-9._-])")
+        if filters.decision:
+            self.needles.append((b'"' + filters.decision.encode("utf-8", "replace") + b'"',))
+        if filters.user:
+            quoted = json.dumps(filters.user)
+            self.needles.append(
+                (quoted.encode("ascii"), f'"{filters.user}"'.encode("utf-8", "replace"))
+            )
+
+    def select(self, chunk: bytes, unterminated: bool) -> tuple[list[dict[str, Any]], int]:
+        """(matching records in file order, damaged lines) of a chunk of whole lines.
+
+        ``unterminated``: the chunk ends with a line without its newline, which
+        may still be being written; it is not counted as damaged.
+        """
+        partial: bytes | None = None
+        if self.pattern is None:
+            lines = chunk.split(b"\n")
+            if unterminated:
+                partial = lines[-1]
+        else:
+            lines = []
+            lowered = chunk.lower()
+            done = 0
+            for match in self.pattern.finditer(lowered):
+                start = match.start()
+                if start < done or (start > 0 and lowered[start - 1] in _NAME_BYTES):
+                    continue
+                line_start = lowered.rfind(b"\n", 0, start) + 1
+                line_end = lowered.find(b"\n", start)
+                if line_end < 0:
+                    line_end = len(lowered)
+                lines.append(chunk[line_start:line_end])
+                done = line_end
+            if unterminated and done == len(chunk) and lines:
+                partial = lines[-1]
+        if self.needles:
+            lines = [line for line in lines if all(_any_in(n, line) for n in self.needles)]
+        return self._parse(lines, partial)
+
+    def _parse(self, lines: list[bytes], partial: bytes | None) -> tuple[list[dict[str, Any]], int]:
+        records: list[dict[str, Any]] = []
+        damaged = 0
+        loads = json.loads
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                record = loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                if line is not partial:
+                    damaged += 1
+                continue
+            if self.filters is None or self.filters.matches(record):
+                records.append(record)
+        return records, damaged
+
+
+def _any_in(needles: tuple[bytes, ...], line: bytes) -> bool:
+    return any(needle in line for needle in needles)
+
+
+def _chunks_backward(handle: Any, size: int) -> Iterator[tuple[bytes, bool]]:
+    """(whole lines, ends with an unterminated line) chunks from the end of the file back."""
+    position = size
+    carry = b""
+    block = _TAIL_BLOCK
+    first = True
+    while position > 0:
+        count = min(block, position)
+        position -= count
+        handle.seek(position)
+        data = handle.read(count) + carry
+        if position > 0:
+            cut = data.find(b"\n")
+            if cut < 0:
+                carry = data
+                continue
+            carry, data = data[:cut], data[cut + 1 :]
+        else:
+            carry = b""
+        unterminated = first and not data.endswith(b"\n")
+        first = False
+        yield data, unterminated
+        block = min(block * 2, _CHUNK)
+
+
+def _chunks_forward(handle: Any) -> Iterator[tuple[bytes, bool]]:
+    carry = b""
+    while True:
+        data = handle.read(_CHUNK)
+        if not data:
+            break
+        if carry:
+            data = carry + data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            continue
+        carry = data[cut:]
+        yield data[:cut], False
+    if carry:
+        yield carry, True
+
+
+def read_records(
+    path: str, *, newest: int | None = None, filters: RecordFilter | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """(matching records oldest first, number of damaged lines skipped) of one log file.
+
+    With ``newest`` the file is read backwards in blocks and reading stops at the
+    newest ``newest`` matches; otherwise it is streamed forwards.  Damaged lines
+    are counted only among the lines read and parsed (with ``package``, lines
+    that do not mention it are not parsed).  A missing file has no records.
+    """
+    selector = _Selector(filters)
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, used by two generators
+    except FileNotFoundError:
+        return [], 0
+    except OSError as error:
+        raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
+    damaged = 0
+    try:
+        if newest is not None:
+            if newest <= 0:
+                return [], 0
+            found: list[dict[str, Any]] = []
+            size = os.fstat(handle.fileno()).st_size
+            for chunk, unterminated in _chunks_backward(handle, size):
+                records, bad = selector.select(chunk, unterminated)
+                damaged += bad
+                found.extend(reversed(records))
+                if len(found) >= newest:
+                    break
+            return list(reversed(found[:newest])), damaged
+        result: list[dict[str, Any]] = []
+        for chunk, unterminated in _chunks_forward(handle):
+            records, bad = selector.select(chunk, unterminated)
+            damaged += bad
+            result.extend(records)
+        return result, damaged
+    except OSError as error:
+        raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
+    finally:
+        handle.close()
+
+
+def _time_of(record: Mapping[str, Any]) -> str:
+    return str(record.get("time") or "")
+
+
+def read_all(
+    paths: Sequence[str], *, newest: int | None = None, filters: RecordFilter | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Records of several log files merged by time (oldest first), and damaged lines per file."""
+    seen: set[str] = set()
+    per_file: list[list[dict[str, Any]]] = []
+    damaged: dict[str, int] = {}
+    for path in paths:
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        records, bad = read_records(path, newest=newest, filters=filters)
+        per_file.append(records)
+        if bad:
+            damaged[path] = bad
+    merged = list(heapq.merge(*per_file, key=_time_of))
+    if newest is not None:
+        merged = merged[-newest:] if newest > 0 else []
+    return merged, damaged
+
+
+def read_env_records(
+    env: Environment,
+    policy: Policy | None,
+    environ: Mapping[str, str],
+    *,
+    newest: int | None = None,
+    filters: RecordFilter | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """All records of an env this user can read: every location the policy writes to.
+
+    Denied attempts on an env the user cannot write went to the per-user file,
+    so it is read with the env's own log.  Other users' per-user files are theirs.
+    """
+    return read_all(log_locations(env, policy, environ), newest=newest, filters=filters)
+
+
+def verify(path: str) -> tuple[bool, list[str]]:
+    """Check the hash chain of one log: (intact, problems by line number).
+
+    Each line's ``prev`` must be the sha256 of the line before, and the first
+    record's ``prev`` must be null.  Edited, removed, inserted or reordered
+    lines, damaged lines and a truncated start all show.
+    """
+    problems: list[str] = []
+    previous: str | None = None
+    number = 0
+    try:
+        with open(path, "rb") as handle:
+            for chunk, unterminated in _chunks_forward(handle):
+                lines = chunk.split(b"\n")
+                if not unterminated:
+                    lines.pop()  # after the final newline
+                for index, line in enumerate(lines):
+                    number += 1
+                    expected = previous
+                    previous = line_hash(line)
+                    if unterminated and index == len(lines) - 1:
+                        problems.append(f"line {number}: incomplete (no newline at the end)")
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        record = None
+                    if not isinstance(record, dict):
+                        problems.append(f"line {number}: not a JSON record")
+                        continue
+                    prev = record.get("prev")
+                    if prev != expected:
+                        if expected is None:
+                            problems.append(
+                                f"line {number}: the first line chains to an earlier one "
+                                "(records were removed from the start)"
+                            )
+                        else:
+                            problems.append(
+                                f"line {number}: does not chain to line {number - 1} "
+                                "(a line before it was changed, removed or inserted)"
+                            )
+    except FileNotFoundError:
+        return True, []
+    except OSError as error:
+        raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
+    return not problems, problems

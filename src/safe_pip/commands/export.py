@@ -1,0 +1,253 @@
+"""``safe-pip export``: an environment.yml (or requirements file) that rebuilds the env.
+
+The conda part comes from ``conda-meta/history`` (what the users asked conda
+for, as ``conda env export --from-history`` lists it), the pip part from the
+audit log (what pip really changed, replayed); ``safe_pip.export`` renders
+both.  Problems in the files read are notes on stderr, never a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from safe_pip import __version__
+from safe_pip.commands import target_environment
+from safe_pip.conda_history import read_history
+from safe_pip.conda_records import read_records
+from safe_pip.environment import Environment
+from safe_pip.errors import UsageError
+from safe_pip.export import (
+    CONDA_RESERVED_NAMES,
+    CONDA_STORE_NAME_RE,
+    PipSection,
+    canonical_channels,
+    conda_dependencies,
+    environment_name,
+    environment_yml,
+    pip_requirements,
+    requirements_txt,
+)
+
+PROG = "safe-pip"
+#: where the audit log of an env lives by default (policy ``audit.location = "env"``)
+ENV_AUDIT_LOG = os.path.join("var", "log", "safe-pip", "audit.jsonl")
+_MAX_NOTES = 20
+
+
+def note(text: str) -> None:
+    print(f"{PROG}: note: {text}", file=sys.stderr)
+
+
+# TODO(lead): swap for the reader in safe_pip.audit (all records of an env, from every
+# location the policy may have written them to) once it exists; this reads only the
+# env's own log, <prefix>/var/log/safe-pip/audit.jsonl.
+def read_audit_records(prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The audit records of the env (oldest first) and the problems met reading them."""
+    path = os.path.join(prefix, ENV_AUDIT_LOG)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        return [], []
+    except OSError as error:
+        return [], [f"{path}: cannot read: {error.strerror or error}"]
+    records: list[dict[str, Any]] = []
+    damaged: list[int] = []
+    loads = json.loads
+    for number, raw in enumerate(data.splitlines(), 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if b'"changes"' not in line and line[:1] == b"{" and line[-1:] == b"}":
+            continue  # a whole record without changes: it cannot change the pip state
+        try:
+            record = loads(line)
+        except ValueError:
+            damaged.append(number)
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            damaged.append(number)
+    problems = []
+    if damaged:
+        shown = ", ".join(str(n) for n in damaged[:10])
+        more = f" and {len(damaged) - 10} more" if len(damaged) > 10 else ""
+        problems.append(f"{path}: damaged lines skipped: {shown}{more}")
+    return records, problems
+
+
+def _clock() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def _drift_notes(env: Environment, pip: PipSection, conda_dists: set[str]) -> Iterator[str]:
+    """Where the site-packages disagree with the log (changes made around safe-pip)."""
+    from safe_pip.inventory import details, scan
+
+    installed = scan([env.purelib, env.platlib])
+    stale = [
+        f"{p.name} {p.version}"
+        + (f" (the env has {installed[p.key].version})" if p.key in installed else "")
+        for p in pip.packages
+        if p.key not in installed or installed[p.key].version != p.version
+    ]
+    if stale:
+        yield (
+            "in the audit log but not installed as logged (changed outside safe-pip?): "
+            + _short_list(stale)
+        )
+    logged = {p.key for p in pip.packages}
+    unlogged = [
+        f"{item.name} {item.version}"
+        for key, item in sorted(installed.items())
+        if key not in logged
+        and key not in conda_dists
+        and details(item).installer.lower() not in ("conda", "")
+    ]
+    if unlogged:
+        yield (
+            "installed by pip but not in the audit log, so not exported "
+            "(installed before safe-pip, or around it): " + _short_list(unlogged)
+        )
+
+
+def _short_list(items: Sequence[str]) -> str:
+    text = ", ".join(items[:_MAX_NOTES])
+    if len(items) > _MAX_NOTES:
+        text += f" and {len(items) - _MAX_NOTES} more"
+    return text
+
+
+def _conda_dist_keys(dist_infos: Sequence[str]) -> set[str]:
+    """Normalised names of the ``name-version.dist-info``/``.egg-info`` paths given."""
+    from safe_pip.environment import normalize_name
+
+    keys = set()
+    for path in dist_infos:
+        base = path.rpartition("/")[2]
+        keys.add(normalize_name(base.rsplit(".", 1)[0].partition("-")[0]))
+    return keys
+
+
+def _write_atomically(path: str, text: str) -> None:
+    target = os.path.abspath(path)
+    directory = os.path.dirname(target)
+    try:
+        mode = os.stat(target).st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    temp = None
+    try:
+        handle, temp = tempfile.mkstemp(
+            dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
+        )
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+        temp = None
+    except OSError as error:
+        raise UsageError(
+            f"cannot write {path}: {error.strerror or error}",
+            hint="give -o a file in a directory you can write to, or leave it out for stdout",
+        ) from error
+    finally:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+
+def _env_name(requested: str | None, env: Environment) -> str:
+    if requested is not None:
+        if not CONDA_STORE_NAME_RE.match(requested):
+            raise UsageError(
+                f"--name {requested!r} is not a valid env name",
+                hint="conda-store accepts letters, digits and - + _ @ $ & ? ^ ~ . =",
+            )
+        if requested in CONDA_RESERVED_NAMES:
+            note(f"`conda env create` refuses the name {requested!r}; conda-store accepts it")
+        return requested
+    name = environment_name(env.name)
+    if name != env.name:
+        note(f"env name {env.name!r} written as {name!r} (pass --name to choose)")
+    return name
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    env = target_environment(args.python, environ)
+    problems: list[str] = []
+
+    records_set = read_records(env.prefix)
+    problems.extend(records_set.problems)
+    has_conda_meta = os.path.isdir(os.path.join(env.prefix, "conda-meta"))
+    conda_specs: list[str] = []
+    channels: list[str] = []
+    conda_dists: set[str] = set()
+    if has_conda_meta:
+        history = read_history(env.prefix)
+        problems.extend(history.problems)
+        names = [record.name for record in records_set.records]
+        conda_specs = history.export_specs(names)
+        channels = canonical_channels(records_set.channels() or history.channels())
+        conda_dists = _conda_dist_keys(
+            [path for record in records_set.records for path in record.dist_infos]
+        )
+
+    audit_records, audit_problems = read_audit_records(env.prefix)
+    problems.extend(audit_problems)
+    pip = pip_requirements(audit_records)
+    problems.extend(pip.problems)
+
+    for text in problems:
+        note(text)
+    for text in _drift_notes(env, pip, conda_dists):
+        note(text)
+
+    now = _clock().isoformat().replace("+00:00", "Z")
+    header = [
+        f"written by safe-pip {__version__} export at {now}",
+        f"from the env {env.prefix} ({env.kind}, Python {env.version})",
+    ]
+    if args.format == "requirements":
+        header.append("the pip part: the net effect of safe-pip's audit log")
+        text = requirements_txt(pip, header_comments=header)
+    else:
+        name = _env_name(args.name, env)
+        if has_conda_meta:
+            header.append(
+                "conda part: the specs asked for in conda-meta/history "
+                "(as `conda env export --from-history` lists them)"
+            )
+            deps = conda_dependencies(conda_specs, pip)
+        else:
+            header.append(
+                f"this env has no conda-meta: python={env.short_version} stands for its "
+                "interpreter, the rest is what safe-pip installed with pip"
+            )
+            deps = conda_dependencies([], pip, python_version=env.short_version)
+        header.append("pip part: the net effect of safe-pip's audit log")
+        text = environment_yml(name, channels, deps, pip, header_comments=header)
+        if pip.options:
+            note(
+                "the pip list names index options; conda-store accepts them, but its "
+                "conda-lock build step cannot read them yet (conda-store issue #1058)"
+            )
+    if args.output and args.output != "-":
+        _write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    return 0

@@ -1,0 +1,202 @@
+"""``safe-pip log``: the audit records of the target env, as a table or as JSON lines.
+
+Reads every location the policy writes this env's records to (the env's own
+log and this user's fallback file), merged by time, oldest first.  A broken
+policy does not stop it: it reads the default locations.  ``--verify`` checks
+the hash chain of each file instead (exit 14 when broken).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from safe_pip import audit
+from safe_pip.commands import target_environment
+from safe_pip.errors import ExitCode, PolicyError, UsageError
+from safe_pip.policy import Policy, load_policy
+from safe_pip.redact import redact_argv
+
+PROG = "safe-pip"
+COMMAND_WIDTH = 48
+CHANGES_WIDTH = 40
+MAX_PROBLEMS_SHOWN = 20
+
+
+def parse_time(text: str, *, end: bool = False) -> str:
+    """An ISO 8601 date or time as a bound in the records' UTC form.
+
+    A time without a zone is UTC.  A date alone means the start of that day,
+    or with ``end`` (``--until``) the end of it, so ``--since D --until D``
+    is the whole day D.
+    """
+    from datetime import date, datetime, timedelta, timezone
+
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            if end:
+                moment += timedelta(days=1)
+        else:
+            if value.endswith(("Z", "z")):
+                value = value[:-1] + "+00:00"
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=timezone.utc)
+    except ValueError as error:
+        raise UsageError(
+            f"not an ISO 8601 date or time: {text!r}",
+            hint="for example 2024-05-01, 2024-05-01T14:30 or 2024-05-01T14:30:00+02:00 "
+            "(times without a zone are UTC)",
+        ) from error
+    return audit.utc_time(moment.timestamp())
+
+
+def _policy(prefix: str) -> Policy | None:
+    try:
+        return load_policy(prefix)
+    except PolicyError as error:
+        print(
+            f"{PROG}: warning: {error.message}; reading the default log locations",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _changes_text(record: Mapping[str, Any]) -> str:
+    changes = record.get("changes")
+    if not isinstance(changes, Mapping):
+        return ""
+    parts = []
+    for sign, key in (("+", "installed"), ("-", "removed")):
+        items = changes.get(key)
+        if not isinstance(items, list):
+            continue
+        for item in items:
+            if isinstance(item, Mapping):
+                parts.append(f"{sign}{item.get('name', '?')}=={item.get('version', '?')}")
+    return " ".join(parts)
+
+
+def _command_text(record: Mapping[str, Any]) -> str:
+    argv = record.get("argv")
+    if not isinstance(argv, list):
+        return str(record.get("command") or "")
+    return shlex.join(["pip", *redact_argv(str(a) for a in argv)])
+
+
+def _user_text(record: Mapping[str, Any]) -> str:
+    user = str(record.get("user") or record.get("uid") or "?")
+    hub_user = record.get("hub_user")
+    if hub_user and hub_user != user:
+        return f"{user} ({hub_user})"
+    return user
+
+
+def _decision_text(record: Mapping[str, Any]) -> str:
+    decision = str(record.get("decision") or "?")
+    outcome = record.get("outcome")
+    if decision == "allowed" and outcome not in (None, "ok"):
+        return f"{decision}/{outcome}"
+    return decision
+
+
+def table_rows(records: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+    header = ["TIME (UTC)", "USER", "DECISION", "COMMAND", "CHANGES", "RULE"]
+    rows = [header]
+    for record in records:
+        when = str(record.get("time") or "")[:19].replace("T", " ")
+        rows.append(
+            [
+                when,
+                _user_text(record),
+                _decision_text(record),
+                _shorten(_command_text(record), COMMAND_WIDTH),
+                _shorten(_changes_text(record), CHANGES_WIDTH) or "-",
+                str(record.get("rule") or ""),
+            ]
+        )
+    return rows
+
+
+def format_table(records: Sequence[Mapping[str, Any]]) -> str:
+    rows = table_rows(records)
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _write(text: str) -> None:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `safe-pip log | head`: the reader is gone, which is fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+def _verify(locations: Sequence[str]) -> int:
+    existing = [path for path in locations if os.path.exists(path)]
+    if not existing:
+        print(f"{PROG}: no audit log yet (looked in: {', '.join(locations)})", file=sys.stderr)
+        return int(ExitCode.OK)
+    broken = False
+    for path in existing:
+        intact, problems = audit.verify(path)
+        if intact:
+            print(f"{path}: the hash chain is intact")
+            continue
+        broken = True
+        print(f"{path}: the hash chain is BROKEN ({len(problems)} problem(s))")
+        for problem in problems[:MAX_PROBLEMS_SHOWN]:
+            print(f"  {problem}")
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            print(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more")
+    return int(ExitCode.AUDIT_ERROR if broken else ExitCode.OK)
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    env = target_environment(args.python, environ)
+    locations = audit.log_locations(env, _policy(env.prefix), environ)
+    if args.verify:
+        return _verify(locations)
+    if args.limit is not None and args.limit < 0:
+        raise UsageError(f"--limit must be 0 or more, not {args.limit}")
+    filters = audit.RecordFilter(
+        package=args.package,
+        decision=args.decision,
+        user=args.user,
+        since=parse_time(args.since) if args.since else None,
+        until=parse_time(args.until, end=True) if args.until else None,
+    )
+    records, damaged = audit.read_all(locations, newest=args.limit, filters=filters)
+    for path, count in damaged.items():
+        print(f"{PROG}: skipped {count} damaged line(s) in {path}", file=sys.stderr)
+    if args.json:
+        dumps = json.dumps
+        lines = [dumps(audit.redact_record(record), separators=(",", ":")) for record in records]
+        _write("".join(line + "\n" for line in lines))
+    elif records:
+        _write(format_table(records))
+    if not records:
+        print(
+            f"{PROG}: no matching audit records for {env.prefix} "
+            f"(looked in: {', '.join(locations)})",
+            file=sys.stderr,
+        )
+    return int(ExitCode.OK)
