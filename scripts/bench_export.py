@@ -128,9 +128,7 @@ def synthetic_records(count: int, rng: random.Random, prefix: Path) -> list[dict
                 index["index_url"] = "https://bot:****@pypi.corp.example/simple"
             for name in rng.sample(packages, k=rng.randint(1, 6)):
                 version = f"{rng.randint(0, 5)}.{rng.randint(0, 20)}.{rng.randint(0, 9)}"
-                kind = rng.choices(
-                    ["index", "vcs", "url", "file", "editable"], [90, 3, 2, 3, 2]
-                )[0]
+                kind = rng.choices(["index", "vcs", "url", "file", "editable"], [90, 3, 2, 3, 2])[0]
                 source: dict[str, Any] = {"kind": kind}
                 if kind == "index":
                     source["url"] = f"https://files.example/{name}-{version}-py3-none-any.whl"

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
+from safe_pip import export as export_module
 from safe_pip.commands import export as export_command
 from safe_pip.conda_history import read_history
 from safe_pip.conda_records import read_records
@@ -28,6 +31,7 @@ from safe_pip.export import (
     environment_name,
     environment_yml,
     pip_requirements,
+    records_that_matter,
     requirements_txt,
     strip_credentials,
     yaml_scalar,
@@ -597,7 +601,7 @@ def run_export(monkeypatch: pytest.MonkeyPatch, env: Environment, *argv: str) ->
     parser.add_argument("--name")
     parser.add_argument("-o", "--output")
     args = parser.parse_args(list(argv))
-    return export_command.run(args, {})
+    return export_command.run(args, {"XDG_STATE_HOME": str(Path(env.prefix).parent / "state")})
 
 
 @pytest.fixture
@@ -729,3 +733,124 @@ def test_canonical_channels() -> None:
             "https://conda.anaconda.org/conda-forge/",
         ]
     ) == ["conda-forge", "defaults", "https://mirror.example/conda-forge", "bioconda"]
+
+
+# --- reading only the records that matter --------------------------------------------------
+
+
+def jsonl(records: Sequence[Any], *, compact: bool = True) -> bytes:
+    separators = (",", ":") if compact else (", ", ": ")
+    return b"".join(json.dumps(r, separators=separators).encode() + b"\n" for r in records)
+
+
+def replay_all(data: bytes) -> PipSection:
+    records = []
+    for line in data.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return pip_requirements(records)
+
+
+_NAMES = ["demo-a", "Demo_A", "demo.b", "six", "numpy", "tool"]
+_event = st.one_of(
+    st.builds(
+        lambda names, version, kind, decision, outcome: record(
+            [dist(n, version, kind, url="https://h.example/x", path="/p") for n in names],
+            decision=decision,
+            outcome=outcome,
+            index={"index_url": f"https://{version}.example/simple"},
+        ),
+        st.lists(st.sampled_from(_NAMES), max_size=3),
+        st.sampled_from(["1.0", "2.0", "3.0"]),
+        st.sampled_from(["index", "editable", "url", "file"]),
+        st.sampled_from(["allowed", "allowed", "denied"]),
+        st.sampled_from(["ok", "failed", "interrupted", "denied", None]),
+    ),
+    st.builds(
+        lambda names: record(removed=[{"name": n, "version": "1.0"} for n in names]),
+        st.lists(st.sampled_from(_NAMES), max_size=2),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(_event, st.just("{torn"), st.just("")), max_size=30),
+    st.booleans(),
+    st.sampled_from([16, 200, 1 << 18]),
+)
+def test_records_that_matter_replay_like_all_records(
+    events: list[Any], compact: bool, chunk: int
+) -> None:
+    lines = [
+        json.dumps(e, separators=(",", ":") if compact else (", ", ": ")).encode()
+        if isinstance(e, dict)
+        else e.encode()
+        for e in events
+    ]
+    data = b"".join(line + b"\n" for line in lines)
+    old = export_module._SELECT_CHUNK
+    export_module._SELECT_CHUNK = chunk
+    try:
+        chosen, damaged = records_that_matter(data)
+    finally:
+        export_module._SELECT_CHUNK = old
+    assert pip_requirements(chosen) == replay_all(data)
+    torn = [n for n, line in enumerate(lines, 1) if line == b"{torn"]
+    assert damaged == torn
+
+
+def test_records_that_matter_parses_few_lines() -> None:
+    many = [record([dist(f"p{n % 50}", f"1.{n}")]) for n in range(2000)]
+    many += [record(decision="denied", outcome="denied") for _ in range(500)]
+    chosen, damaged = records_that_matter(jsonl(many))
+    assert len(chosen) == 50
+    assert damaged == []
+    assert pip_requirements(chosen).requirements == pip_requirements(many).requirements
+
+
+def test_records_that_matter_ignores_an_unterminated_last_line() -> None:
+    data = jsonl([record([dist("a", "1.0")])]) + b'{"schema":1,"decision":"allo'
+    chosen, damaged = records_that_matter(data)
+    assert [r["changes"]["installed"][0]["name"] for r in chosen] == ["a"]
+    assert damaged == []
+
+
+def test_records_that_matter_names_with_escapes_are_always_read() -> None:
+    weird = dist('we"ird', "1.0")
+    data = jsonl([record([weird]), record([dist("a", "1.0")]), record([dist("a", "2.0")])])
+    chosen, _ = records_that_matter(data)
+    assert len(chosen) == 2  # the weird one and the newest "a"
+    assert replay_all(data) == pip_requirements(chosen)
+
+
+def test_records_that_matter_blank_and_damaged_lines() -> None:
+    data = b"\n" + jsonl([record([dist("a", "1.0")])]) + b"not json\n\n[1]\n"
+    chosen, damaged = records_that_matter(data)
+    assert len(chosen) == 1
+    assert damaged == [3, 5]
+
+
+@needs_fixtures
+def test_command_merges_the_env_log_and_the_user_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safe_pip import audit
+
+    prefix = tmp_path / "p"
+    env = fake_env(prefix, EnvKind.OTHER, name="p")
+    early = {**record([dist("a", "1.0"), dist("b", "1.0")]), "time": "2026-01-01T00:00:00Z"}
+    middle = {**record([dist("a", "2.0")]), "time": "2026-01-02T00:00:00Z"}
+    late = {**record(removed=[{"name": "b", "version": "1.0"}]), "time": "2026-01-03T00:00:00Z"}
+    write_log(prefix, [json.dumps(early), json.dumps(late)])
+    user_log = audit.user_log_path(env, {"XDG_STATE_HOME": str(tmp_path / "state")})
+    assert user_log is not None
+    Path(user_log).parent.mkdir(parents=True)
+    Path(user_log).write_text(json.dumps(middle) + "\n")
+    assert run_export(monkeypatch, env, "--format", "requirements") == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if not line.startswith("#")] == ["a==2.0"]

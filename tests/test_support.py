@@ -224,6 +224,10 @@ def test_conda_base_layout(prefix_factory: PrefixFactory, run: Runner) -> None:
         f"# cmd: {base.path}/bin/conda create -n analysis "
         in (env.conda_meta / "history").read_text()
     )
+    for prefix in (base, env):
+        [python_json] = prefix.conda_meta.glob("python-3.11.*.json")
+        record = json.loads(python_json.read_text())
+        assert record["extracted_package_dir"].startswith(f"{base.path}/pkgs/python-3.11.")
 
 
 @pytest.mark.integration

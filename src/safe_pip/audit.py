@@ -19,21 +19,21 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import heapq
 import json
 import os
 import re
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from safe_pip import __version__
 from safe_pip.errors import AuditError
 from safe_pip.redact import redact_argv, redact_requirement_file_lines, redact_text
 
 if TYPE_CHECKING:
+    import mmap
+
     from safe_pip.environment import Environment
     from safe_pip.pipcli import Operation
     from safe_pip.policy import Policy
@@ -50,11 +50,6 @@ MAX_FILE_LINES = 500
 
 _TAIL_BLOCK = 1 << 16
 _CHUNK = 1 << 22
-_NAME_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789._-")
-_REQUIREMENT_NAME = re.compile(
-    r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?:[@<>=!~;(]|$)"
-)
-_EGG = re.compile(r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 # --- the record ---------------------------------------------------------------------------
@@ -129,6 +124,7 @@ def base_record(
         "exit_code": None,
         "duration_s": None,
         "changes": {"installed": [], "removed": []},
+        "packages": [],
     }
 
 
@@ -196,11 +192,9 @@ def redact_record(value: Any) -> Any:
 @functools.cache
 def _sha256_function() -> Callable[[bytes], Any]:
     # the builtin module loads in 0.2 ms, hashlib (OpenSSL) in 3-8 ms
-    import importlib
-
     for module in ("_sha2", "_sha256"):
         try:
-            function: Callable[[bytes], Any] = importlib.import_module(module).sha256
+            function: Callable[[bytes], Any] = __import__(module).sha256
             return function
         except (ImportError, AttributeError):
             continue
@@ -483,6 +477,7 @@ def append(record: Mapping[str, Any], locations: Sequence[str], *, fsync: bool =
     disk (see docs/performance.md for what it costs).
     """
     redacted = redact_record(dict(record))
+    redacted["packages"] = sorted(record_packages(redacted))
     problems = []
     for path in locations:
         try:
@@ -500,6 +495,10 @@ def append(record: Mapping[str, Any], locations: Sequence[str], *, fsync: bool =
 
 # --- reading ------------------------------------------------------------------------------
 
+_REQUIREMENT_NAME = r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?:[@<>=!~;(]|$)"
+_EGG = r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)"
+_PREV = rb'"prev":(?:null|"([0-9a-f]{64})")'
+
 
 def requirement_name(text: str) -> str | None:
     """The project name a requirement string starts with (or its ``#egg=``), normalised."""
@@ -511,17 +510,21 @@ def requirement_name(text: str) -> str | None:
         if option not in ("-e", "--editable"):
             return None
         stripped = value.strip()
-    egg = _EGG.search(stripped)
+    egg = re.search(_EGG, stripped)
     if egg:
         return normalize_name(egg.group(1))
     if "://" in stripped.split("@", 1)[0] or stripped.startswith((".", "/", "~")):
         return None
-    match = _REQUIREMENT_NAME.match(stripped)
+    match = re.match(_REQUIREMENT_NAME, stripped)
     return normalize_name(match.group(1)) if match else None
 
 
 def record_packages(record: Mapping[str, Any]) -> set[str]:
-    """Normalised names a record is about: its changes and what was requested."""
+    """Normalised names a record is about: its changes and what was requested.
+
+    ``append`` stores them sorted in the record's ``packages`` field, which
+    ``--package`` searches.
+    """
     from safe_pip.environment import normalize_name
 
     names: set[str] = set()
@@ -543,18 +546,33 @@ def record_packages(record: Mapping[str, Any]) -> set[str]:
     return names
 
 
-@dataclass(frozen=True)
 class RecordFilter:
-    """What ``safe-pip log`` selects; times are UTC in the record format (see ``utc_time``)."""
+    """What ``safe-pip log`` selects; times are UTC in the records' form (``utc_time``).
 
-    package: str | None = None
-    decision: str | None = None
-    #: matches ``user`` or ``hub_user``
-    user: str | None = None
-    #: inclusive
-    since: str | None = None
-    #: exclusive
-    until: str | None = None
+    ``user`` matches ``user`` or ``hub_user``; ``since`` is inclusive, ``until``
+    exclusive.  (A plain class: a dataclass costs a millisecond at import.)
+    """
+
+    __slots__ = ("decision", "package", "since", "until", "user")
+
+    def __init__(
+        self,
+        *,
+        package: str | None = None,
+        decision: str | None = None,
+        user: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> None:
+        self.package = package
+        self.decision = decision
+        self.user = user
+        self.since = since
+        self.until = until
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"RecordFilter({fields})"
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         if self.decision is not None and record.get("decision") != self.decision:
@@ -569,12 +587,24 @@ class RecordFilter:
         if self.package is not None:
             from safe_pip.environment import normalize_name
 
-            return normalize_name(self.package) in record_packages(record)
+            packages = record.get("packages")
+            if not isinstance(packages, list):
+                packages = list(record_packages(record))
+            return normalize_name(self.package) in packages
         return True
 
 
+#: the file's bytes: a read-only mmap, or the bytes themselves where mmap fails
+_Buffer = Union[bytes, "mmap.mmap"]
+
+
 class _Selector:
-    """Cheap byte tests before ``json.loads``: no false negatives, few false positives."""
+    """Cheap byte tests before ``json.loads``: no false negatives, few false positives.
+
+    ``--package`` searches the literal ``"<normalised name>"`` (as ``packages``
+    holds it) with one regex pass over each window, and parses only the lines
+    it hits.
+    """
 
     def __init__(self, filters: RecordFilter | None) -> None:
         self.filters = filters
@@ -585,44 +615,45 @@ class _Selector:
         if filters.package:
             from safe_pip.environment import normalize_name
 
-            parts = [p for p in normalize_name(filters.package).split("-") if p]
-            if parts:
-                body = rb"[-_.]+".join(re.escape(p.encode("utf-8", "replace")) for p in parts)
-                self.pattern = re.compile(body + rb"(?![a-z0-9._-])")
+            quoted = json.dumps(normalize_name(filters.package)).encode("ascii")
+            self.pattern = re.compile(re.escape(quoted))
         if filters.decision:
-            self.needles.append((b'"' + filters.decision.encode("utf-8", "replace") + b'"',))
+            self.needles.append((json.dumps(filters.decision).encode("ascii"),))
         if filters.user:
-            quoted = json.dumps(filters.user)
             self.needles.append(
-                (quoted.encode("ascii"), f'"{filters.user}"'.encode("utf-8", "replace"))
+                (
+                    json.dumps(filters.user).encode("ascii"),
+                    json.dumps(filters.user, ensure_ascii=False).encode("utf-8", "replace"),
+                )
             )
 
-    def select(self, chunk: bytes, unterminated: bool) -> tuple[list[dict[str, Any]], int]:
-        """(matching records in file order, damaged lines) of a chunk of whole lines.
+    def select(
+        self, buffer: _Buffer, start: int, end: int, unterminated: bool
+    ) -> tuple[list[dict[str, Any]], int]:
+        """(matching records in file order, damaged lines) of the whole lines in [start, end).
 
-        ``unterminated``: the chunk ends with a line without its newline, which
+        ``unterminated``: the window ends with a line without its newline, which
         may still be being written; it is not counted as damaged.
         """
         partial: bytes | None = None
         if self.pattern is None:
-            lines = chunk.split(b"\n")
+            lines = buffer[start:end].split(b"\n")
             if unterminated:
                 partial = lines[-1]
         else:
             lines = []
-            lowered = chunk.lower()
-            done = 0
-            for match in self.pattern.finditer(lowered):
-                start = match.start()
-                if start < done or (start > 0 and lowered[start - 1] in _NAME_BYTES):
+            done = start
+            for match in self.pattern.finditer(buffer, start, end):
+                hit = match.start()
+                if hit < done:
                     continue
-                line_start = lowered.rfind(b"\n", 0, start) + 1
-                line_end = lowered.find(b"\n", start)
+                line_start = buffer.rfind(b"\n", start, hit) + 1 or start
+                line_end = buffer.find(b"\n", hit, end)
                 if line_end < 0:
-                    line_end = len(lowered)
-                lines.append(chunk[line_start:line_end])
+                    line_end = end
+                lines.append(buffer[line_start:line_end])
                 done = line_end
-            if unterminated and done == len(chunk) and lines:
+            if unterminated and done == end and lines:
                 partial = lines[-1]
         if self.needles:
             lines = [line for line in lines if all(_any_in(n, line) for n in self.needles)]
@@ -652,47 +683,65 @@ def _any_in(needles: tuple[bytes, ...], line: bytes) -> bool:
     return any(needle in line for needle in needles)
 
 
-def _chunks_backward(handle: Any, size: int) -> Iterator[tuple[bytes, bool]]:
-    """(whole lines, ends with an unterminated line) chunks from the end of the file back."""
-    position = size
-    carry = b""
-    block = _TAIL_BLOCK
-    first = True
-    while position > 0:
-        count = min(block, position)
-        position -= count
-        handle.seek(position)
-        data = handle.read(count) + carry
-        if position > 0:
-            cut = data.find(b"\n")
+def _windows_forward(buffer: _Buffer) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, ends unterminated): consecutive runs of whole lines, about _CHUNK long."""
+    size = len(buffer)
+    ragged = size > 0 and buffer[size - 1 : size] != b"\n"
+    start = 0
+    while start < size:
+        end = min(start + _CHUNK, size)
+        if end < size:
+            cut = buffer.rfind(b"\n", start, end)
             if cut < 0:
-                carry = data
-                continue
-            carry, data = data[:cut], data[cut + 1 :]
-        else:
-            carry = b""
-        unterminated = first and not data.endswith(b"\n")
-        first = False
-        yield data, unterminated
+                cut = buffer.find(b"\n", end)
+                end = size if cut < 0 else cut + 1
+            else:
+                end = cut + 1
+        yield start, end, ragged and end == size
+        start = end
+
+
+def _windows_backward(buffer: _Buffer) -> Iterator[tuple[int, int, bool]]:
+    """Like ``_windows_forward``, from the end of the file back, growing from _TAIL_BLOCK."""
+    size = len(buffer)
+    ragged = size > 0 and buffer[size - 1 : size] != b"\n"
+    end = size
+    block = _TAIL_BLOCK
+    while end > 0:
+        start = 0 if end <= block else buffer.rfind(b"\n", 0, end - block) + 1
+        yield start, end, ragged and end == size
+        end = start
         block = min(block * 2, _CHUNK)
 
 
-def _chunks_forward(handle: Any) -> Iterator[tuple[bytes, bool]]:
-    carry = b""
-    while True:
-        data = handle.read(_CHUNK)
-        if not data:
-            break
-        if carry:
-            data = carry + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            carry = data
-            continue
-        carry = data[cut:]
-        yield data[:cut], False
-    if carry:
-        yield carry, True
+def _map(path: str) -> _Buffer | None:
+    """The file's bytes (memory-mapped), or None when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return b""
+        import mmap
+
+        try:
+            return mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            with open(fd, "rb", closefd=False) as handle:
+                return handle.read()
+    except OSError as error:
+        raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
+    finally:
+        os.close(fd)
+
+
+def _close(buffer: _Buffer) -> None:
+    if not isinstance(buffer, bytes):
+        buffer.close()
 
 
 def read_records(
@@ -700,68 +749,85 @@ def read_records(
 ) -> tuple[list[dict[str, Any]], int]:
     """(matching records oldest first, number of damaged lines skipped) of one log file.
 
-    With ``newest`` the file is read backwards in blocks and reading stops at the
-    newest ``newest`` matches; otherwise it is streamed forwards.  Damaged lines
-    are counted only among the lines read and parsed (with ``package``, lines
-    that do not mention it are not parsed).  A missing file has no records.
+    With ``newest`` the file is read backwards in growing windows and reading
+    stops at the newest ``newest`` matches; otherwise it is scanned forwards.
+    Damaged lines are counted among the lines parsed (with ``package``, only
+    lines that mention it are).  A missing file has no records.
     """
-    selector = _Selector(filters)
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below, used by two generators
-    except FileNotFoundError:
+    buffer = _map(path)
+    if buffer is None:
         return [], 0
-    except OSError as error:
-        raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
+    selector = _Selector(filters)
     damaged = 0
     try:
         if newest is not None:
-            if newest <= 0:
-                return [], 0
             found: list[dict[str, Any]] = []
-            size = os.fstat(handle.fileno()).st_size
-            for chunk, unterminated in _chunks_backward(handle, size):
-                records, bad = selector.select(chunk, unterminated)
-                damaged += bad
-                found.extend(reversed(records))
-                if len(found) >= newest:
-                    break
+            if newest > 0:
+                for start, end, unterminated in _windows_backward(buffer):
+                    records, bad = selector.select(buffer, start, end, unterminated)
+                    damaged += bad
+                    found.extend(reversed(records))
+                    if len(found) >= newest:
+                        break
             return list(reversed(found[:newest])), damaged
         result: list[dict[str, Any]] = []
-        for chunk, unterminated in _chunks_forward(handle):
-            records, bad = selector.select(chunk, unterminated)
+        for start, end, unterminated in _windows_forward(buffer):
+            records, bad = selector.select(buffer, start, end, unterminated)
             damaged += bad
             result.extend(records)
         return result, damaged
-    except OSError as error:
+    except OSError as error:  # pragma: no cover - an I/O error while paging the map in
         raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
     finally:
-        handle.close()
+        _close(buffer)
 
 
 def _time_of(record: Mapping[str, Any]) -> str:
     return str(record.get("time") or "")
 
 
+class Reading:
+    """What ``read_all`` found: the records (oldest first) and what it had to skip."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        #: damaged lines skipped, by file
+        self.damaged: dict[str, int] = {}
+        #: files that exist but cannot be read, with why
+        self.unreadable: dict[str, str] = {}
+
+
 def read_all(
     paths: Sequence[str], *, newest: int | None = None, filters: RecordFilter | None = None
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """Records of several log files merged by time (oldest first), and damaged lines per file."""
+) -> Reading:
+    """Records of several log files merged by time (oldest first).
+
+    A file that cannot be read is reported in ``unreadable``; the others are
+    still read.
+    """
+    import heapq
+
     seen: set[str] = set()
     per_file: list[list[dict[str, Any]]] = []
-    damaged: dict[str, int] = {}
+    reading = Reading()
     for path in paths:
         real = os.path.realpath(path)
         if real in seen:
             continue
         seen.add(real)
-        records, bad = read_records(path, newest=newest, filters=filters)
+        try:
+            records, bad = read_records(path, newest=newest, filters=filters)
+        except AuditError as error:
+            reading.unreadable[path] = error.message
+            continue
         per_file.append(records)
         if bad:
-            damaged[path] = bad
+            reading.damaged[path] = bad
     merged = list(heapq.merge(*per_file, key=_time_of))
     if newest is not None:
         merged = merged[-newest:] if newest > 0 else []
-    return merged, damaged
+    reading.records = merged
+    return reading
 
 
 def read_env_records(
@@ -771,7 +837,7 @@ def read_env_records(
     *,
     newest: int | None = None,
     filters: RecordFilter | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, int]]:
+) -> Reading:
     """All records of an env this user can read: every location the policy writes to.
 
     Denied attempts on an env the user cannot write went to the per-user file,
@@ -783,46 +849,47 @@ def read_env_records(
 def verify(path: str) -> tuple[bool, list[str]]:
     """Check the hash chain of one log: (intact, problems by line number).
 
-    Each line's ``prev`` must be the sha256 of the line before, and the first
-    record's ``prev`` must be null.  Edited, removed, inserted or reordered
-    lines, damaged lines and a truncated start all show.
+    Each line must hold ``"prev":`` with the sha256 of the line before (null
+    for the first line).  Edited, removed, inserted or reordered lines, damaged
+    lines and a truncated start all show.  Only the chain is checked, not the
+    JSON of each line (an edit anywhere breaks the next line's link anyway).
     """
+    buffer = _map(path)
+    if buffer is None:
+        return True, []
+    prev_field = re.compile(_PREV)
     problems: list[str] = []
     previous: str | None = None
     number = 0
     try:
-        with open(path, "rb") as handle:
-            for chunk, unterminated in _chunks_forward(handle):
-                lines = chunk.split(b"\n")
-                if not unterminated:
-                    lines.pop()  # after the final newline
-                for index, line in enumerate(lines):
-                    number += 1
-                    expected = previous
-                    previous = line_hash(line)
-                    if unterminated and index == len(lines) - 1:
-                        problems.append(f"line {number}: incomplete (no newline at the end)")
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        record = None
-                    if not isinstance(record, dict):
-                        problems.append(f"line {number}: not a JSON record")
-                        continue
-                    prev = record.get("prev")
-                    if prev != expected:
-                        if expected is None:
-                            problems.append(
-                                f"line {number}: the first line chains to an earlier one "
-                                "(records were removed from the start)"
-                            )
-                        else:
-                            problems.append(
-                                f"line {number}: does not chain to line {number - 1} "
-                                "(a line before it was changed, removed or inserted)"
-                            )
-    except FileNotFoundError:
-        return True, []
-    except OSError as error:
-        raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
+        for start, end, unterminated in _windows_forward(buffer):
+            lines = buffer[start:end].split(b"\n")
+            if not unterminated:
+                lines.pop()  # after the window's final newline
+            last = len(lines) - 1
+            for index, line in enumerate(lines):
+                number += 1
+                expected = previous
+                previous = line_hash(line)
+                if unterminated and index == last:
+                    problems.append(f"line {number}: incomplete (no newline at the end)")
+                found = prev_field.search(line)
+                if found is None or not (line.startswith(b"{") and line.endswith(b"}")):
+                    problems.append(f"line {number}: not a JSON record with a prev field")
+                    continue
+                prev = found.group(1)
+                if (prev.decode("ascii") if prev else None) == expected:
+                    continue
+                if expected is None:
+                    problems.append(
+                        f"line {number}: the first line chains to an earlier one "
+                        "(records were removed from the start)"
+                    )
+                else:
+                    problems.append(
+                        f"line {number}: does not chain to line {number - 1} "
+                        "(a line before it was changed, removed or inserted)"
+                    )
+    finally:
+        _close(buffer)
     return not problems, problems

@@ -35,12 +35,11 @@ pip call.  So:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
-import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -56,6 +55,7 @@ CACHE_VERSION = 1
 _CACHE_FORMAT = "safe-pip/conda-records"
 #: Changes this recent may share a timestamp with a later one: not trusted.
 _RACY_NS = 2_000_000_000
+_clock_ns = time.time_ns
 
 _ANCHOR_SUFFIXES = (".dist-info/RECORD", ".egg-info/PKG-INFO", ".egg-info")
 _SCALAR_KEYS = (
@@ -173,7 +173,7 @@ def read_records(
     if not S_ISDIR(meta_stat.st_mode):
         return RecordSet((), (f"{meta_dir}: not a directory",))
 
-    now = time.time_ns()
+    now = _clock_ns()
     dir_stamp = (meta_stat.st_mtime_ns, meta_stat.st_ctime_ns, meta_stat.st_ino, meta_stat.st_dev)
     cache_file = _cache_file(meta_dir, cache_dir) if use_cache else None
     cache = _load_cache(cache_file, meta_dir) if cache_file is not None else None
@@ -191,11 +191,12 @@ def read_records(
     reads = []
     changed = len(known) != len(listing)
     for filename, stamp in listing:
-        hit = known.get(filename)
-        read = _read_from_json(hit[1]) if hit is not None and hit[0] == stamp else None
-        if read is None or stamp == _UNTRUSTED:
+        cached_stamp, raw = known.get(filename, (None, None))
+        cached_read = _read_from_json(raw)
+        read = cached_read if cached_stamp == stamp != _UNTRUSTED else None
+        if read is None:
             read = _read_file(meta_dir + os.sep + filename)
-            changed = True
+            changed = changed or cached_stamp != stamp or cached_read != read
         stamps.append(stamp)
         reads.append((filename, read))
     if cache_file is not None:
@@ -511,8 +512,11 @@ def _cache_file(meta_dir: str, cache_dir: str | os.PathLike[str] | None) -> str 
             if not os.path.isabs(home):
                 return None
             base = os.path.join(home, ".cache", "safe-pip")
-    key = hashlib.sha256(os.fsencode(os.path.abspath(meta_dir))).hexdigest()[:32]
-    return os.path.join(base, f"conda-records-{key}.json")
+    # one file per conda-meta: a readable hint (the prefix's name) and a checksum of
+    # the full path; the path itself is stored inside and checked on load
+    where = os.path.abspath(meta_dir)
+    hint = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.basename(os.path.dirname(where)))[:40]
+    return os.path.join(base, f"conda-records-{hint}-{zlib.crc32(os.fsencode(where)):08x}.json")
 
 
 def _load_cache(cache_file: str, meta_dir: str) -> _Cache | None:
@@ -585,18 +589,18 @@ def _store_cache(
         "stamps": stamps,
         "reads": [read for _, read in reads],
     }
-    temp_name = None
+    temp_name = f"{cache_file}.{os.getpid()}.tmp"
+    written = False
     try:
-        directory = os.path.dirname(cache_file)
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=directory, prefix=".conda-records-")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        os.makedirs(os.path.dirname(cache_file), mode=0o700, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        with open(os.open(temp_name, flags, 0o600), "w", encoding="utf-8") as stream:
             json.dump(document, stream, separators=(",", ":"))
-        os.replace(temp_name, cache_file)
-        temp_name = None
+        os.replace(temp_name, cache_file)  # readers see the old cache or the new one
+        written = True
     except (OSError, ValueError):
         pass
     finally:
-        if temp_name is not None:
+        if not written:
             with contextlib.suppress(OSError):
                 os.unlink(temp_name)

@@ -24,6 +24,7 @@ Pure functions only; ``commands/export.py`` gathers the inputs.
 from __future__ import annotations
 
 import json
+import mmap
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,11 @@ _SECRET_QUERY_RE = re.compile(
 )
 _SSH_SCHEMES = frozenset({"ssh", "git+ssh", "hg+ssh", "svn+ssh", "bzr+ssh"})
 _VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
+#: PEP 440's canonical public version (appendix B), plus a local label: valid without parsing
+_CANONICAL_VERSION_RE = re.compile(
+    r"([1-9][0-9]*!)?(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*((a|b|rc)(0|[1-9][0-9]*))?"
+    r"(\.post(0|[1-9][0-9]*))?(\.dev(0|[1-9][0-9]*))?(\+[a-z0-9]+(\.[a-z0-9]+)*)?\Z"
+)
 _PEP508_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?\Z")
 _PLAIN_YAML_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.+\-=<>!~*,/]*\Z")
 _YAML_SPECIAL_WORDS = frozenset(
@@ -75,7 +81,10 @@ _YAML_SPECIAL_WORDS = frozenset(
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\ufeff]")
 _MAX_PROBLEMS = 20
 #: the ``"name"`` members of a JSON line (change items are the only objects with one)
-_NAME_MEMBER_RE = re.compile(rb'"name"\s*:\s*"((?:[^"\\\n]|\\.)*)"')
+#: (an escaped quote ends the match early: such a name has a backslash and is never skipped)
+_NAME_MEMBER_RE = re.compile(rb'"name"\s*:\s*"([^"]*)"')
+#: bytes of log read at a time by ``records_that_matter``
+_SELECT_CHUNK = 1 << 18
 #: userinfo made only of ``${VAR}`` references: pip expands them from the environment
 _ENV_REFERENCE_RE = re.compile(r"\$\{[A-Za-z0-9_]+\}(?::\$\{[A-Za-z0-9_]+\})?\Z")
 #: conda's default channel_alias (conda/base/context.py), with and without TLS
@@ -228,6 +237,8 @@ def _url_requirement_url(source: Mapping[str, Any], hashes: Any) -> tuple[str, b
 
 
 def _pin(name: str, version: str) -> str:
+    if _CANONICAL_VERSION_RE.match(version):
+        return f"{name}=={version}"
     from packaging.version import InvalidVersion, Version
 
     try:
@@ -287,55 +298,101 @@ def _change_names(record: Mapping[str, Any]) -> set[str]:
     return names
 
 
-def records_that_matter(data: bytes) -> tuple[list[dict[str, Any]], list[int]]:
+class _Selection:
+    """The state of ``records_that_matter`` while it walks a log backwards."""
+
+    def __init__(self) -> None:
+        self.decided: set[str] = set()  # normalised names whose newest change is known
+        self.decided_raw: set[bytes] = set()  # their spellings as found in lines
+        self.normalized: dict[bytes, str | None] = {}
+        self.found: list[dict[str, Any]] = []
+        self.damaged_at: list[int] = []
+
+    def settled(self, names: list[bytes]) -> bool:
+        """True when every name has a newer real change already (spellings are learnt)."""
+        if self.decided_raw.issuperset(names):
+            return True
+        for raw in names:
+            if raw in self.decided_raw:
+                continue
+            if raw not in self.normalized:
+                # a name with an escape is not compared: its line is always parsed
+                self.normalized[raw] = (
+                    None if b"\\" in raw else normalize_name(raw.decode("utf-8", "replace"))
+                )
+            key = self.normalized[raw]
+            if key is None or key not in self.decided:
+                return False
+            self.decided_raw.add(raw)
+        return True
+
+    def take(self, line: bytes, offset: int, names: list[bytes]) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            self.damaged_at.append(offset)
+            return
+        if _counts(record):
+            self.found.append(record)
+            self.decided.update(_change_names(record))
+            self.settled(names)  # learn the spellings now decided
+
+    def lines(self, chunk: bytes, base: int) -> None:
+        """Every line of ``chunk`` (whole lines, newline-terminated), newest first."""
+        end = len(chunk)
+        while end > 0:
+            start = chunk.rfind(b"\n", 0, end - 1) + 1
+            line = chunk[start : end - 1]
+            end = start
+            names = _NAME_MEMBER_RE.findall(line)
+            if self.settled(names) and line[:1] == b"{" and line[-1:] == b"}":
+                continue
+            if line.strip():
+                self.take(line, base + start, names)
+
+
+def _whole_records(chunk: bytes) -> bool:
+    """Every line of the chunk looks like one JSON object (``{...}``), none is blank."""
+    return (
+        chunk[:1] == b"{"
+        and chunk[-2:] == b"}\n"
+        and chunk.count(b"\n") == chunk.count(b"}\n{") + 1
+    )
+
+
+def records_that_matter(data: bytes | mmap.mmap) -> tuple[list[dict[str, Any]], list[int]]:
     """The records of one JSON Lines log that decide the net pip state, oldest first,
     and the numbers of the damaged lines met.
 
     Replaying the records returned gives the same ``pip_requirements`` as
-    replaying every record of the file: the file is walked from its end, and a
-    line is parsed only when it names a distribution (a ``"name"`` member)
-    whose newest real change has not been seen yet, or when it does not look
-    like one whole JSON object.  An unterminated last line (a record being
-    written) is ignored.  ``data`` may be any bytes-like object with
-    ``rfind`` (bytes, mmap).
+    replaying every record of the file: the file is walked from its end, in
+    chunks of whole lines, and a line is parsed only when it names a
+    distribution (a ``"name"`` member, which only change items have) whose
+    newest real change has not been seen yet, or when it does not look like
+    one whole JSON object.  A chunk whose names are all settled and whose lines
+    all look whole is skipped with two byte counts and one regex pass.  An
+    unterminated last line (a record being written) is ignored.
     """
-    decided: set[str] = set()
-    normalized: dict[bytes, str] = {}
-    found: list[dict[str, Any]] = []
-    damaged_at: list[int] = []
-    findall = _NAME_MEMBER_RE.findall
-    loads = json.loads
+    selection = _Selection()
     end = len(data)
     if end and data[end - 1 : end] != b"\n":
-        end = data.rfind(b"\n") + 1  # the unterminated last line
+        end = data.rfind(b"\n") + 1  # drop the unterminated last line
     while end > 0:
-        start = data.rfind(b"\n", 0, end - 1) + 1
-        line_end = end - 1  # without its newline
+        start = 0 if end <= _SELECT_CHUNK else data.rfind(b"\n", 0, end - _SELECT_CHUNK) + 1
+        chunk = data[start:end]
+        if not (selection.settled(_NAME_MEMBER_RE.findall(chunk)) and _whole_records(chunk)):
+            selection.lines(chunk, start)
         end = start
-        names = findall(data, start, line_end)
-        if all(normalized.get(raw) in decided for raw in names):
-            first, last = data[start : start + 1], data[line_end - 1 : line_end]
-            if first == b"{" and last == b"}":
-                continue  # every name it changes has a newer change already
-            if not data[start:line_end].strip():
-                continue
-        for raw in names:
-            if raw not in normalized:
-                text = raw.decode("utf-8", "replace")
-                normalized[raw] = normalize_name(text) if "\\" not in text else text
-        try:
-            record = loads(data[start:line_end])
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            damaged_at.append(start)
-            continue
-        if _counts(record):
-            found.append(record)
-            decided.update(_change_names(record))
-    found.reverse()
-    numbers = [data.count(b"\n", 0, offset) + 1 for offset in reversed(damaged_at)]
-    return found, numbers
+    selection.found.reverse()
+    numbers: list[int] = []
+    line, position = 1, 0
+    for offset in sorted(selection.damaged_at):
+        line += data[position:offset].count(b"\n")
+        position = offset
+        numbers.append(line)
+    return selection.found, numbers
 
 
 def _replay(records: Iterable[Mapping[str, Any]]) -> tuple[_Replay, list[Mapping[str, Any]]]:
@@ -429,7 +486,9 @@ def _package(key: str, item: Mapping[str, Any], cleaned: list[str]) -> PipPackag
         note = f"{name} {version} was installed from a local file, not an index: {where}"
     else:
         requirement = _pin(name, version)
-    if not _PEP508_NAME_RE.match(name) or not _valid_requirement(requirement):
+    # name==<valid PEP 440 version> with a valid name is valid; anything else is parsed
+    simple_pin = requirement == f"{name}=={version}"
+    if not _PEP508_NAME_RE.match(name) or not (simple_pin or _valid_requirement(requirement)):
         return PipPackage(
             key,
             name,

@@ -524,12 +524,19 @@ class _Parse:
     # argv ------------------------------------------------------------------------
 
     def parse_argv(self, tokens: Sequence[tuple[int, str]], *, interspersed: bool) -> int:
-        """Consume options; return how many tokens were used (all unless stopped)."""
+        """Consume options; return where the arguments left to the caller start.
+
+        With ``interspersed`` (a command's parser) arguments are collected in
+        ``positional`` and everything is consumed; without (the main parser)
+        parsing stops at the first argument or after ``--``.
+        """
         position = 0
         total = len(tokens)
         while position < total:
             index, arg = tokens[position]
             if arg == "--":
+                if not interspersed:
+                    return position + 1
                 self.positional.extend(tokens[position + 1 :])
                 return total
             if arg.startswith("--"):
@@ -689,10 +696,11 @@ def parse_pip_command_line(
     python_spans = tuple(main.python_spans)
 
     if main.help_requested:
+        # optparse prints the help while parsing, before pip could re-run itself
         return Operation(
             command="help",
             argv=argv,
-            settings=_with_python(main.settings, python),
+            settings=_with_python(main.settings, None),
             general_argv=argv,
             python_spans=python_spans,
         )

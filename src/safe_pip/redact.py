@@ -25,12 +25,13 @@ from collections.abc import Iterable
 
 MASK = "***"
 
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
-_AUTHORITY_END = re.compile(r"[/?#\s]")
-_WHITESPACE = re.compile(r"\s")
-_ENV_REFERENCE = re.compile(r"\$\{[A-Za-z0-9_]+\}(?::\$\{[A-Za-z0-9_]+\})?")
-_PEM_BLOCK = re.compile(r"-----BEGIN.*?(?:-----END[^\n]*?-----|\Z)", re.DOTALL)
-_TOKENS = re.compile(r"(\s+)")
+# patterns compiled on first use (``re`` caches them): this module is imported on every install
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*://"
+_AUTHORITY_END = r"[/?#\s]"
+_WHITESPACE = r"\s"
+_ENV_REFERENCE = r"\$\{[A-Za-z0-9_]+\}(?::\$\{[A-Za-z0-9_]+\})?"
+_PEM_BLOCK = r"(?s)-----BEGIN [^\n-]*-----.*?(?:-----END [^\n-]*-----|\Z)"
+_TOKENS = r"(\s+)"
 
 #: pip options whose value is a certificate path (with their unambiguous abbreviations)
 _CERT_OPTIONS = ("--cert", "--client-cert")
@@ -38,7 +39,7 @@ _CERT_MIN_PREFIX = {"--cert": "--ce", "--client-cert": "--cl"}
 
 
 def _harmless_userinfo(scheme: str, userinfo: str) -> bool:
-    if _ENV_REFERENCE.fullmatch(userinfo):
+    if re.fullmatch(_ENV_REFERENCE, userinfo):
         return True
     # ssh://git@host: the user name is not a credential
     return scheme.lower().rstrip(":/").endswith("ssh") and ":" not in userinfo and bool(userinfo)
@@ -52,7 +53,7 @@ def _malformed_userinfo_end(text: str, start: int, authority_end: int) -> int:
     port = authority.rsplit(":", 1)[1]
     if port.isdigit():
         return -1
-    match = _WHITESPACE.search(text, authority_end)
+    match = re.compile(_WHITESPACE).search(text, authority_end)
     token_end = match.start() if match else len(text)
     return text.find("@", authority_end, token_end)
 
@@ -60,7 +61,7 @@ def _malformed_userinfo_end(text: str, start: int, authority_end: int) -> int:
 def _redact_schemeless(text: str) -> str:
     """``user:password@host[:port][/...]`` with no scheme, as pip's ``--proxy`` takes it."""
     head, slash, rest = text.partition("/")
-    if _WHITESPACE.search(head):
+    if re.search(_WHITESPACE, head):
         return text
     userinfo, at, host = head.rpartition("@")
     if not at or not host or ":" not in userinfo or _harmless_userinfo("", userinfo):
@@ -74,13 +75,14 @@ def redact_url(text: str) -> str:
         return text
     if "://" not in text:
         return _redact_schemeless(text)
+    authority_end_re = re.compile(_AUTHORITY_END)
     pieces: list[str] = []
     done = 0
-    for match in _SCHEME.finditer(text):
+    for match in re.finditer(_SCHEME, text):
         if match.start() < done:
             continue
         start = match.end()
-        found = _AUTHORITY_END.search(text, start)
+        found = authority_end_re.search(text, start)
         authority_end = found.start() if found else len(text)
         at = text.rfind("@", start, authority_end)
         userinfo_end = at if at >= 0 else _malformed_userinfo_end(text, start, authority_end)
@@ -97,9 +99,9 @@ def redact_url(text: str) -> str:
 
 def redact_pem(text: str) -> str:
     """``text`` with inline PEM blocks (certificates, keys) replaced by ``***``."""
-    if "-----BEGIN" not in text:
+    if "-----BEGIN " not in text:
         return text
-    return _PEM_BLOCK.sub(MASK, text)
+    return re.sub(_PEM_BLOCK, MASK, text)
 
 
 def redact_text(text: str) -> str:
@@ -172,7 +174,7 @@ def redact_requirement_file_lines(text: str) -> list[str]:
     """
     result: list[str] = []
     for line in _logical_lines(text):
-        parts = _TOKENS.split(line)
+        parts = re.split(_TOKENS, line)
         words = redact_argv(parts[0::2])
         parts[0::2] = words
         result.append("".join(parts))

@@ -183,10 +183,6 @@ def cached_build(final: Path, build: Callable[[Path], None]) -> Path:
     return final
 
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _replace_file(path: Path, data: bytes | str, mode: int = 0o644) -> None:
     """Write `path` as a new inode (never through a hardlink shared with the template)."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -489,7 +485,7 @@ def _paths_data_entry(prefix: Path, rel: str) -> dict[str, Any]:
 
 @cache
 def base_python(version: str = "3.11") -> BasePython:
-    """The cached interpreter copy for `version` ("3.11"), built on first use (~2 s)."""
+    """The cached interpreter copy for `version` ("3.11"), built on first use (~5 s)."""
     source = _find_source_python(version)
     exe = Path(source["executable"])
     st = exe.stat()
@@ -899,6 +895,9 @@ def _conda_env_record_texts(prefix: Prefix) -> list[str]:
 def _lay_down_conda(prefix: Prefix, *, conda_base: bool) -> None:
     meta = prefix.conda_meta
     meta.mkdir()
+    if conda_base:  # before the records: their pkgs dir is the base's own
+        for sub in ("condabin", "envs", "pkgs"):
+            (prefix.path / sub).mkdir()
     version, full = prefix.python_version, prefix.base.full_version
     for text in _conda_env_record_texts(prefix):
         _write_conda_record(prefix.path, text)
@@ -952,8 +951,6 @@ def main():
 
 
 def _lay_down_conda_base(prefix: Prefix) -> None:
-    for sub in ("condabin", "envs", "pkgs"):
-        (prefix.path / sub).mkdir()
     (prefix.path / "pkgs" / "urls.txt").write_text("")
     script = _conda_script(prefix.python)
     _replace_file(prefix.bin / "conda", script, 0o755)
@@ -1089,7 +1086,7 @@ def conda_store_build_key(
     """conda-store's build directory name (`BuildKey`, versions 1 and 2).
 
     v1 (legacy): `<sha256>-<YYYYmmdd-HHMMSS-ffffff>-<id>-<name>`;
-    v2 (default since 2024): `<sha256[:8]>-<unix time>-<id>-<name>`.
+    v2 (conda-store's current default): `<sha256[:8]>-<unix time>-<id>-<name>`.
     """
     if version == 1:
         return f"{specification_sha256}-{scheduled_on:%Y%m%d-%H%M%S-%f}-{build_id}-{name}"

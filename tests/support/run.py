@@ -245,8 +245,15 @@ def install_setuptools(prefix: Prefix) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="safe-pip-home-") as tmp:
         os.chmod(tmp, 0o755)
         done = run_as(
+            # --no-compile: a third of the time; the first build writes the bytecode.
             prefix.pip(
-                "install", "--no-index", "--find-links", str(wheel_dir), "setuptools", "wheel"
+                "install",
+                "--no-compile",
+                "--no-index",
+                "--find-links",
+                str(wheel_dir),
+                "setuptools",
+                "wheel",
             ),
             home_base=Path(tmp),
             user=user,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
+import heapq
+import mmap
 import os
 import sys
 import tempfile
@@ -33,12 +34,11 @@ from safe_pip.export import (
     environment_name,
     environment_yml,
     pip_requirements,
+    records_that_matter,
     requirements_txt,
 )
 
 PROG = "safe-pip"
-#: where the audit log of an env lives by default (policy ``audit.location = "env"``)
-ENV_AUDIT_LOG = os.path.join("var", "log", "safe-pip", "audit.jsonl")
 _MAX_NOTES = 20
 
 
@@ -46,43 +46,63 @@ def note(text: str) -> None:
     print(f"{PROG}: note: {text}", file=sys.stderr)
 
 
-# TODO(lead): swap for the reader in safe_pip.audit (all records of an env, from every
-# location the policy may have written them to) once it exists; this reads only the
-# env's own log, <prefix>/var/log/safe-pip/audit.jsonl.
-def read_audit_records(prefix: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """The audit records of the env (oldest first) and the problems met reading them."""
-    path = os.path.join(prefix, ENV_AUDIT_LOG)
+def read_audit_records(
+    env: Environment, environ: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The records of every log the env's records may be in, that decide its pip state.
+
+    Oldest first (merged by time), with the problems met.  Each file is read
+    through ``records_that_matter``: only lines that can still change the
+    result are parsed.
+    """
+    from safe_pip import audit
+    from safe_pip.errors import PolicyError
+    from safe_pip.policy import load_policy
+
+    problems: list[str] = []
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        policy = load_policy(env.prefix)
+    except PolicyError as error:
+        policy = None
+        problems.append(f"the policy cannot be read ({error.message}); reading the default logs")
+    per_file: list[list[dict[str, Any]]] = []
+    seen: set[str] = set()
+    for path in audit.log_locations(env, policy, environ):
+        real = os.path.realpath(path)
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            records, damaged = _records_of_file(path)
+        except OSError as error:
+            problems.append(f"{path}: cannot read: {error.strerror or error}")
+            continue
+        if damaged:
+            shown = ", ".join(str(n) for n in damaged[:10])
+            more = f" and {len(damaged) - 10} more" if len(damaged) > 10 else ""
+            problems.append(f"{path}: damaged lines skipped: {shown}{more}")
+        if records:
+            per_file.append(records)
+    if len(per_file) == 1:
+        return per_file[0], problems
+    return list(heapq.merge(*per_file, key=lambda r: str(r.get("time") or ""))), problems
+
+
+def _records_of_file(path: str) -> tuple[list[dict[str, Any]], list[int]]:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the mmap
     except FileNotFoundError:
         return [], []
-    except OSError as error:
-        return [], [f"{path}: cannot read: {error.strerror or error}"]
-    records: list[dict[str, Any]] = []
-    damaged: list[int] = []
-    loads = json.loads
-    for number, raw in enumerate(data.splitlines(), 1):
-        line = raw.strip()
-        if not line:
-            continue
-        if b'"changes"' not in line and line[:1] == b"{" and line[-1:] == b"}":
-            continue  # a whole record without changes: it cannot change the pip state
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return [], []
         try:
-            record = loads(line)
-        except ValueError:
-            damaged.append(number)
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-        else:
-            damaged.append(number)
-    problems = []
-    if damaged:
-        shown = ", ".join(str(n) for n in damaged[:10])
-        more = f" and {len(damaged) - 10} more" if len(damaged) > 10 else ""
-        problems.append(f"{path}: damaged lines skipped: {shown}{more}")
-    return records, problems
+            view = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return records_that_matter(handle.read())
+        with view:
+            return records_that_matter(view)
 
 
 def _clock() -> datetime.datetime:
@@ -206,7 +226,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             [path for record in records_set.records for path in record.dist_infos]
         )
 
-    audit_records, audit_problems = read_audit_records(env.prefix)
+    audit_records, audit_problems = read_audit_records(env, environ)
     problems.extend(audit_problems)
     pip = pip_requirements(audit_records)
     problems.extend(pip.problems)

@@ -140,6 +140,14 @@ def format_table(records: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _json_line(record: Mapping[str, Any]) -> str:
+    """The record as stored, redacted again if anything in it could be a secret."""
+    line = json.dumps(record, separators=(",", ":"))
+    if "@" in line or "-----BEGIN" in line:
+        line = json.dumps(audit.redact_record(record), separators=(",", ":"))
+    return line
+
+
 def _write(text: str) -> None:
     try:
         sys.stdout.write(text)
@@ -184,13 +192,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         since=parse_time(args.since) if args.since else None,
         until=parse_time(args.until, end=True) if args.until else None,
     )
-    records, damaged = audit.read_all(locations, newest=args.limit, filters=filters)
-    for path, count in damaged.items():
+    reading = audit.read_all(locations, newest=args.limit, filters=filters)
+    records = reading.records
+    for path, count in reading.damaged.items():
         print(f"{PROG}: skipped {count} damaged line(s) in {path}", file=sys.stderr)
+    for why in reading.unreadable.values():
+        print(f"{PROG}: warning: {why}; its records are not shown", file=sys.stderr)
     if args.json:
-        dumps = json.dumps
-        lines = [dumps(audit.redact_record(record), separators=(",", ":")) for record in records]
-        _write("".join(line + "\n" for line in lines))
+        _write("".join(_json_line(record) + "\n" for record in records))
     elif records:
         _write(format_table(records))
     if not records:

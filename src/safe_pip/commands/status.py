@@ -75,6 +75,7 @@ def collect(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
                     "reason": decision.reason,
                 }
             )
+    drift = _drift(env, policy, environ)
     return {
         "schema": SCHEMA,
         "safe_pip_version": __version__,
@@ -98,8 +99,20 @@ def collect(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
             "notes": list(policy.notes) if policy else [],
         },
         "allowed": allowed,
+        "drift": drift,
         "warnings": shell_mismatch(env, environ),
     }
+
+
+def _drift(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    from safe_pip import audit
+    from safe_pip.conda_records import read_records
+    from safe_pip.drift import compute_drift
+    from safe_pip.inventory import scan
+
+    records, _damaged = audit.read_env_records(env, policy, environ)
+    installed = scan([env.purelib, env.platlib])
+    return compute_drift(env, installed, read_records(env.prefix), records).as_dict()
 
 
 def render(data: Mapping[str, Any]) -> str:
@@ -126,6 +139,28 @@ def render(data: Mapping[str, Any]) -> str:
         for item in data["allowed"]:
             verdict = "allowed" if item["allowed"] else f"refused [{item['rule']}]"
             lines.append(f"  {item['operation']:<20} {verdict}")
+    drift = data["drift"]
+    for item in drift["unexplained"]:
+        lines.append(
+            f"drift:     {item['name']} {item['version']} is installed ({item['owner']}) "
+            "but neither conda nor the audit log explains it"
+        )
+    for item in drift["overwritten"]:
+        lines.append(
+            f"drift:     {item['name']} {item['conda_version']} belongs to conda, but pip "
+            f"replaced it ({item['how']}, now {item['installed_version']})"
+        )
+    for item in drift["user_site"]:
+        lines.append(
+            f"user site: {item['name']} {item['version']} in {env['user_site']} is imported "
+            "by this env too (remove it: `python -m pip uninstall --user` is refused here; "
+            f"delete {item['path']} and its package dir)"
+        )
+    if drift["layered"]:
+        lines.append(
+            "layered:   conda changed this env after pip did; rebuild it from a spec: "
+            "`safe-pip export -o environment.yml`"
+        )
     lines.extend(f"warning: {w}" for w in data["warnings"])
     lines.extend(data.get("extra_lines", []))
     return "\n".join(lines)

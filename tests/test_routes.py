@@ -1,0 +1,311 @@
+"""Every route of rule 7, through the real safe-pip CLI and the real pip, as root and
+as an unprivileged user: what lands on disk (or does not) is the assertion."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.prefixes import Prefix
+from support.run import Runner, install_setuptools
+from support.wheels import make_project
+
+pytestmark = pytest.mark.integration
+
+NOBODY = 65534
+DENIED = 10
+
+
+def installed(site: Path, name: str = "demo_a") -> bool:
+    return any(p.name.startswith(f"{name}-") and p.name.endswith(".dist-info") for p in site.iterdir()) if site.is_dir() else False
+
+
+def user_site_files(home: Path) -> list[Path]:
+    local = home / ".local"
+    return [p for p in local.rglob("*") if p.is_file()] if local.exists() else []
+
+
+class Scenario:
+    """One env and one user: run safe-pip there, check what landed."""
+
+    def __init__(self, run: Runner, safe_pip: list[str], prefix: Prefix, wheels: Path, user: int | None):
+        self.run = run
+        self.safe_pip = safe_pip
+        self.prefix = prefix
+        self.wheels = wheels
+        self.user = user
+
+    @property
+    def home(self) -> Path:
+        return self.run.home(self.user)
+
+    def env(self, **extra: str | None) -> dict[str, str | None]:
+        base: dict[str, str | None] = {"PATH": f"{self.prefix.bin}:/usr/bin:/bin"}
+        base.update(extra)
+        return base
+
+    def pip(self, *args: str, env: dict[str, str | None] | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
+        argv = [*self.safe_pip, *args]
+        if args and args[0] == "install":
+            argv += ["--no-index", "--find-links", str(self.wheels)]
+        return self.run(argv, user=self.user, env=env or self.env(), **kw)
+
+    def nothing_landed(self, *sites: Path) -> None:
+        assert user_site_files(self.home) == []
+        for site in (self.prefix.site_packages, *sites):
+            assert not installed(site), f"demo-a landed in {site}"
+
+
+@pytest.fixture(params=[None, NOBODY], ids=["root", "nobody"])
+def user(request: pytest.FixtureRequest) -> int | None:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def own_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
+    """A conda env the user can write to."""
+    return prefix_factory("conda-env", writable_by=user)
+
+
+@pytest.fixture
+def scenario(run: Runner, safe_pip_bin: list[str], own_env: Prefix, wheelhouse: Path, user: int | None) -> Scenario:
+    return Scenario(run, safe_pip_bin, own_env, wheelhouse, user)
+
+
+def test_allowed_install_lands_in_the_env_and_only_there(scenario: Scenario) -> None:
+    proc = scenario.pip("install", "demo-a")
+    assert proc.returncode == 0, proc.stderr
+    assert installed(scenario.prefix.site_packages)
+    assert user_site_files(scenario.home) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "extra_env"),
+    [
+        (["--user"], {}),
+        (["--us"], {}),
+        ([], {"PIP_USER": "1"}),
+        ([], {"PIP_USER": "true"}),
+        ([], {"PIP_NO_USER": "1"}),
+    ],
+    ids=["--user", "--us", "PIP_USER=1", "PIP_USER=true", "PIP_NO_USER=1"],
+)
+def test_user_site_routes(scenario: Scenario, args: list[str], extra_env: dict[str, str]) -> None:
+    proc = scenario.pip("install", *args, "demo-a", env=scenario.env(**extra_env))
+    assert proc.returncode == DENIED, proc.stderr
+    assert "rule:    user-site" in proc.stderr
+    scenario.nothing_landed()
+
+
+@pytest.mark.parametrize("section", ["global", "install"])
+def test_user_true_in_a_pip_config_file(scenario: Scenario, shared_tmp: Path, section: str) -> None:
+    conf = shared_tmp / f"pip-{section}.conf"
+    conf.write_text(f"[{section}]\nuser = true\n")
+    conf.chmod(0o644)
+    proc = scenario.pip("install", "demo-a", env=scenario.env(PIP_CONFIG_FILE=str(conf)))
+    assert proc.returncode == DENIED, proc.stderr
+    assert "user-site" in proc.stderr and str(conf) in proc.stderr
+    scenario.nothing_landed()
+
+
+def test_user_true_in_the_users_own_pip_conf(scenario: Scenario) -> None:
+    conf_dir = scenario.home / ".config" / "pip"
+    conf_dir.mkdir(parents=True)
+    (conf_dir / "pip.conf").write_text("[install]\nuser = yes\n")
+    if scenario.user is not None:
+        for path in (scenario.home / ".config", conf_dir, conf_dir / "pip.conf"):
+            os.chown(path, scenario.user, scenario.user)
+    # the machine-wide PIP_CONFIG_FILE=/dev/null of the test harness would hide it
+    proc = scenario.pip("install", "demo-a", env=scenario.env(PIP_CONFIG_FILE=None))
+    assert proc.returncode == DENIED, proc.stderr
+    assert "user-site" in proc.stderr
+    scenario.nothing_landed()
+
+
+@pytest.mark.parametrize("option", ["--prefix", "--target", "--root"])
+def test_destinations_into_the_user_base(scenario: Scenario, option: str) -> None:
+    value = str(scenario.home / ".local") if option != "--target" else str(scenario.home / ".local/lib/python3.11/site-packages")
+    proc = scenario.pip("install", option, value, "demo-a")
+    assert proc.returncode == DENIED, proc.stderr
+    scenario.nothing_landed()
+
+
+def test_implicit_user_fallback_on_a_read_only_env(
+    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path
+) -> None:
+    shared = prefix_factory("conda-env")  # root-owned: read-only for nobody
+    s = Scenario(run, safe_pip_bin, shared, wheelhouse, NOBODY)
+    proc = s.pip("install", "demo-a")
+    assert proc.returncode == DENIED, proc.stderr
+    assert "rule:    read-only-env" in proc.stderr
+    s.nothing_landed()
+    # and bare pip would indeed have fallen back to ~/.local: safe-pip is what stops it
+    bare = run([str(shared.python), "-m", "pip", "install", "--no-index", "--find-links", str(wheelhouse), "demo-a"], user=NOBODY)
+    assert "user installation" in (bare.stdout + bare.stderr)
+    assert user_site_files(s.home) != []
+
+
+def test_venv_with_system_site_packages(
+    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path, shared_tmp: Path, user: int | None
+) -> None:
+    base = prefix_factory("plain")
+    venv = shared_tmp / "venv-sys"
+    subprocess.run([str(base.python), "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    if user is not None:
+        subprocess.run(["chown", "-R", f"{user}:{user}", str(venv)], check=True)
+    site = venv / "lib/python3.11/site-packages"
+    s = Scenario(run, safe_pip_bin, base, wheelhouse, user)
+    env = {"PATH": f"{venv}/bin:/usr/bin:/bin"}
+    proc = s.pip("install", "--user", "demo-a", env=env)
+    assert proc.returncode == DENIED, proc.stderr
+    assert "user-site" in proc.stderr
+    assert not installed(site)
+    assert user_site_files(s.home) == []
+    # a plain install goes into the venv itself (pip from the base via system site-packages)
+    proc = s.pip("install", "demo-a", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert installed(site)
+    assert user_site_files(s.home) == []
+
+
+@pytest.fixture
+def base_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
+    # even a base the user could write to is refused: the rule is not about permissions
+    return prefix_factory("conda-base", writable_by=user)
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "on-path",
+        "--python",
+        "--python=dir",
+        "PIP_PYTHON",
+        "--prefix",
+        "--root /",
+        "--target site-packages",
+        "--break-system-packages",
+        "PIP_BREAK_SYSTEM_PACKAGES",
+        "config break-system-packages",
+        "uninstall",
+    ],
+)
+def test_base_env_routes(
+    run: Runner, safe_pip_bin: list[str], own_env: Prefix, base_env: Prefix, wheelhouse: Path, user: int | None, shared_tmp: Path, how: str
+) -> None:
+    s = Scenario(run, safe_pip_bin, own_env, wheelhouse, user)
+    on_path = {"PATH": f"{own_env.bin}:/usr/bin:/bin"}
+    base_on_path = {"PATH": f"{base_env.bin}:/usr/bin:/bin"}
+    args: list[str]
+    env: dict[str, str | None]
+    if how == "on-path":
+        args, env = ["install", "demo-a"], base_on_path
+    elif how == "--python":
+        args, env = ["--python", str(base_env.python), "install", "demo-a"], on_path
+    elif how == "--python=dir":
+        args, env = [f"--python={base_env.path}", "install", "demo-a"], on_path
+    elif how == "PIP_PYTHON":
+        args, env = ["install", "demo-a"], {**on_path, "PIP_PYTHON": str(base_env.python)}
+    elif how == "--prefix":
+        args, env = ["install", "--prefix", str(base_env.path), "demo-a"], base_on_path
+    elif how == "--root /":
+        args, env = ["install", "--root", "/", "demo-a"], base_on_path
+    elif how == "--target site-packages":
+        args, env = ["install", "--target", str(base_env.site_packages), "demo-a"], on_path
+    elif how == "--break-system-packages":
+        args, env = ["install", "--break-system-packages", "demo-a"], base_on_path
+    elif how == "PIP_BREAK_SYSTEM_PACKAGES":
+        args, env = ["install", "demo-a"], {**base_on_path, "PIP_BREAK_SYSTEM_PACKAGES": "1"}
+    elif how == "config break-system-packages":
+        conf = shared_tmp / "bsp.conf"
+        conf.write_text("[global]\nbreak-system-packages = true\n")
+        conf.chmod(0o644)
+        args, env = ["install", "demo-a"], {**base_on_path, "PIP_CONFIG_FILE": str(conf)}
+    else:
+        # something pip could remove from base: pip itself
+        proc = s.run([*safe_pip_bin, "uninstall", "-y", "pip"], user=user, env=base_on_path)
+        assert proc.returncode == DENIED, proc.stderr
+        assert "rule:    base-env" in proc.stderr
+        assert installed(base_env.site_packages, "pip")
+        return
+    proc = s.run([*safe_pip_bin, *args, "--no-index", "--find-links", str(wheelhouse)], user=user, env=env)
+    assert proc.returncode == DENIED, proc.stderr
+    assert "base-env" in proc.stderr or "outside-env" in proc.stderr
+    assert not installed(base_env.site_packages)
+    assert user_site_files(s.home) == []
+
+
+@pytest.mark.parametrize("option", ["--target", "--targ", "-t", "--prefix", "--prefi=", "--root"])
+def test_outside_env_destinations(scenario: Scenario, shared_tmp: Path, option: str) -> None:
+    dest = shared_tmp / "elsewhere"
+    args = [f"{option}{dest}"] if option.endswith("=") else ([f"-t{dest}"] if option == "-t" else [option, str(dest)])
+    proc = scenario.pip("install", *args, "demo-a")
+    assert proc.returncode == DENIED, proc.stderr
+    assert "rule:    outside-env" in proc.stderr
+    assert not dest.exists() or not any(dest.rglob("*.dist-info"))
+
+
+def test_listed_destination_is_allowed(scenario: Scenario, shared_tmp: Path) -> None:
+    dest = shared_tmp / "plugins"
+    dest.mkdir()
+    if scenario.user is not None:
+        os.chown(dest, scenario.user, scenario.user)
+    policy = f'version = 1\n[install]\nallowed-destinations = ["{dest}"]\n'
+    proc = scenario.pip("install", "--target", str(dest / "lib"), "demo-a", system_policy=policy)
+    assert proc.returncode == 0, proc.stderr
+    assert installed(dest / "lib")
+    assert not installed(scenario.prefix.site_packages)
+
+
+def test_frozen_env_refuses_install_and_uninstall(
+    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path, user: int | None
+) -> None:
+    frozen = prefix_factory("conda-env", frozen=True, writable_by=user)
+    s = Scenario(run, safe_pip_bin, frozen, wheelhouse, user)
+    proc = s.pip("install", "demo-a")
+    assert proc.returncode == DENIED and "frozen-env" in proc.stderr
+    proc = s.pip("uninstall", "-y", "pip")
+    assert proc.returncode == DENIED and "frozen-env" in proc.stderr
+    assert installed(frozen.site_packages, "pip")
+    s.nothing_landed()
+
+
+def test_dev_install_needs_no_build_isolation_then_works(scenario: Scenario, shared_tmp: Path) -> None:
+    assert install_setuptools(scenario.prefix).returncode == 0
+    project = make_project(shared_tmp / "proj", "devpkg", "0.1", owner=scenario.user)
+    proc = scenario.run([*scenario.safe_pip, "install", "-e", str(project)], user=scenario.user, env=scenario.env())
+    assert proc.returncode == DENIED, proc.stderr
+    assert "rule:    build-isolation" in proc.stderr
+    assert f"pip install --no-build-isolation -e {project}" in proc.stderr
+    assert not installed(scenario.prefix.site_packages, "devpkg")
+    proc = scenario.run(
+        [*scenario.safe_pip, "install", "--no-build-isolation", "-e", str(project)],
+        user=scenario.user,
+        env=scenario.env(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert installed(scenario.prefix.site_packages, "devpkg")
+    assert user_site_files(scenario.home) == []
+    check = scenario.run([str(scenario.prefix.python), "-c", "import devpkg"], user=scenario.user)
+    assert check.returncode == 0, check.stderr
+
+
+def test_dev_only_env(scenario: Scenario, shared_tmp: Path) -> None:
+    install_setuptools(scenario.prefix)
+    project = make_project(shared_tmp / "proj", "devpkg", "0.1", owner=scenario.user)
+    policy = f'version = 1\n[[envs]]\npath = "{scenario.prefix.path}"\ninstall = {{ conda-env = "dev-only" }}\n'
+    proc = scenario.pip("install", "demo-a", system_policy=policy)
+    assert proc.returncode == DENIED and "rule:    dev-only" in proc.stderr
+    proc = scenario.run(
+        [*scenario.safe_pip, "install", "--no-build-isolation", "-e", str(project)],
+        user=scenario.user,
+        env=scenario.env(),
+        system_policy=policy,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert installed(scenario.prefix.site_packages, "devpkg")
+    assert not installed(scenario.prefix.site_packages)
