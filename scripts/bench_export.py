@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,7 +42,7 @@ def make_env(root: Path) -> Path:
     """
     sys.path.insert(0, str(PROJECT / "tests"))
     try:
-        from support.prefixes import make_prefix
+        make_prefix = importlib.import_module("support.prefixes").make_prefix
     except ImportError:
         make_prefix = None
     if make_prefix is not None:
@@ -238,21 +240,28 @@ def main(argv: list[str] | None = None) -> int:
             str(out),
         ]
         environ = {**os.environ, "XDG_CACHE_HOME": str(root / "cache")}
-        times = []
+        times: list[float] = []
+        cpu: list[float] = []
         for _ in range(args.runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True, env=environ)
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if done.returncode != 0:
                 print(done.stdout, done.stderr, file=sys.stderr)
                 return 1
         lines = out.read_text().count("\n")
         print(f"command: {' '.join(command[:4])} --python ENV/bin/python -o FILE")
         print(
-            f"{args.runs} runs: min {min(times) * 1000:.0f} ms, "
+            f"{args.runs} runs, wall: min {min(times) * 1000:.0f} ms, "
             f"median {statistics.median(times) * 1000:.0f} ms, "
-            f"max {max(times) * 1000:.0f} ms (environment.yml: {lines:,} lines)"
+            f"max {max(times) * 1000:.0f} ms; CPU (user+sys, with the interpreter probe): "
+            f"min {min(cpu) * 1000:.0f} ms, median {statistics.median(cpu) * 1000:.0f} ms "
+            f"(environment.yml: {lines:,} lines)"
         )
+        print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         if done.stderr:
             print("stderr of the last run:", done.stderr.strip()[:500], sep="\n")
     finally:

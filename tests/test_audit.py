@@ -285,7 +285,7 @@ def test_falls_back_to_the_user_file(env: Environment, environ: dict[str, str]) 
     assert audit.writable_location(locations) == locations[1]
     assert audit.append(record(env, decision="denied"), locations) == locations[1]
     reading = audit.read_env_records(env, default_policy(), environ)
-    assert [r["decision"] for r in reading.records] == ["denied"]
+    assert [r["decision"] for r in list(reading.records)] == ["denied"]
     assert reading.unreadable == reading.damaged == {}
 
 
@@ -498,9 +498,10 @@ def test_read_all_merges_locations_by_time(tmp_path: Path) -> None:
     write_lines(user_file, [synthetic(n) for n in (1, 5)] + [b"junk"])
     reading = audit.read_all([str(env_file), str(user_file), str(env_file)])
     assert [r["n"] for r in reading.records] == [0, 1, 2, 4, 5, 6]
-    assert reading.damaged == {str(user_file): 1}
+    assert reading.damaged == {str(user_file): 1}  # complete once the records are consumed
     newest = audit.read_all([str(env_file), str(user_file)], newest=3)
     assert [r["n"] for r in newest.records] == [4, 5, 6]
+    assert newest.damaged == {str(user_file): 1}  # the junk is the last line: read first
     unreadable = tmp_path / "dir.jsonl"
     unreadable.mkdir()  # open() fails with EISDIR, even for root
     reading = audit.read_all([str(unreadable), str(env_file)])

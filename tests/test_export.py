@@ -395,6 +395,8 @@ def test_yaml_scalar_reads_back() -> None:
         "ünï €",
         "emoji 😀",
         "line\nbreak",
+        "nel\x85here",
+        "ls\u2028here",
         "-",
         "? k",
     ]
@@ -507,7 +509,7 @@ def test_requirements_txt_exact_text() -> None:
 
 def test_comments_cannot_break_out_of_their_line() -> None:
     pip = pip_requirements(
-        [record([dist("mine", "0.1", "editable", path="/x\nname: evil\r\n- y")])]
+        [record([dist("mine", "0.1", "editable", path="/x\nname: evil\r\n- y\x85z\u2028w")])]
     )
     text = environment_yml("e", [], ["python=3.11"], pip)
     assert yaml_load(text) == {"name": "e", "dependencies": ["python=3.11"]}
@@ -835,7 +837,6 @@ def test_records_that_matter_blank_and_damaged_lines() -> None:
     assert damaged == [3, 5]
 
 
-@needs_fixtures
 def test_command_merges_the_env_log_and_the_user_log(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -854,3 +855,32 @@ def test_command_merges_the_env_log_and_the_user_log(
     assert run_export(monkeypatch, env, "--format", "requirements") == 0
     out = capsys.readouterr().out
     assert [line for line in out.splitlines() if not line.startswith("#")] == ["a==2.0"]
+
+
+def test_find_links_comment_names_the_packages_it_served() -> None:
+    links = {"index_url": None, "find_links": ["/srv/wheels/", "https://h.example/links.html"]}
+    pip = pip_requirements(
+        [
+            record(
+                [
+                    dist("a", "1.0", "file", path="/srv/wheels/a-1.0-py3-none-any.whl"),
+                    dist("b", "2.0", "file", path="/elsewhere/b-2.0-py3-none-any.whl"),
+                ],
+                index=links,
+            )
+        ]
+    )
+    assert [p.note for p in pip.packages] == [
+        "",
+        "b 2.0 was installed from a local file, not an index: /elsewhere/b-2.0-py3-none-any.whl",
+    ]
+    assert pip.comments[0].startswith("--find-links /srv/wheels/ served a 1.0: a local directory")
+    assert pip.comments[1].startswith(
+        "--find-links https://h.example/links.html was used: conda-store refuses --find-links"
+    )
+
+
+def test_lone_surrogates_become_replacement_characters() -> None:
+    assert yaml_scalar("a\udc80b") == '"a\ufffdb"'
+    pip = pip_requirements([record([dist("mine", "0.1", "editable", path="/p\udc80")])])
+    requirements_txt(pip).encode("utf-8")  # does not raise

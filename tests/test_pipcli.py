@@ -860,7 +860,7 @@ def config_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @needs_modern_pip
 @settings(
-    max_examples=10000,
+    max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -886,10 +886,7 @@ def test_same_result_as_pip(
             parse_config_text(env_text, str(env_file), "env"),
         )
     )
-    result = _ours(argv, environ, config)
-    from hypothesis import event
-    event(str(result)[:9] if isinstance(result, str) else f"{result[0]} python={result[1] is not None} " + (f"user={result[3].get('use_user_site')}" if len(result) > 2 else ""))
-    assert result == _pips(argv, environ, files)
+    assert _ours(argv, environ, config) == _pips(argv, environ, files)
 
 
 @needs_modern_pip

@@ -168,9 +168,15 @@ def _probe_interpreter(python: str) -> dict[str, str]:
         with contextlib.redirect_stdout(buffer):
             exec(_PROBE, exec_globals)
         return dict(json.loads(buffer.getvalue()))
+    # without `site`, a venv reports its base interpreter's prefix: keep site for venvs
+    here = os.path.dirname(os.path.abspath(python))
+    in_venv = any(
+        os.path.isfile(os.path.join(d, "pyvenv.cfg")) for d in (here, os.path.dirname(here))
+    )
+    flags = ["-I"] if in_venv else ["-I", "-S"]
     try:
         proc = subprocess.run(
-            [python, "-I", "-S", "-c", _PROBE],
+            [python, *flags, "-c", _PROBE],
             capture_output=True,
             text=True,
             check=False,

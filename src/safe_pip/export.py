@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 import mmap
+import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -78,7 +79,10 @@ _PLAIN_YAML_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.+\-=<>!~*,/]*\Z")
 _YAML_SPECIAL_WORDS = frozenset(
     {"y", "n", "yes", "no", "true", "false", "on", "off", "null", "nan", "inf"}
 )
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\ufeff]")
+#: characters YAML readers take as line breaks or refuse unescaped (C0, DEL, C1, ...)
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+#: lone surrogates (from JSON ``\udXXX`` escapes) cannot be written as UTF-8
+_SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 _MAX_PROBLEMS = 20
 #: the ``"name"`` members of a JSON line (change items are the only objects with one)
 #: (an escaped quote ends the match early: such a name has a backslash and is never skipped)
@@ -259,7 +263,7 @@ def _valid_requirement(line: str) -> bool:
 
 
 def _one_line(text: str) -> str:
-    return _CONTROL_RE.sub(" ", text).strip()
+    return _CONTROL_RE.sub(" ", _SURROGATE_RE.sub("\ufffd", text)).strip()
 
 
 @dataclass
@@ -504,14 +508,12 @@ def _index_options(
     packages: Sequence[PipPackage],
     states: Mapping[str, tuple[Mapping[str, Any], int]],
     contributing: Sequence[Mapping[str, Any]],
-    comments: list[str],
     cleaned: list[str],
 ) -> list[str]:
     """``--index-url``/``--extra-index-url`` lines for the indexes the listed packages used."""
     records = sorted({states[p.key][1] for p in packages if p.requirement})
     primaries: dict[str, None] = {}
     extras: dict[str, None] = {}
-    find_links: dict[str, None] = {}
     for position in records:
         index = contributing[position].get("index")
         if not isinstance(index, Mapping):
@@ -522,9 +524,6 @@ def _index_options(
             for extra in index.get("extra_index_urls") or []:
                 if isinstance(extra, str) and extra:
                     extras.setdefault(extra, None)
-        for link in index.get("find_links") or []:
-            if isinstance(link, str) and link:
-                find_links.setdefault(link, None)
     options: list[str] = []
     seen: set[str] = set()
     custom = [url for url in primaries if not _is_pypi(url)]
@@ -541,14 +540,63 @@ def _index_options(
         if clean not in seen and " " not in clean:
             seen.add(clean)
             options.append(f"{option} {clean}")
-    for link in find_links:
-        clean, _ = strip_credentials(link)
-        comments.append(
-            f"--find-links {_one_line(clean)} was used: conda-store does not accept "
-            "--find-links, and a local dir is not there on another machine; "
-            "the packages it served must come from an index"
-        )
     return options
+
+
+def _local_dir(link: str) -> str | None:
+    """The directory a ``--find-links`` value names, or None for a URL."""
+    if link.startswith("file://"):
+        return link[len("file://") :].rstrip("/") or "/"
+    if "://" in link:
+        return None
+    return link.rstrip("/") or "/"
+
+
+def _find_links_notes(
+    packages: list[PipPackage],
+    states: Mapping[str, tuple[Mapping[str, Any], int]],
+    contributing: Sequence[Mapping[str, Any]],
+) -> list[str]:
+    """Comments for the ``--find-links`` the listed packages were installed with.
+
+    A package whose local file lies in such a directory is named in that
+    link's comment instead of carrying its own (``packages`` is updated).
+    """
+    served: dict[str, list[str]] = {}
+    for number, package in enumerate(packages):
+        if package.requirement is None:
+            continue
+        item, position = states[package.key]
+        index = contributing[position].get("index")
+        links = index.get("find_links") if isinstance(index, Mapping) else None
+        if not isinstance(links, list):
+            continue
+        source = item.get("source")
+        path = str(source.get("path") or "") if isinstance(source, Mapping) else ""
+        for link in links:
+            if not isinstance(link, str) or not link:
+                continue
+            names = served.setdefault(link, [])
+            directory = _local_dir(link)
+            if package.kind == "file" and directory and posixpath.dirname(path) == directory:
+                names.append(f"{package.name} {package.version}")
+                packages[number] = replace(package, note="")
+    notes = []
+    for link, names in served.items():
+        clean, _ = strip_credentials(link)
+        what = f"--find-links {clean}" + (f" served {', '.join(names)}" if names else " was used")
+        if _local_dir(link) is not None:
+            notes.append(
+                f"{what}: a local directory, not there when the env is rebuilt elsewhere, and "
+                "conda-store refuses --find-links: put these on an index, or give pip "
+                "--find-links by hand"
+            )
+        else:
+            notes.append(
+                f"{what}: conda-store refuses --find-links: put these on an index, "
+                "or give pip --find-links by hand"
+            )
+    return notes
 
 
 def pip_requirements(records: Iterable[Mapping[str, Any]]) -> PipSection:
@@ -562,8 +610,8 @@ def pip_requirements(records: Iterable[Mapping[str, Any]]) -> PipSection:
     replay, contributing = _replay(records)
     cleaned: list[str] = []
     packages = [_package(key, replay.state[key][0], cleaned) for key in sorted(replay.state)]
-    comments: list[str] = []
-    options = _index_options(packages, replay.state, contributing, comments, cleaned)
+    options = _index_options(packages, replay.state, contributing, cleaned)
+    comments = _find_links_notes(packages, replay.state, contributing)
     if cleaned:
         comments.append(
             "credentials were removed from URLs ("
@@ -647,8 +695,10 @@ def yaml_scalar(text: str) -> str:
 
     Plain when it is unambiguous (starts with a letter or ``_``, only safe
     characters, not a YAML 1.1 boolean/null word), otherwise double-quoted
-    with backslash escapes.
+    with backslash escapes.  (Lone surrogates, which UTF-8 cannot hold, become
+    U+FFFD.)
     """
+    text = _SURROGATE_RE.sub("\ufffd", text)
     if _PLAIN_YAML_RE.match(text) and text.lower() not in _YAML_SPECIAL_WORDS:
         return text
     out = ['"']

@@ -131,6 +131,7 @@ def _drift_notes(env: Environment, pip: PipSection, conda_dists: set[str]) -> It
         for key, item in sorted(installed.items())
         if key not in logged
         and key not in conda_dists
+        and key != "pip"  # comes with the interpreter, and is in the conda part
         and details(item).installer.lower() not in ("conda", "")
     ]
     if unlogged:
@@ -172,8 +173,8 @@ def _write_atomically(path: str, text: str) -> None:
         handle, temp = tempfile.mkstemp(
             dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
         )
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(text.encode("utf-8", "replace"))
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp, mode)
@@ -208,6 +209,7 @@ def _env_name(requested: str | None, env: Environment) -> str:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
+    name = _env_name(args.name, env) if args.format != "requirements" else env.name
     problems: list[str] = []
 
     records_set = read_records(env.prefix)
@@ -245,7 +247,6 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         header.append("the pip part: the net effect of safe-pip's audit log")
         text = requirements_txt(pip, header_comments=header)
     else:
-        name = _env_name(args.name, env)
         if has_conda_meta:
             header.append(
                 "conda part: the specs asked for in conda-meta/history "
@@ -268,6 +269,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.output and args.output != "-":
         _write_atomically(args.output, text)
     else:
-        sys.stdout.write(text)
+        # UTF-8 whatever the locale: conda and conda-store read the file as UTF-8
         sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8", "replace"))
+        sys.stdout.buffer.flush()
     return 0

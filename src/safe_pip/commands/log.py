@@ -13,7 +13,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from safe_pip import audit
@@ -112,7 +112,7 @@ def _decision_text(record: Mapping[str, Any]) -> str:
     return decision
 
 
-def table_rows(records: Sequence[Mapping[str, Any]]) -> list[list[str]]:
+def table_rows(records: Iterable[Mapping[str, Any]]) -> list[list[str]]:
     header = ["TIME (UTC)", "USER", "DECISION", "COMMAND", "CHANGES", "RULE"]
     rows = [header]
     for record in records:
@@ -130,8 +130,11 @@ def table_rows(records: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def format_table(records: Sequence[Mapping[str, Any]]) -> str:
-    rows = table_rows(records)
+def format_table(records: Iterable[Mapping[str, Any]]) -> str:
+    return format_rows(table_rows(records))
+
+
+def format_rows(rows: list[list[str]]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = []
     for row in rows:
@@ -148,14 +151,40 @@ def _json_line(record: Mapping[str, Any]) -> str:
     return line
 
 
-def _write(text: str) -> None:
+def _print_json(records: Iterable[Mapping[str, Any]]) -> int:
+    """Stream one JSON line per record; returns how many."""
+    count = 0
+    batch: list[str] = []
+    for record in records:
+        batch.append(_json_line(record))
+        count += 1
+        if len(batch) == 1000:
+            if not _write("\n".join(batch) + "\n"):
+                return count
+            batch = []
+    if batch:
+        _write("\n".join(batch) + "\n")
+    return count
+
+
+def _print_table(records: Iterable[Mapping[str, Any]]) -> int:
+    rows = table_rows(records)
+    if len(rows) > 1:
+        _write(format_rows(rows))
+    return len(rows) - 1
+
+
+def _write(text: str) -> bool:
+    """Write to stdout; False when the reader is gone (`safe-pip log | head`), which is fine."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        # `safe-pip log | head`: the reader is gone, which is fine
+        # keep Python's final flush from failing again
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return False
+    return True
 
 
 def _verify(locations: Sequence[str]) -> int:
@@ -193,16 +222,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         until=parse_time(args.until, end=True) if args.until else None,
     )
     reading = audit.read_all(locations, newest=args.limit, filters=filters)
-    records = reading.records
-    for path, count in reading.damaged.items():
-        print(f"{PROG}: skipped {count} damaged line(s) in {path}", file=sys.stderr)
     for why in reading.unreadable.values():
         print(f"{PROG}: warning: {why}; its records are not shown", file=sys.stderr)
-    if args.json:
-        _write("".join(_json_line(record) + "\n" for record in records))
-    elif records:
-        _write(format_table(records))
-    if not records:
+    shown = _print_json(reading.records) if args.json else _print_table(reading.records)
+    for path, count in reading.damaged.items():
+        print(f"{PROG}: skipped {count} damaged line(s) in {path}", file=sys.stderr)
+    if not shown:
         print(
             f"{PROG}: no matching audit records for {env.prefix} "
             f"(looked in: {', '.join(locations)})",
