@@ -284,9 +284,9 @@ def test_falls_back_to_the_user_file(env: Environment, environ: dict[str, str]) 
     locations = audit.log_locations(env, default_policy(), environ)
     assert audit.writable_location(locations) == locations[1]
     assert audit.append(record(env, decision="denied"), locations) == locations[1]
-    reading = audit.read_env_records(env, default_policy(), environ)
-    assert [r["decision"] for r in list(reading.records)] == ["denied"]
-    assert reading.unreadable == reading.damaged == {}
+    records, damaged = audit.read_env_records(env, default_policy(), environ)
+    assert [r["decision"] for r in records] == ["denied"]
+    assert damaged == {}
 
 
 def test_no_location_works(env: Environment, tmp_path: Path) -> None:

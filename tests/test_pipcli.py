@@ -619,7 +619,14 @@ def _render_config(items: list[tuple[str, str, str]]) -> str:
     )
 
 
-argvs = st.lists(st.one_of(st.sampled_from(_TOKENS), st.text(max_size=8)), max_size=10)
+argvs = st.lists(
+    st.one_of(
+        st.sampled_from(_TOKENS),
+        st.text(max_size=8),
+        st.text(st.characters(blacklist_categories=()), max_size=4),
+    ),
+    max_size=10,
+)
 environs = st.dictionaries(
     st.sampled_from(_ENV_NAMES), st.one_of(st.sampled_from(_ENV_VALUES), st.text(max_size=6))
 )

@@ -548,7 +548,7 @@ class RecordFilter:
     exclusive.  (A plain class: a dataclass costs a millisecond at import.)
     """
 
-    __slots__ = ("decision", "package", "since", "until", "user")
+    __slots__ = ("decision", "package", "package_key", "since", "until", "user")
 
     def __init__(
         self,
@@ -564,9 +564,16 @@ class RecordFilter:
         self.user = user
         self.since = since
         self.until = until
+        #: the package normalised (PEP 503), as records' ``packages`` spell it
+        self.package_key: str | None = None
+        if package is not None:
+            from safe_pip.environment import normalize_name
+
+            self.package_key = normalize_name(package)
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        names = ("package", "decision", "user", "since", "until")
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
         return f"RecordFilter({fields})"
 
     def matches(self, record: Mapping[str, Any]) -> bool:
@@ -574,19 +581,27 @@ class RecordFilter:
             return False
         if self.user is not None and self.user not in (record.get("user"), record.get("hub_user")):
             return False
-        when = str(record.get("time") or "")
-        if self.since is not None and when < self.since:
-            return False
-        if self.until is not None and when >= self.until:
-            return False
-        if self.package is not None:
-            from safe_pip.environment import normalize_name
-
+        if self.since is not None or self.until is not None:
+            when = str(record.get("time") or "")
+            if self.since is not None and when < self.since:
+                return False
+            if self.until is not None and when >= self.until:
+                return False
+        if self.package_key is not None:
             packages = record.get("packages")
             if not isinstance(packages, list):
                 packages = list(record_packages(record))
-            return normalize_name(self.package) in packages
+            return self.package_key in packages
         return True
+
+
+class Record(dict[str, Any]):
+    """A record as read: the parsed dict, plus ``line``, its bytes as stored
+    (so ``log --json`` can print it without encoding it again)."""
+
+    __slots__ = ("line",)
+
+    line: bytes
 
 
 #: the file's bytes: a read-only mmap, or the bytes themselves where mmap fails
@@ -607,10 +622,8 @@ class _Selector:
         self.needles: list[tuple[bytes, ...]] = []
         if filters is None:
             return
-        if filters.package:
-            from safe_pip.environment import normalize_name
-
-            quoted = json.dumps(normalize_name(filters.package)).encode("ascii")
+        if filters.package_key:
+            quoted = json.dumps(filters.package_key).encode("ascii")
             self.pattern = re.compile(re.escape(quoted))
         if filters.decision:
             self.needles.append((json.dumps(filters.decision).encode("ascii"),))
@@ -670,7 +683,9 @@ class _Selector:
                     damaged += 1
                 continue
             if self.filters is None or self.filters.matches(record):
-                records.append(record)
+                kept = Record(record)
+                kept.line = line
+                records.append(kept)
         return records, damaged
 
 
@@ -887,13 +902,17 @@ def read_env_records(
     *,
     newest: int | None = None,
     filters: RecordFilter | None = None,
-) -> Reading:
-    """All records of an env this user can read: every location the policy writes to.
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(records oldest first, damaged lines by file) of an env, from every location the
+    policy writes its records to; files that cannot be read are skipped (``read_all``
+    says which).
 
     Denied attempts on an env the user cannot write went to the per-user file,
     so it is read with the env's own log.  Other users' per-user files are theirs.
     """
-    return read_all(log_locations(env, policy, environ), newest=newest, filters=filters)
+    reading = read_all(log_locations(env, policy, environ), newest=newest, filters=filters)
+    records = list(reading.records)
+    return records, reading.damaged
 
 
 def verify(path: str) -> tuple[bool, list[str]]:

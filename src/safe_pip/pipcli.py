@@ -53,14 +53,17 @@ checked against pip 23.2.1 and 26.3 where marked "verified"):
   set pip ignores ``--python`` wherever it is, and so does this parser
   (``python`` is then absent from the settings).  ``--python=`` (empty)
   re-runs nothing.  safe-pip runs ``<target python> -m pip`` itself, with
-  ``Operation.argv_without_python()`` as argv and ``PIP_SUBPROCESS_MARKER`` set, as pip's
-  own parent would.  A faithful two-step use: parse once with the config of
-  the interpreter safe-pip would start from, and when ``op.python`` is set,
-  load the target's config and parse again with the marker in ``environ``.
+  ``Operation.argv_without_python()`` as argv and ``PIP_SUBPROCESS_MARKER``
+  set, as pip's own parent would.  A faithful two-step use: parse once with
+  the config of the interpreter safe-pip would start from, and when
+  ``op.python`` is set, load the target's config and parse again with the
+  marker in ``environ``.
 * Empty values on the command line are kept: ``--target=``, ``--prefix=`` and
-  ``--root=`` install into the normal scheme or under ``/`` and also skip
-  pip's EXTERNALLY-MANAGED check (verified: ``--prefix=`` installed into
-  ``/lib/python3.12/site-packages`` of an externally managed Python).  Their
+  ``--root=`` are not ``None`` to pip, so they skip its EXTERNALLY-MANAGED
+  check (verified with ``--dry-run`` on an externally managed Python), and
+  then ``--target=`` installs into the normal site-packages, ``--prefix=``
+  under ``/`` (``/lib/python3.12/site-packages``) and ``--root=`` under the
+  current directory (``./<prefix>/lib/...``), all verified.  Their
   ``Setting`` is present with value ``""``; policy code must not read it as
   "no target".
 * ``-h``/``--help`` stops parsing and prints help: such a line becomes
@@ -79,13 +82,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from safe_pip.errors import InputError, UsageError
-from safe_pip.pipconfig import ConfigValue, option_values, strtobool
-
-if TYPE_CHECKING:
-    from safe_pip.pipconfig import PipConfig
+from safe_pip.pipconfig import ConfigValue, PipConfig, option_values, strtobool
 
 #: pip commands that change an environment; every other command passes through.
 MUTATING_COMMANDS = frozenset({"install", "uninstall"})
@@ -184,7 +183,13 @@ class Operation:
 
     @property
     def user_site(self) -> Setting | None:
-        """``--user`` in effect (also from ``PIP_USER=1`` or ``PIP_NO_USER=1``)."""
+        """An explicit user install (also ``PIP_USER=1`` or ``PIP_NO_USER=1``).
+
+        ``None`` does not rule one out: with ``use_user_site`` absent (not
+        ``False``) pip itself picks a user install when site-packages is not
+        writable and user site-packages are enabled, unless ``--target`` or
+        ``--prefix`` is given (``decide_user_install`` in pip's install.py).
+        """
         return self._true("use_user_site")
 
     @property

@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 
 from safe_pip.errors import InputError
 
@@ -99,44 +98,80 @@ def normalize_key(name: str) -> str:
     return name[2:] if name.startswith("--") else name
 
 
-@dataclass(frozen=True)
-class ConfigValue:
-    """One raw value from a configuration file or a ``PIP_*`` variable."""
+class _Record:
+    """A small read-only value type (plain classes: a dataclass costs ~1 ms to create)."""
 
-    value: str
-    #: ``"/etc/pip.conf [install] user"`` or ``"PIP_USER=1"``
-    source: str
-    #: the file, or ``""`` for a variable
-    path: str = ""
-    line: int | None = None
-    #: the key as written (a file's key lower-cased by configparser, or the variable name)
-    name: str = ""
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
 
 
-@dataclass(frozen=True)
-class ConfigFile:
+class ConfigValue(_Record):
+    """One raw value from a configuration file or a ``PIP_*`` variable.
+
+    ``source`` reads ``"/etc/pip.conf [install] user"`` or ``"PIP_USER=1"``;
+    ``path`` is ``""`` for a variable; ``name`` is the key as written (a
+    file's key lower-cased by configparser, or the variable's name).
+    """
+
+    __slots__ = ("line", "name", "path", "source", "value")
+
+    def __init__(
+        self, value: str, source: str, path: str = "", line: int | None = None, name: str = ""
+    ) -> None:
+        self.value = value
+        self.source = source
+        self.path = path
+        self.line = line
+        self.name = name
+
+
+class ConfigFile(_Record):
     """A configuration file that exists and parsed: section -> normalised key -> value."""
 
-    path: str
-    kind: str
-    sections: Mapping[str, Mapping[str, ConfigValue]]
+    __slots__ = ("kind", "path", "sections")
+
+    def __init__(
+        self, path: str, kind: str, sections: Mapping[str, Mapping[str, ConfigValue]]
+    ) -> None:
+        self.path = path
+        self.kind = kind
+        self.sections = sections
 
 
-@dataclass(frozen=True)
-class PipConfig:
+class PipConfig(_Record):
     """The configuration files pip would load, in pip's override order.
 
     ``files`` holds only files that exist; user files are kept (marked
     ``kind == USER``) so a parser can drop them when it is isolated.  The
     ``PIP_*`` variables are not stored here: ``option_values`` takes them from
-    the environment it is given.
+    the environment it is given.  ``disabled``: ``PIP_CONFIG_FILE`` was
+    ``os.devnull`` and no file was loaded.  ``searched``: every (kind, path)
+    pip would have tried, existing or not, for diagnostics.
     """
 
-    files: tuple[ConfigFile, ...] = ()
-    #: ``PIP_CONFIG_FILE`` was ``os.devnull``: no file at all was loaded.
-    disabled: bool = False
-    #: every path pip would have tried, existing or not, for ``safe-pip status``-like output
-    searched: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    __slots__ = ("disabled", "files", "searched")
+
+    def __init__(
+        self,
+        files: tuple[ConfigFile, ...] = (),
+        disabled: bool = False,
+        searched: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.files = files
+        self.disabled = disabled
+        self.searched = searched
 
     def files_for(self, *, isolated: bool) -> Iterator[ConfigFile]:
         """The files a parser reads, deduplicated by path as pip does."""

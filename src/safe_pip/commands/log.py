@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,6 +39,8 @@ def parse_time(text: str, *, end: bool = False) -> str:
     from datetime import date, datetime, timedelta, timezone
 
     value = text.strip()
+    # Python < 3.11 takes only 3 or 6 fraction digits: pad or cut to 6
+    value = re.sub(r"(:\d\d)\.(\d+)", lambda m: f"{m[1]}.{(m[2] + '00000')[:6]}", value)
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
@@ -145,6 +148,9 @@ def format_rows(rows: list[list[str]]) -> str:
 
 def _json_line(record: Mapping[str, Any]) -> str:
     """The record as stored, redacted again if anything in it could be a secret."""
+    stored = getattr(record, "line", None)
+    if isinstance(stored, bytes) and b"@" not in stored and b"-----BEGIN" not in stored:
+        return stored.decode("utf-8", "replace")
     line = json.dumps(record, separators=(",", ":"))
     if "@" in line or "-----BEGIN" in line:
         line = json.dumps(audit.redact_record(record), separators=(",", ":"))
