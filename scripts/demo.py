@@ -76,7 +76,11 @@ def main() -> int:
     print(f"~/.local exists: {(home / '.local').exists()}")
 
     say("3. a write into the conda base env: refused (rule base-env)")
-    show([str(base.bin / "pip"), "install", "tidy-tables"], {**clean, "PATH": f"{base.bin}:/usr/bin:/bin"}, 10)
+    show(
+        [str(base.bin / "pip"), "install", "tidy-tables"],
+        {**clean, "PATH": f"{base.bin}:/usr/bin:/bin"},
+        10,
+    )
     show([pip, "install", "--prefix", str(base.path), "tidy-tables"], clean, 10)
 
     say("   and bare pip meets the PEP 668 marker")

@@ -9,7 +9,7 @@ import pytest
 
 from safe_pip import rules
 from safe_pip.decide import Decision, decide, is_dev_install, is_local_path
-from safe_pip.environment import EnvKind, Environment
+from safe_pip.environment import Environment, EnvKind
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import KEYS, Policy, default_policy
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from support.prefixes import Prefix
 from support.run import Runner, install_setuptools
 from support.wheels import make_project
@@ -21,7 +22,11 @@ DENIED = 10
 
 
 def installed(site: Path, name: str = "demo_a") -> bool:
-    return any(p.name.startswith(f"{name}-") and p.name.endswith(".dist-info") for p in site.iterdir()) if site.is_dir() else False
+    return (
+        any(p.name.startswith(f"{name}-") and p.name.endswith(".dist-info") for p in site.iterdir())
+        if site.is_dir()
+        else False
+    )
 
 
 def user_site_files(home: Path) -> list[Path]:
@@ -32,7 +37,9 @@ def user_site_files(home: Path) -> list[Path]:
 class Scenario:
     """One env and one user: run safe-pip there, check what landed."""
 
-    def __init__(self, run: Runner, safe_pip: list[str], prefix: Prefix, wheels: Path, user: int | None):
+    def __init__(
+        self, run: Runner, safe_pip: list[str], prefix: Prefix, wheels: Path, user: int | None
+    ):
         self.run = run
         self.safe_pip = safe_pip
         self.prefix = prefix
@@ -48,7 +55,9 @@ class Scenario:
         base.update(extra)
         return base
 
-    def pip(self, *args: str, env: dict[str, str | None] | None = None, **kw: Any) -> subprocess.CompletedProcess[str]:
+    def pip(
+        self, *args: str, env: dict[str, str | None] | None = None, **kw: Any
+    ) -> subprocess.CompletedProcess[str]:
         argv = [*self.safe_pip, *args]
         if args and args[0] == "install":
             argv += ["--no-index", "--find-links", str(self.wheels)]
@@ -72,7 +81,9 @@ def own_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
 
 
 @pytest.fixture
-def scenario(run: Runner, safe_pip_bin: list[str], own_env: Prefix, wheelhouse: Path, user: int | None) -> Scenario:
+def scenario(
+    run: Runner, safe_pip_bin: list[str], own_env: Prefix, wheelhouse: Path, user: int | None
+) -> Scenario:
     return Scenario(run, safe_pip_bin, own_env, wheelhouse, user)
 
 
@@ -128,7 +139,11 @@ def test_user_true_in_the_users_own_pip_conf(scenario: Scenario) -> None:
 
 @pytest.mark.parametrize("option", ["--prefix", "--target", "--root"])
 def test_destinations_into_the_user_base(scenario: Scenario, option: str) -> None:
-    value = str(scenario.home / ".local") if option != "--target" else str(scenario.home / ".local/lib/python3.11/site-packages")
+    value = (
+        str(scenario.home / ".local")
+        if option != "--target"
+        else str(scenario.home / ".local/lib/python3.11/site-packages")
+    )
     proc = scenario.pip("install", option, value, "demo-a")
     assert proc.returncode == DENIED, proc.stderr
     scenario.nothing_landed()
@@ -144,17 +159,37 @@ def test_implicit_user_fallback_on_a_read_only_env(
     assert "rule:    read-only-env" in proc.stderr
     s.nothing_landed()
     # and bare pip would indeed have fallen back to ~/.local: safe-pip is what stops it
-    bare = run([str(shared.python), "-m", "pip", "install", "--no-index", "--find-links", str(wheelhouse), "demo-a"], user=NOBODY)
+    bare = run(
+        [
+            str(shared.python),
+            "-m",
+            "pip",
+            "install",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "demo-a",
+        ],
+        user=NOBODY,
+    )
     assert "user installation" in (bare.stdout + bare.stderr)
     assert user_site_files(s.home) != []
 
 
 def test_venv_with_system_site_packages(
-    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path, shared_tmp: Path, user: int | None
+    run: Runner,
+    safe_pip_bin: list[str],
+    prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    shared_tmp: Path,
+    user: int | None,
 ) -> None:
     base = prefix_factory("plain")
     venv = shared_tmp / "venv-sys"
-    subprocess.run([str(base.python), "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [str(base.python), "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
     if user is not None:
         subprocess.run(["chown", "-R", f"{user}:{user}", str(venv)], check=True)
     site = venv / "lib/python3.11/site-packages"
@@ -195,7 +230,14 @@ def base_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
     ],
 )
 def test_base_env_routes(
-    run: Runner, safe_pip_bin: list[str], own_env: Prefix, base_env: Prefix, wheelhouse: Path, user: int | None, shared_tmp: Path, how: str
+    run: Runner,
+    safe_pip_bin: list[str],
+    own_env: Prefix,
+    base_env: Prefix,
+    wheelhouse: Path,
+    user: int | None,
+    shared_tmp: Path,
+    how: str,
 ) -> None:
     s = Scenario(run, safe_pip_bin, own_env, wheelhouse, user)
     on_path = {"PATH": f"{own_env.bin}:/usr/bin:/bin"}
@@ -232,7 +274,9 @@ def test_base_env_routes(
         assert "rule:    base-env" in proc.stderr
         assert installed(base_env.site_packages, "pip")
         return
-    proc = s.run([*safe_pip_bin, *args, "--no-index", "--find-links", str(wheelhouse)], user=user, env=env)
+    proc = s.run(
+        [*safe_pip_bin, *args, "--no-index", "--find-links", str(wheelhouse)], user=user, env=env
+    )
     assert proc.returncode == DENIED, proc.stderr
     assert "base-env" in proc.stderr or "outside-env" in proc.stderr
     assert not installed(base_env.site_packages)
@@ -242,7 +286,11 @@ def test_base_env_routes(
 @pytest.mark.parametrize("option", ["--target", "--targ", "-t", "--prefix", "--prefi=", "--root"])
 def test_outside_env_destinations(scenario: Scenario, shared_tmp: Path, option: str) -> None:
     dest = shared_tmp / "elsewhere"
-    args = [f"{option}{dest}"] if option.endswith("=") else ([f"-t{dest}"] if option == "-t" else [option, str(dest)])
+    args = (
+        [f"{option}{dest}"]
+        if option.endswith("=")
+        else ([f"-t{dest}"] if option == "-t" else [option, str(dest)])
+    )
     proc = scenario.pip("install", *args, "demo-a")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    outside-env" in proc.stderr
@@ -262,7 +310,11 @@ def test_listed_destination_is_allowed(scenario: Scenario, shared_tmp: Path) -> 
 
 
 def test_frozen_env_refuses_install_and_uninstall(
-    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path, user: int | None
+    run: Runner,
+    safe_pip_bin: list[str],
+    prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    user: int | None,
 ) -> None:
     frozen = prefix_factory("conda-env", frozen=True, writable_by=user)
     s = Scenario(run, safe_pip_bin, frozen, wheelhouse, user)
@@ -274,10 +326,14 @@ def test_frozen_env_refuses_install_and_uninstall(
     s.nothing_landed()
 
 
-def test_dev_install_needs_no_build_isolation_then_works(scenario: Scenario, shared_tmp: Path) -> None:
+def test_dev_install_needs_no_build_isolation_then_works(
+    scenario: Scenario, shared_tmp: Path
+) -> None:
     assert install_setuptools(scenario.prefix).returncode == 0
     project = make_project(shared_tmp / "proj", "devpkg", "0.1", owner=scenario.user)
-    proc = scenario.run([*scenario.safe_pip, "install", "-e", str(project)], user=scenario.user, env=scenario.env())
+    proc = scenario.run(
+        [*scenario.safe_pip, "install", "-e", str(project)], user=scenario.user, env=scenario.env()
+    )
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    build-isolation" in proc.stderr
     assert f"pip install --no-build-isolation -e {project}" in proc.stderr
@@ -297,7 +353,10 @@ def test_dev_install_needs_no_build_isolation_then_works(scenario: Scenario, sha
 def test_dev_only_env(scenario: Scenario, shared_tmp: Path) -> None:
     install_setuptools(scenario.prefix)
     project = make_project(shared_tmp / "proj", "devpkg", "0.1", owner=scenario.user)
-    policy = f'version = 1\n[[envs]]\npath = "{scenario.prefix.path}"\ninstall = {{ conda-env = "dev-only" }}\n'
+    policy = (
+        f'version = 1\n[[envs]]\npath = "{scenario.prefix.path}"\n'
+        'install = { conda-env = "dev-only" }\n'
+    )
     proc = scenario.pip("install", "demo-a", system_policy=policy)
     assert proc.returncode == DENIED and "rule:    dev-only" in proc.stderr
     proc = scenario.run(

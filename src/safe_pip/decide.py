@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass
 
 from safe_pip import rules
-from safe_pip.environment import EnvKind, Environment, is_within, normalize_name
+from safe_pip.environment import Environment, EnvKind, is_within, normalize_name
 from safe_pip.pipcli import Operation, Setting
 from safe_pip.policy import Policy
 
@@ -115,7 +115,7 @@ def writes_env(op: Operation, env: Environment) -> bool:
 
 
 def _with_extra(op: Operation, extra: list[str]) -> tuple[str, ...]:
-    """pip arguments: the user's (less --python and safe-pip's own flags) plus ours after the command."""
+    """pip arguments: the user's (less --python and our own flags), ours after the command."""
     args = [a for a in op.argv_without_python() if a != REPLACE_CONDA_FLAG]
     if op.command_argv:
         # insert right after the command name
@@ -361,7 +361,8 @@ def decide_conda_conflicts(
     else:
         if specs:
             hints.append(
-                f"install the dependency with conda: `conda install {specs}` (or add it to the env's spec)"
+                f"install the dependency with conda: `conda install {specs}` "
+                "(or add it to the env's spec)"
             )
         hints.append(
             "if the conda builds already satisfy your package: "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safe_pip.conda_records import RecordSet
-from safe_pip.environment import EnvKind, Environment, normalize_name
+from safe_pip.environment import Environment, EnvKind, normalize_name
 from safe_pip.inventory import Installed, details, scan
 from safe_pip.ownership import all_owners
 
@@ -61,7 +61,7 @@ def last_history_time(prefix: str, tail_bytes: int = 65536) -> str | None:
     headers = _HEADER.findall(data)
     if not headers:
         return None
-    return headers[-1].decode("utf-8", "replace").strip()
+    return str(headers[-1].decode("utf-8", "replace").strip())
 
 
 def _iso(conda_time: str) -> str:
@@ -129,23 +129,23 @@ def compute_drift(
 
     user_site: list[dict[str, str]] = []
     if env.user_site_enabled and env.user_site and os.path.isdir(env.user_site):
-        for key, item in sorted(scan([env.user_site]).items()):
+        for _key, item in sorted(scan([env.user_site]).items()):
             user_site.append({"name": item.name, "version": item.version, "path": item.path})
 
     overwritten = []
-    for record in records.records:
-        if record.build.startswith("pypi_") or not record.dist_infos:
+    for conda_record in records.records:
+        if conda_record.build.startswith("pypi_") or not conda_record.dist_infos:
             continue
-        paths = [os.path.join(env.prefix, rel) for rel in record.dist_infos]
+        paths = [os.path.join(env.prefix, rel) for rel in conda_record.dist_infos]
         present = [p for p in paths if os.path.exists(p)]
-        key = _dist_key(record.dist_infos[0]) or normalize_name(record.name)
+        key = _dist_key(conda_record.dist_infos[0]) or normalize_name(conda_record.name)
         now = installed.get(key)
         if not present:
             if now is not None:
                 overwritten.append(
                     {
-                        "name": record.name,
-                        "conda_version": record.version,
+                        "name": conda_record.name,
+                        "conda_version": conda_record.version,
                         "installed_version": now.version,
                         "how": "replaced",
                     }
@@ -153,13 +153,13 @@ def compute_drift(
             continue
         for path in present:
             if os.path.isdir(path):
-                info = details(Installed(key, record.name, record.version, path))
+                info = details(Installed(key, conda_record.name, conda_record.version, path))
                 if info.installer == "pip":
                     overwritten.append(
                         {
-                            "name": record.name,
-                            "conda_version": record.version,
-                            "installed_version": record.version,
+                            "name": conda_record.name,
+                            "conda_version": conda_record.version,
+                            "installed_version": conda_record.version,
                             "how": "files rewritten by pip",
                         }
                     )

@@ -211,7 +211,7 @@ def _read_pyvenv_cfg(prefix: str) -> dict[str, str] | None:
 
 
 def conda_roots_from_environ(environ: Mapping[str, str]) -> list[str]:
-    """Base prefixes named by conda's own variables (``CONDA_ROOT``, ``_CONDA_ROOT``, ``CONDA_EXE``)."""
+    """Base prefixes named by conda's variables (``CONDA_ROOT``, ``_CONDA_ROOT``, ``CONDA_EXE``)."""
     roots = [environ.get("CONDA_ROOT", ""), environ.get("_CONDA_ROOT", "")]
     for var in ("CONDA_EXE", "MAMBA_EXE"):
         exe = environ.get(var, "")

@@ -135,7 +135,10 @@ class _Attempt:
         try:
             return audit.append(record, self.locations())
         except SafePipError as error:
-            print(f"{PROG}: warning: this operation was not recorded: {error.message}", file=sys.stderr)
+            print(
+                f"{PROG}: warning: this operation was not recorded: {error.message}",
+                file=sys.stderr,
+            )
             return None
 
 
@@ -186,7 +189,7 @@ def _guarded(
             decision = conflict
     if not decision.allowed:
         if decision.rule == rules.READ_ONLY_ENV and op.command == "install":
-            decision = _with_next_step(op, env, policy, decision)
+            decision = _with_next_step(op, env, policy, decision, environ)
         return _deny(attempt, decision, contact)
 
     from safe_pip import audit
@@ -216,9 +219,7 @@ def _uninstall_conflicts(
     names = list(op.args) + _names_from_requirement_files(op)
     installed = scan([env.purelib, env.platlib])
     found = owners(installed, read_records(env.prefix), env, names)
-    conflicts = [
-        Conflict(o.name, o.version, o.channel, None) for o in found.values() if o.conda
-    ]
+    conflicts = [Conflict(o.name, o.version, o.channel, None) for o in found.values() if o.conda]
     return decide_conda_conflicts(op, conflicts, policy, override)
 
 
@@ -245,11 +246,17 @@ def _names_from_requirement_files(op: Operation) -> list[str]:
     return names
 
 
-def _with_next_step(op: Operation, env: Environment, policy: Policy, decision: Decision) -> Decision:
+def _with_next_step(
+    op: Operation,
+    env: Environment,
+    policy: Policy,
+    decision: Decision,
+    environ: Mapping[str, str],
+) -> Decision:
     from safe_pip import nextstep
 
     try:
-        lines = nextstep.spec_for_request(op, env, policy)
+        lines = nextstep.spec_for_request(op, env, policy, environ)
     except (OSError, SafePipError) as error:
         lines = [f"(could not prepare an environment.yml: {error})"]
     return replace(decision, hint=decision.hint + "\n" + "\n".join(lines))

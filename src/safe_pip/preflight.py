@@ -10,8 +10,8 @@ moved), the bootstrap says so before doing anything and safe-pip fails closed.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,7 +20,7 @@ from typing import Any
 
 from safe_pip.changes import read_report
 from safe_pip.errors import TargetError
-from safe_pip.runner import PipRun, pip_environ
+from safe_pip.runner import PipRun, pip_environ, wait_for
 
 FDS_VAR = "SAFE_PIP_PREFLIGHT_FDS"
 
@@ -112,10 +112,8 @@ def run_checked(
         if request == b"check":
             report = read_report(report_path)
             go, verdict = check(report)
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 os.write(answer_write, b"go\n" if go else b"stop\n")
-            except BrokenPipeError:
-                pass
         elif request == b"nohook":
             hook_missing = True
     except KeyboardInterrupt:
@@ -123,19 +121,7 @@ def run_checked(
     finally:
         os.close(ask_read)
         os.close(answer_write)
-    while True:
-        try:
-            code = child.wait()
-            break
-        except KeyboardInterrupt:
-            interrupted = True
-            try:
-                child.send_signal(signal.SIGINT)
-            except OSError:
-                pass
-    if code < 0:
-        interrupted = interrupted or code == -signal.SIGINT
-        code = 128 - code
+    code, interrupted = wait_for(child, interrupted)
     if report is None:
         report = read_report(report_path)
     return CheckedRun(

@@ -7,6 +7,7 @@ child so that safe-pip can record the outcome afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -55,22 +56,27 @@ def run_pip(python: str, pip_args: Sequence[str], environ: Mapping[str, str]) ->
         child = subprocess.Popen(pip_command(python, pip_args), env=pip_environ(environ))
     except OSError as error:
         raise TargetError(f"cannot run {python}: {error.strerror}") from error
-    interrupted = False
+    code, interrupted = wait_for(child)
+    return PipRun(exit_code=code, duration_s=time.monotonic() - started, interrupted=interrupted)
+
+
+def wait_for(child: subprocess.Popen[bytes], interrupted: bool = False) -> tuple[int, bool]:
+    """Wait for pip; Ctrl-C reached it too (same foreground group), so keep waiting.
+
+    Returns (exit code, interrupted); death by a signal N is reported as 128 + N.
+    """
     while True:
         try:
             code = child.wait()
             break
         except KeyboardInterrupt:
-            # the terminal sent SIGINT to the whole foreground group, pip included
             interrupted = True
-            try:
+            with contextlib.suppress(OSError):
                 child.send_signal(signal.SIGINT)
-            except OSError:
-                pass
     if code < 0:
         interrupted = interrupted or code == -signal.SIGINT
         code = 128 - code
-    return PipRun(exit_code=code, duration_s=time.monotonic() - started, interrupted=interrupted)
+    return code, interrupted
 
 
 def capture_pip(

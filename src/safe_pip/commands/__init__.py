@@ -25,7 +25,8 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--python",
             metavar="PYTHON",
-            help="the target interpreter or env dir (default: the shim's env, else `python` on PATH)",
+            help="the target interpreter or env dir "
+            "(default: the shim's env, else `python` on PATH)",
         )
         return p
 

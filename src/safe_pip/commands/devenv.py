@@ -50,7 +50,12 @@ def jupyter_data_dir(environ: Mapping[str, str]) -> Path:
 
 def _has_module(python: str, module: str) -> bool:
     proc = subprocess.run(
-        [python, "-I", "-c", f"import importlib.util,sys; sys.exit(importlib.util.find_spec({module!r}) is None)"],
+        [
+            python,
+            "-I",
+            "-c",
+            f"import importlib.util,sys; sys.exit(importlib.util.find_spec({module!r}) is None)",
+        ],
         capture_output=True,
         check=False,
     )

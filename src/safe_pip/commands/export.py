@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from safe_pip import __version__
@@ -28,6 +29,7 @@ from safe_pip.errors import UsageError
 from safe_pip.export import (
     CONDA_RESERVED_NAMES,
     CONDA_STORE_NAME_RE,
+    PipPackage,
     PipSection,
     canonical_channels,
     conda_dependencies,
@@ -207,11 +209,17 @@ def _env_name(requested: str | None, env: Environment) -> str:
     return name
 
 
-def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    env = target_environment(args.python, environ)
-    name = _env_name(args.name, env) if args.format != "requirements" else env.name
+def render(
+    env: Environment,
+    environ: Mapping[str, str],
+    *,
+    fmt: str = "environment.yml",
+    name: str | None = None,
+    extra_requirements: Sequence[str] = (),
+    quiet: bool = False,
+) -> str:
+    """The export text; ``extra_requirements`` are added to the pip part (a request)."""
     problems: list[str] = []
-
     records_set = read_records(env.prefix)
     problems.extend(records_set.problems)
     has_conda_meta = os.path.isdir(os.path.join(env.prefix, "conda-meta"))
@@ -232,40 +240,73 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     problems.extend(audit_problems)
     pip = pip_requirements(audit_records)
     problems.extend(pip.problems)
+    if extra_requirements:
+        pip = _with_requests(pip, extra_requirements)
 
-    for text in problems:
-        note(text)
-    for text in _drift_notes(env, pip, conda_dists):
-        note(text)
+    if not quiet:
+        for text in problems:
+            note(text)
+        for text in _drift_notes(env, pip, conda_dists):
+            note(text)
 
     now = _clock().isoformat().replace("+00:00", "Z")
     header = [
         f"written by safe-pip {__version__} export at {now}",
         f"from the env {env.prefix} ({env.kind}, Python {env.version})",
     ]
-    if args.format == "requirements":
+    if extra_requirements:
+        header.append("with the requested packages added: " + " ".join(extra_requirements))
+    if fmt == "requirements":
         header.append("the pip part: the net effect of safe-pip's audit log")
-        text = requirements_txt(pip, header_comments=header)
+        return requirements_txt(pip, header_comments=header)
+    if has_conda_meta:
+        header.append(
+            "conda part: the specs asked for in conda-meta/history "
+            "(as `conda env export --from-history` lists them)"
+        )
+        deps = conda_dependencies(conda_specs, pip)
     else:
-        if has_conda_meta:
-            header.append(
-                "conda part: the specs asked for in conda-meta/history "
-                "(as `conda env export --from-history` lists them)"
-            )
-            deps = conda_dependencies(conda_specs, pip)
-        else:
-            header.append(
-                f"this env has no conda-meta: python={env.short_version} stands for its "
-                "interpreter, the rest is what safe-pip installed with pip"
-            )
-            deps = conda_dependencies([], pip, python_version=env.short_version)
-        header.append("pip part: the net effect of safe-pip's audit log")
-        text = environment_yml(name, channels, deps, pip, header_comments=header)
-        if pip.options:
-            note(
-                "the pip list names index options; conda-store accepts them, but its "
-                "conda-lock build step cannot read them yet (conda-store issue #1058)"
-            )
+        header.append(
+            f"this env has no conda-meta: python={env.short_version} stands for its "
+            "interpreter, the rest is what safe-pip installed with pip"
+        )
+        deps = conda_dependencies([], pip, python_version=env.short_version)
+    header.append("pip part: the net effect of safe-pip's audit log")
+    text = environment_yml(
+        name or environment_name(env.name), channels, deps, pip, header_comments=header
+    )
+    if pip.options and not quiet:
+        note(
+            "the pip list names index options; conda-store accepts them, but its "
+            "conda-lock build step cannot read them yet (conda-store issue #1058)"
+        )
+    return text
+
+
+def _with_requests(pip: PipSection, requirements: Sequence[str]) -> PipSection:
+    """The pip part with the user's requested requirements added (replacing same names)."""
+    from safe_pip.environment import normalize_name
+
+    added = []
+    for requirement in requirements:
+        head = requirement.split(";", 1)[0]
+        name = ""
+        for char in head.strip():
+            if char.isalnum() or char in "-_.":
+                name += char
+            else:
+                break
+        key = normalize_name(name) if name else requirement
+        added.append(PipPackage(key, name or requirement, "", "requested", requirement))
+    keys = {p.key for p in added}
+    kept = [p for p in pip.packages if p.key not in keys]
+    return replace(pip, packages=tuple([*kept, *added]))
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    env = target_environment(args.python, environ)
+    name = _env_name(args.name, env) if args.format != "requirements" else env.name
+    text = render(env, environ, fmt=args.format, name=name)
     if args.output and args.output != "-":
         _write_atomically(args.output, text)
     else:
