@@ -9,6 +9,7 @@ import pytest
 
 from safe_pip import rules
 from safe_pip.decide import Decision, decide, is_dev_install, is_local_path
+from safe_pip.errors import UsageError
 from safe_pip.environment import Environment, EnvKind
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import KEYS, Policy, default_policy
@@ -75,7 +76,6 @@ def test_plain_install_in_conda_env_is_allowed_and_never_falls_back_to_user() ->
     ("argv", "environ"),
     [
         (["install", "--user", "x"], {}),
-        (["install", "--us", "x"], {}),
         (["install", "x"], {"PIP_USER": "1"}),
         (["install", "x"], {"PIP_USER": "yes"}),
         (["install", "x"], {"PIP_NO_USER": "1"}),
@@ -87,6 +87,17 @@ def test_user_site_routes_are_denied(argv: list[str], environ: dict[str, str]) -
     assert not decision.allowed
     assert decision.rule == rules.USER_SITE
     assert decision.hint
+
+
+def test_ambiguous_prefix_is_a_usage_error_not_a_guess() -> None:
+    # pip itself refuses --us (--user or --use-pep517/--use-feature/...)
+    with pytest.raises(UsageError):
+        run(["install", "--us", "x"])
+
+
+def test_empty_location_options_are_refused() -> None:
+    for option in ("--target=", "--prefix=", "--root="):
+        assert run(["install", option, "x"]).rule == rules.OUTSIDE_ENV
 
 
 def test_pip_user_false_is_not_a_user_install() -> None:

@@ -156,7 +156,7 @@ def test_table(history: Environment, environ: dict[str, str], capsys: Any) -> No
     assert len(lines) == 4
     assert lines[1].startswith("2024-05-01 01:00:00")
     assert "(alice)" in lines[1]
-    assert "pip install -i 'https://***@idx.example.org/" in lines[1]
+    assert "pip install -i 'https://***@idx.example.org...' requests" in lines[1]
     assert "+requests==2.32.3 +idna==3.7" in lines[1]
     assert "s3cret" not in out
     assert lines[2].startswith("2024-05-02 00:01:00") and " denied " in lines[2]
@@ -257,7 +257,7 @@ def test_secrets_are_not_shown_even_if_stored(
     path.write_text(json.dumps(leaked) + "\n")
     for args in ([], ["--json"]):
         code, out, _ = log(env, environ, capsys, *args)
-        assert code == 0 and "hunter2" not in out and "https://***@idx/simp" in out
+        assert code == 0 and "hunter2" not in out and "https://***@idx" in out
 
 
 def test_invalid_policy_does_not_stop_log(

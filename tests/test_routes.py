@@ -98,17 +98,22 @@ def test_allowed_install_lands_in_the_env_and_only_there(scenario: Scenario) -> 
     ("args", "extra_env"),
     [
         (["--user"], {}),
-        (["--us"], {}),
         ([], {"PIP_USER": "1"}),
         ([], {"PIP_USER": "true"}),
         ([], {"PIP_NO_USER": "1"}),
     ],
-    ids=["--user", "--us", "PIP_USER=1", "PIP_USER=true", "PIP_NO_USER=1"],
+    ids=["--user", "PIP_USER=1", "PIP_USER=true", "PIP_NO_USER=1"],
 )
 def test_user_site_routes(scenario: Scenario, args: list[str], extra_env: dict[str, str]) -> None:
     proc = scenario.pip("install", *args, "demo-a", env=scenario.env(**extra_env))
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    user-site" in proc.stderr
+    scenario.nothing_landed()
+
+
+def test_ambiguous_option_fails_closed(scenario: Scenario) -> None:
+    proc = scenario.pip("install", "--us", "demo-a")
+    assert proc.returncode == 12, proc.stderr
     scenario.nothing_landed()
 
 

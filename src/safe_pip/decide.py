@@ -89,8 +89,9 @@ def _destinations(op: Operation, env: Environment) -> list[tuple[str, Setting]]:
     """(directory pip would write to, the option) for --target/--prefix/--root."""
     found: list[tuple[str, Setting]] = []
     for setting in (op.target_dir, op.prefix_path, op.root_path):
-        if setting is not None and setting.value:
-            found.append((os.path.abspath(os.path.expanduser(str(setting.value))), setting))
+        if setting is not None and setting.value is not None:
+            # pip does not expand ~ in these values; an empty one is a real (odd) location
+            found.append((os.path.abspath(str(setting.value)) if setting.value else "", setting))
     return found
 
 
@@ -182,6 +183,13 @@ def decide(op: Operation, env: Environment, policy: Policy) -> Decision:
     # 3. --target / --prefix / --root
     into_env = True
     for path, setting in _destinations(op, env):
+        if not path:
+            return _deny(
+                rules.OUTSIDE_ENV,
+                f"{setting.source} is empty: pip would then write relative to / or the current "
+                "directory and skip the environment's PEP 668 check",
+                "give the option a directory, or leave it out to install into the environment",
+            )
         if _inside_user_base(path, env):
             return _deny(
                 rules.USER_SITE,

@@ -83,11 +83,12 @@ def _pass_through(argv: Sequence[str], op: Operation | None, environ: Mapping[st
     from safe_pip.runner import exec_pip
 
     python = op.python if op is not None else None
-    if op is not None and python is not None and python.source.startswith("--python"):
+    if op is not None and python is not None:
+        # --python, PIP_PYTHON or `python =` in a config file: the interpreter pip would
+        # re-run itself under; run that one directly
         target = resolve_target(str(python.value), python.source, environ)
         args = list(op.argv_without_python())
     else:
-        # PIP_PYTHON and config files are pip's to honour, as usual
         target = resolve_target(None, "", environ)
         args = list(argv)
     exec_pip(target.python, args, environ)

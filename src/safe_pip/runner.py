@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from safe_pip.environment import BOUND_PYTHON_VAR
 from safe_pip.errors import TargetError
+from safe_pip.pipcli import PIP_SUBPROCESS_MARKER
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ def pip_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The environment pip runs with: the user's own, less safe-pip's binding."""
     env = dict(environ)
     env.pop(BOUND_PYTHON_VAR, None)
+    # safe-pip has already chosen the interpreter: pip must not re-run itself under
+    # PIP_PYTHON or a config file's `python =`
+    env[PIP_SUBPROCESS_MARKER] = "1"
     return env
 
 

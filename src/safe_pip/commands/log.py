@@ -24,8 +24,9 @@ from safe_pip.policy import Policy, load_policy
 from safe_pip.redact import redact_argv
 
 PROG = "safe-pip"
-COMMAND_WIDTH = 48
+COMMAND_WIDTH = 60
 CHANGES_WIDTH = 40
+ARG_WIDTH = 30
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -96,7 +97,9 @@ def _command_text(record: Mapping[str, Any]) -> str:
     argv = record.get("argv")
     if not isinstance(argv, list):
         return str(record.get("command") or "")
-    return shlex.join(["pip", *redact_argv(str(a) for a in argv)])
+    # long values (index URLs) are cut first, so the requirements stay in view
+    args = [_shorten(arg, ARG_WIDTH) for arg in redact_argv(str(a) for a in argv)]
+    return shlex.join(["pip", *args])
 
 
 def _user_text(record: Mapping[str, Any]) -> str:
