@@ -30,8 +30,12 @@ def installed(site: Path, name: str = "demo_a") -> bool:
 
 
 def user_site_files(home: Path) -> list[Path]:
+    """Files under ~/.local, less safe-pip's own audit fallback (XDG state dir)."""
     local = home / ".local"
-    return [p for p in local.rglob("*") if p.is_file()] if local.exists() else []
+    state = local / "state" / "safe-pip"
+    if not local.exists():
+        return []
+    return [p for p in local.rglob("*") if p.is_file() and state not in p.parents]
 
 
 class Scenario:
