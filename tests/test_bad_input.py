@@ -1,0 +1,126 @@
+"""Bad input gets a clear error and loses nothing: mutating commands fail closed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from support.prefixes import Prefix
+from support.run import Runner
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    ("policy", "where"),
+    [
+        ("version = 1\n[install\n", "line 2"),
+        ("version = 1\n[install]\nconda-env = 'yes'\n", ":3 (key 'install.conda-env')"),
+        ("version = 1\n[install]\nfly = true\n", "(key 'install.fly')"),
+        ("version = 7\n", "(key 'version')"),
+    ],
+    ids=["toml", "value", "unknown-key", "version"],
+)
+def test_invalid_system_policy_fails_closed(
+    run: Runner,
+    safe_pip_bin: list[str],
+    prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    policy: str,
+    where: str,
+) -> None:
+    env = prefix_factory("conda-env", writable_by=65534)
+    proc = run(
+        [*safe_pip_bin, "install", "--no-index", "--find-links", str(wheelhouse), "demo-a"],
+        user=65534,
+        env={"PATH": f"{env.bin}:/usr/bin:/bin"},
+        system_policy=policy,
+    )
+    assert proc.returncode == 11, proc.stderr
+    assert "policy-invalid" in proc.stderr
+    assert "/etc/safe-pip/policy.toml" in proc.stderr and where in proc.stderr
+    assert not any(env.site_packages.glob("demo_a*"))
+
+
+def test_env_policy_may_tighten_but_not_loosen(
+    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path
+) -> None:
+    env = prefix_factory("conda-env", writable_by=65534)
+    env_policy = env.path / "etc" / "safe-pip" / "policy.toml"
+    env_policy.parent.mkdir(parents=True)
+    env_policy.write_text('[install]\nallowed-destinations = ["/tmp"]\nconda-env = "dev-only"\n')
+    path = {"PATH": f"{env.bin}:/usr/bin:/bin"}
+    proc = run(
+        [*safe_pip_bin, "install", "--no-index", "--find-links", str(wheelhouse), "demo-a"],
+        user=65534,
+        env=path,
+    )
+    assert proc.returncode == 10 and "dev-only" in proc.stderr
+    proc = run(
+        [*safe_pip_bin, "install", "--target", "/tmp/x-safe-pip", "demo-a"], user=65534, env=path
+    )
+    assert proc.returncode == 10 and "outside-env" in proc.stderr
+    status = run([*safe_pip_bin, "status"], user=65534, env=path)
+    assert "would loosen the system policy" in status.stdout
+    # delegated by the admin, the same env file may open the directory
+    delegated = 'version = 1\ndelegate = ["install.allowed-destinations"]\n'
+    proc = run(
+        [
+            *safe_pip_bin,
+            "install",
+            "--dry-run",
+            "--target",
+            "/tmp/x-safe-pip",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "demo-a",
+        ],
+        user=65534,
+        env=path,
+        system_policy=delegated,
+    )
+    assert "outside-env" not in proc.stderr
+
+
+def test_malformed_history_and_records_never_crash_status(
+    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path
+) -> None:
+    env = prefix_factory("conda-env")
+    (env.conda_meta / "history").write_bytes(
+        b"==> 2026-01-01 <==\n# cmd: \xff\xfe conda\n+garbage\n\x00\x00"
+    )
+    (env.conda_meta / "broken-1.0-0.json").write_text("{not json")
+    path = {"PATH": f"{env.bin}:/usr/bin:/bin"}
+    status = run([*safe_pip_bin, "status"], env=path)
+    assert status.returncode == 0, status.stderr
+    export = run([*safe_pip_bin, "export"], env=path)
+    assert export.returncode == 0, export.stderr
+    install = run(
+        [*safe_pip_bin, "install", "--no-index", "--find-links", str(wheelhouse), "demo-a"],
+        env=path,
+    )
+    assert install.returncode == 0, install.stderr
+
+
+def test_malformed_marker_is_pips_business_but_status_works(
+    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path
+) -> None:
+    env = prefix_factory("conda-env")
+    (env.stdlib / "EXTERNALLY-MANAGED").write_bytes(b"\xff not ini at all")
+    path = {"PATH": f"{env.bin}:/usr/bin:/bin"}
+    assert run([*safe_pip_bin, "status"], env=path).returncode == 0
+    proc = run(
+        [*safe_pip_bin, "install", "--no-index", "--find-links", str(wheelhouse), "demo-a"],
+        env=path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert any(env.site_packages.glob("demo_a*"))
+
+
+def test_missing_interpreter_is_a_target_error(run: Runner, safe_pip_bin: list[str]) -> None:
+    proc = run([*safe_pip_bin, "--python", "/nonexistent/bin/python", "install", "x"])
+    assert proc.returncode == 13
+    assert "cannot find the Python interpreter" in proc.stderr
