@@ -9,8 +9,8 @@ import pytest
 
 from safe_pip import rules
 from safe_pip.decide import Decision, decide, is_dev_install, is_local_path
-from safe_pip.errors import UsageError
 from safe_pip.environment import Environment, EnvKind
+from safe_pip.errors import UsageError
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import KEYS, Policy, default_policy
 
@@ -257,3 +257,17 @@ def test_dev_install_needs_only_local_editables() -> None:
     assert is_dev_install(parse(["install", "-e", "."], {}, None))
     assert not is_dev_install(parse(["install", "-e", ".", "requests"], {}, None))
     assert not is_dev_install(parse(["install", "-e", ".", "-r", "r.txt"], {}, None))
+
+
+def test_pass_through_fast_path_only_for_certainly_read_only_lines() -> None:
+    from safe_pip.passthrough import leading_python, needs_parsing
+
+    assert not needs_parsing(["list"])
+    assert not needs_parsing(["-v", "show", "numpy"])
+    assert needs_parsing(["install", "x"])
+    assert needs_parsing(["-q", "uninstall", "x"])
+    assert needs_parsing(["--pyth", "/x", "list"])
+    assert leading_python(["--python", "/x/bin/python", "list"]) == ("/x/bin/python", ["list"])
+    assert leading_python(["--python=/x", "freeze"]) == ("/x", ["freeze"])
+    assert leading_python(["--python", "/x", "install", "y"]) is None
+    assert leading_python(["--python", "--isolated", "list"]) is None

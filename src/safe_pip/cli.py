@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
 
 from safe_pip.errors import Denied, ExitCode, SafePipError, exit_code_for
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 PROG = "safe-pip"
 OWN_COMMANDS = ("status", "protect", "unprotect", "log", "export", "devenv")
@@ -41,6 +44,14 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     env_vars: Mapping[str, str] = os.environ if environ is None else environ
     try:
         own = _split_own_command(argv)
+        if own is None:
+            from safe_pip import passthrough
+
+            if not passthrough.needs_parsing(argv):
+                return passthrough.become_pip(argv, env_vars)
+            leading = passthrough.leading_python(argv)
+            if leading is not None:
+                return passthrough.become_pip(leading[1], env_vars, leading[0], "--python")
         if own is not None:
             from safe_pip import commands
 

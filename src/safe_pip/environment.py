@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -19,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safe_pip.errors import TargetError
-
-#: Set by a shim (``safe-pip protect --shim``) to bind safe-pip to its env.
-BOUND_PYTHON_VAR = "SAFE_PIP_BOUND_PYTHON"
+from safe_pip.target import Target
 
 MARKER_NAME = "EXTERNALLY-MANAGED"
 
@@ -35,14 +32,6 @@ class EnvKind(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-@dataclass(frozen=True)
-class Target:
-    """The interpreter chosen, and how it was chosen (for ``status``)."""
-
-    python: str
-    how: str
 
 
 @dataclass(frozen=True)
@@ -89,49 +78,6 @@ def is_within(path: str, directory: str) -> bool:
     real = os.path.realpath(path)
     root = os.path.realpath(directory)
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def identify_interpreter(value: str) -> str | None:
-    """Find an interpreter the way pip's ``--python`` does: a file, an env dir, or a name."""
-    if os.path.isdir(value):
-        for candidate in ("bin/python", "bin/python3"):
-            path = os.path.join(value, candidate)
-            if os.path.isfile(path) and os.access(path, os.X_OK):
-                return path
-        return None
-    if os.path.isfile(value):
-        return value
-    found = shutil.which(value)
-    return found
-
-
-def resolve_target(python_option: str | None, source: str, environ: Mapping[str, str]) -> Target:
-    """Pick the interpreter pip would act on."""
-    if python_option:
-        path = identify_interpreter(python_option)
-        if path is None:
-            raise TargetError(
-                f"cannot find the Python interpreter {python_option!r} (from {source})",
-                hint="give --python the path of an interpreter or of an environment directory",
-            )
-        return Target(os.path.abspath(path), f"pip option --python ({source})")
-    bound = environ.get(BOUND_PYTHON_VAR)
-    if bound:
-        if not os.path.exists(bound):
-            raise TargetError(
-                f"the env this pip belongs to is gone: {bound} does not exist",
-                hint="ask the admin to re-run `safe-pip protect --shim` for this env",
-            )
-        return Target(bound, f"the pip shim of this env ({BOUND_PYTHON_VAR})")
-    path_var = environ.get("PATH", os.defpath)
-    for name in ("python", "python3"):
-        found = shutil.which(name, path=path_var)
-        if found:
-            return Target(os.path.abspath(found), f"`{name}` on PATH")
-    raise TargetError(
-        "no `python` on PATH, so there is no environment to act on",
-        hint="activate an environment or pass --python /path/to/env/bin/python",
-    )
 
 
 _PROBE = r"""

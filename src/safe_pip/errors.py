@@ -7,10 +7,10 @@ safe-pip runs pip.  safe-pip's own outcomes use codes that pip never returns.
 
 from __future__ import annotations
 
-import enum
 
+class ExitCode:
+    """safe-pip's own exit codes (plain ints: no enum import on the start-up path)."""
 
-class ExitCode(enum.IntEnum):
     OK = 0
     DENIED = 10
     POLICY_ERROR = 11
@@ -24,7 +24,7 @@ class ExitCode(enum.IntEnum):
 class SafePipError(Exception):
     """Root of all exceptions raised from safe-pip's own code."""
 
-    exit_code: ExitCode = ExitCode.INTERNAL_ERROR
+    exit_code: int = ExitCode.INTERNAL_ERROR
 
     def __init__(self, message: str, hint: str = "") -> None:
         super().__init__(message)

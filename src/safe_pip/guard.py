@@ -30,12 +30,12 @@ from safe_pip.environment import (
     editable_distributions,
     inspect_environment,
     normalize_name,
-    resolve_target,
 )
 from safe_pip.errors import ExitCode, PolicyError, SafePipError, UsageError
 from safe_pip.pipcli import Operation, parse_pip_command_line
 from safe_pip.pipconfig import load_pip_config
 from safe_pip.policy import Policy, default_policy, load_policy
+from safe_pip.target import resolve_target
 
 PROG = "safe-pip"
 
@@ -80,19 +80,13 @@ def run_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
 
 def _pass_through(argv: Sequence[str], op: Operation | None, environ: Mapping[str, str]) -> int:
     """Read-only commands: become pip of the target interpreter."""
-    from safe_pip.runner import exec_pip
+    from safe_pip.passthrough import become_pip
 
     python = op.python if op is not None else None
     if op is not None and python is not None:
-        # --python, PIP_PYTHON or `python =` in a config file: the interpreter pip would
-        # re-run itself under; run that one directly
-        target = resolve_target(str(python.value), python.source, environ)
-        args = list(op.argv_without_python())
-    else:
-        target = resolve_target(None, "", environ)
-        args = list(argv)
-    exec_pip(target.python, args, environ)
-    return 0  # pragma: no cover - exec does not return
+        # --python, PIP_PYTHON or `python =` in a config file: run that interpreter directly
+        return become_pip(op.argv_without_python(), environ, str(python.value), python.source)
+    return become_pip(argv, environ)
 
 
 class _Attempt:

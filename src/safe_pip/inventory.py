@@ -1,8 +1,9 @@
 """The installed distributions of an env, read from site-packages without importing pip.
 
 A scan lists ``*.dist-info`` and ``*.egg-info`` entries (name and version from
-the directory name, cheap); ``details`` reads ``INSTALLER`` and
-``direct_url.json`` of one distribution when a caller needs them.
+the directory name, cheap: one ``scandir`` and one ``stat`` per entry);
+``installer_of`` reads one distribution's ``INSTALLER`` and ``details`` also its
+``direct_url.json``, only when a caller needs them.
 """
 
 from __future__ import annotations
@@ -72,38 +73,54 @@ def _egg_info_version(path: str) -> str:
     return ""
 
 
-def scan(site_dirs: Iterable[str]) -> dict[str, Installed]:
-    """Installed distributions by normalised name (the first site dir wins, as on sys.path)."""
-    found: dict[str, Installed] = {}
+def scan_all(site_dirs: Iterable[str]) -> list[Installed]:
+    """Every ``.dist-info``/``.egg-info`` entry, in ``sys.path`` order (site dirs in the
+    order given, entries sorted by name).  One name may appear more than once: pip's
+    ``--ignore-installed`` and ``--target`` into site-packages leave a second copy."""
+    found: list[Installed] = []
     for directory in dict.fromkeys(site_dirs):
         try:
             with os.scandir(directory) as iterator:
-                entries = sorted(iterator, key=lambda e: e.name)
+                entries = sorted(
+                    (e for e in iterator if e.name.endswith((".dist-info", ".egg-info"))),
+                    key=lambda e: e.name,
+                )
         except OSError:
             continue
         for entry in entries:
-            if not entry.name.endswith((".dist-info", ".egg-info")):
-                continue
             try:
                 info = entry.stat()
                 stamp = (info.st_ino, info.st_mtime_ns)
             except OSError:
                 stamp = (0, 0)
             item = _from_entry(directory, entry.name, stamp)
-            if item is not None and item.key not in found:
-                found[item.key] = item
+            if item is not None:
+                found.append(item)
     return found
+
+
+def scan(site_dirs: Iterable[str]) -> dict[str, Installed]:
+    """Installed distributions by normalised name (the first site dir wins, as on sys.path)."""
+    found: dict[str, Installed] = {}
+    for item in scan_all(site_dirs):
+        found.setdefault(item.key, item)
+    return found
+
+
+def installer_of(path: str) -> str:
+    """The ``INSTALLER`` of a ``.dist-info`` directory ('' when absent or unreadable)."""
+    try:
+        with open(os.path.join(path, "INSTALLER"), "rb") as handle:
+            return handle.read(256).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 def details(item: Installed) -> Details:
     installer = ""
     direct_url: Mapping[str, Any] | None = None
     if os.path.isdir(item.path):
-        try:
-            with open(os.path.join(item.path, "INSTALLER"), encoding="utf-8") as handle:
-                installer = handle.read().strip()
-        except (OSError, UnicodeDecodeError):
-            pass
+        installer = installer_of(item.path)
         try:
             with open(os.path.join(item.path, "direct_url.json"), encoding="utf-8") as handle:
                 data = json.load(handle)

@@ -18,8 +18,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from safe_pip.environment import BOUND_PYTHON_VAR, MARKER_NAME, Environment
+from safe_pip.environment import MARKER_NAME, Environment
 from safe_pip.errors import SafePipError, TargetError
+from safe_pip.target import BOUND_PYTHON_VAR
 
 STATE_DIR = os.path.join("etc", "safe-pip", "protect")
 MANIFEST = "manifest.json"
@@ -38,14 +39,36 @@ def marker_text(message: str) -> str:
     return "[externally-managed]\n" + body + "\n"
 
 
-def shim_text(env: Environment, tool_python: str) -> str:
+def tool_import_paths() -> list[str]:
+    """Where this safe-pip and its dependencies import from (for a shim that skips site)."""
+    import importlib.util
+
+    paths: list[str] = []
+    for module in ("safe_pip", "packaging", "filelock", "tomli"):
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        for location in spec.submodule_search_locations:
+            parent = os.path.dirname(os.path.abspath(location))
+            if parent not in paths:
+                paths.append(parent)
+    return paths
+
+
+def shim_text(env: Environment, tool_python: str, paths: list[str] | None = None) -> str:
+    """A /bin/sh launcher: safe-pip's interpreter with -I -S (no site: faster start)
+    and safe-pip's own import paths, bound to this env."""
+    paths = tool_import_paths() if paths is None else paths
+    code = (
+        f"import sys; sys.path[:0] = {paths!r}; from safe_pip.cli import entrypoint; entrypoint()"
+    )
     return (
         "#!/bin/sh\n"
         f"{SHIM_TAG}: pip for this env goes through safe-pip, which applies the hub's policy.\n"
         "# Written by `safe-pip protect --shim`; `safe-pip unprotect` restores the original.\n"
         f"{BOUND_PYTHON_VAR}={shlex.quote(env.python)}\n"
         f"export {BOUND_PYTHON_VAR}\n"
-        f'exec {shlex.quote(tool_python)} -I -m safe_pip "$@"\n'
+        f'exec {shlex.quote(tool_python)} -I -S -c {shlex.quote(code)} "$@"\n'
     )
 
 

@@ -1,9 +1,25 @@
 """Who owns each installed distribution: conda, pip, or safe-pip (from the audit log).
 
-A distribution is conda-owned when a ``conda-meta/*.json`` record lists its
-``.dist-info/RECORD`` (or egg-info) among its files, when its ``INSTALLER``
-says ``conda`` (or conda-pypi's ``conda-pypi``/``conda-via-whl``), or when its
-record's build string is ``pypi_0`` (conda's view of a pip package: not owned).
+A distribution is **conda-owned** when
+
+- a ``conda-meta/*.json`` record lists its ``.dist-info/RECORD`` (or its
+  egg-info) among its ``files``: conda linked it, and conda will remove or
+  replace exactly those files on its next change; or
+- its ``INSTALLER`` says ``conda`` (a conda package whose record lost the
+  dist-info), or ``conda-pypi``/``conda-via-whl`` (conda-pypi turned a wheel
+  into a conda package).
+
+A record whose build string is ``pypi_0`` (``pypi_<n>``) is conda's own note of
+a package pip installed: it does not make the distribution conda's.  Anything
+else belongs to its ``INSTALLER`` (``pip``, ``uv``, ...); a pip-installed
+distribution the audit log accounts for (same name and version) is
+**safe-pip**'s.
+
+Speed: the records come from ``conda_records.read_records`` (cached); the index
+from dist-info path to record is one dict built from them, and ``INSTALLER`` is
+read only for distributions no record owns, so asking about the few names of one
+install costs a few lookups, and about a whole env one small read per
+distribution that conda does not list.
 """
 
 from __future__ import annotations
@@ -14,9 +30,15 @@ from dataclasses import dataclass
 
 from safe_pip.conda_records import CondaRecord, RecordSet
 from safe_pip.environment import Environment, normalize_name
-from safe_pip.inventory import Installed, details
+from safe_pip.inventory import Installed, installer_of
 
+#: ``INSTALLER`` values that mean conda put the distribution there.
 CONDA_INSTALLERS = frozenset({"conda", "conda-pypi", "conda-via-whl"})
+
+CONDA = "conda"
+PIP = "pip"
+SAFE_PIP = "safe-pip"
+UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
@@ -24,62 +46,101 @@ class Owner:
     key: str
     name: str
     version: str
-    owner: str  # "conda" or "pip" or "other:<installer>" or "unknown"
+    #: "conda", "pip", "safe-pip", "other:<installer>" or "unknown"
+    owner: str
     channel: str = ""
     record: CondaRecord | None = None
+    #: why it is conda's: "record", or "INSTALLER <value>"
+    evidence: str = ""
 
     @property
     def conda(self) -> bool:
-        return self.owner == "conda"
+        return self.owner == CONDA
 
     def describe(self) -> str:
         where = f", {self.channel}" if self.channel else ""
         return f"{self.name} {self.version} ({self.owner}{where})"
 
 
-def record_index(records: RecordSet, env: Environment) -> dict[str, CondaRecord]:
-    """Map an absolute dist-info path to the conda record that installed it."""
-    index: dict[str, CondaRecord] = {}
-    for record in records.records:
-        if record.build.startswith("pypi_"):
-            continue  # conda's own note of a pip-installed package
-        for rel in record.dist_infos:
-            index[os.path.normpath(os.path.join(env.prefix, rel))] = record
-    return index
+def is_pip_note(record: CondaRecord) -> bool:
+    """conda's record of a package pip installed (build ``pypi_0``), not a conda package."""
+    return record.build.startswith("pypi_")
 
 
-def owner_of(item: Installed, index: Mapping[str, CondaRecord]) -> Owner:
-    record = index.get(os.path.normpath(item.path))
-    if record is None:
-        # the dist-info may be reached through another path (lib64, symlinks)
-        record = index.get(os.path.realpath(item.path))
-    installer = details(item).installer
-    if record is not None:
-        return Owner(item.key, item.name, item.version, "conda", record.channel, record)
-    if installer in CONDA_INSTALLERS:
-        return Owner(item.key, item.name, item.version, "conda")
-    if installer == "pip":
-        return Owner(item.key, item.name, item.version, "pip")
-    return Owner(
-        item.key, item.name, item.version, f"other:{installer}" if installer else "unknown"
-    )
+class OwnershipIndex:
+    """Answers "who owns this distribution" for one env; build it once per command."""
+
+    def __init__(
+        self,
+        records: RecordSet,
+        env: Environment,
+        logged: Mapping[str, str] | None = None,
+    ) -> None:
+        self._by_path: dict[str, CondaRecord] = {}
+        prefix = env.prefix
+        for record in records.records:
+            if is_pip_note(record):
+                continue
+            for rel in record.dist_infos:
+                self._by_path[os.path.normpath(os.path.join(prefix, rel))] = record
+        self._real_prefix = os.path.realpath(prefix)
+        self._prefix = prefix
+        #: normalised name -> version that safe-pip's log says it installed last
+        self._logged = dict(logged or {})
+
+    def record_for(self, path: str) -> CondaRecord | None:
+        """The conda record that installed this dist-info/egg-info path, if any."""
+        record = self._by_path.get(os.path.normpath(path))
+        if record is None and self._by_path:
+            # the dist-info may be reached through another path (a symlinked prefix)
+            real = os.path.realpath(path)
+            if real.startswith(self._real_prefix + os.sep):
+                rel = real[len(self._real_prefix) + 1 :]
+                record = self._by_path.get(os.path.normpath(os.path.join(self._prefix, rel)))
+        return record
+
+    def owner_of(self, item: Installed) -> Owner:
+        record = self.record_for(item.path)
+        if record is not None:
+            return Owner(
+                item.key, item.name, item.version, CONDA, record.channel, record, "record"
+            )
+        installer = installer_of(item.path) if os.path.isdir(item.path) else ""
+        if installer in CONDA_INSTALLERS:
+            return Owner(
+                item.key, item.name, item.version, CONDA, evidence=f"INSTALLER {installer}"
+            )
+        if installer == PIP:
+            if self._logged.get(item.key) == item.version:
+                return Owner(item.key, item.name, item.version, SAFE_PIP)
+            return Owner(item.key, item.name, item.version, PIP)
+        return Owner(
+            item.key, item.name, item.version, f"other:{installer}" if installer else UNKNOWN
+        )
 
 
 def owners(
-    installed: Mapping[str, Installed], records: RecordSet, env: Environment, names: Iterable[str]
+    installed: Mapping[str, Installed],
+    records: RecordSet,
+    env: Environment,
+    names: Iterable[str],
+    logged: Mapping[str, str] | None = None,
 ) -> dict[str, Owner]:
     """Owners of the installed distributions among ``names`` (normalised or not)."""
-    index = record_index(records, env)
+    index = OwnershipIndex(records, env, logged)
     found: dict[str, Owner] = {}
     for name in names:
         key = normalize_name(name)
         item = installed.get(key)
-        if item is not None:
-            found[key] = owner_of(item, index)
+        if item is not None and key not in found:
+            found[key] = index.owner_of(item)
     return found
 
 
 def all_owners(
-    installed: Mapping[str, Installed], records: RecordSet, env: Environment
+    installed: Mapping[str, Installed],
+    records: RecordSet,
+    env: Environment,
+    logged: Mapping[str, str] | None = None,
 ) -> dict[str, Owner]:
-    return owners(installed, records, env, installed.keys())
+    return owners(installed, records, env, installed.keys(), logged)

@@ -85,6 +85,7 @@ from dataclasses import dataclass, field
 
 from safe_pip.errors import InputError, UsageError
 from safe_pip.pipconfig import ConfigValue, PipConfig, option_values, strtobool
+from safe_pip.target import PIP_SUBPROCESS_MARKER
 
 #: pip commands that change an environment; every other command passes through.
 MUTATING_COMMANDS = frozenset({"install", "uninstall"})
@@ -114,7 +115,6 @@ PIP_COMMANDS = frozenset(
 )
 
 #: The variable pip sets in the interpreter it re-runs itself in for ``--python``.
-PIP_SUBPROCESS_MARKER = "_PIP_RUNNING_IN_SUBPROCESS"
 
 
 @dataclass(frozen=True)

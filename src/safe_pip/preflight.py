@@ -1,11 +1,21 @@
 """One pip run, checked between resolution and installation.
 
 For an allowed install, safe-pip runs the real pip of the target interpreter
-with a small bootstrap that wraps pip's ``install_given_reqs``: once pip has
-resolved (and written its ``--report``), it asks safe-pip over a pipe and
-installs only on "go".  What pip installs is therefore exactly what was checked:
-there is no second resolution.  Without the hook point (a pip whose internals
-moved), the bootstrap says so before doing anything and safe-pip fails closed.
+through a small bootstrap instead of ``-m pip``.  The bootstrap wraps the
+``install_given_reqs`` that pip's install command calls once it has resolved,
+downloaded and built everything: the wrapper writes pip's own installation
+report (``InstallationReport``, the format of ``--report``) of exactly the
+requirements it was handed to a file, asks safe-pip over a pipe, and installs
+them only on "go".  What pip installs is therefore exactly what was checked:
+there is no second resolution.  The user's arguments reach pip untouched, so
+``--report``, ``--report -``, ``--dry-run`` (which never gets to the install
+step), output and exit codes are pip's own.
+
+The hook point is the same from pip 22.2 (the first with ``--report``) to
+today: ``pip._internal.commands.install`` imports ``install_given_reqs`` and
+calls it once with the requirements in installation order, after the report
+and ``--dry-run`` have been handled.  A pip whose internals moved makes the
+bootstrap say so before doing anything, and safe-pip fails closed.
 """
 
 from __future__ import annotations
@@ -20,23 +30,53 @@ from typing import Any
 
 from safe_pip.changes import read_report
 from safe_pip.errors import TargetError
-from safe_pip.runner import PipRun, pip_environ, wait_for
+from safe_pip.passthrough import pip_environ
+from safe_pip.runner import PipRun, wait_for
 
 FDS_VAR = "SAFE_PIP_PREFLIGHT_FDS"
+REPORT_VAR = "SAFE_PIP_PREFLIGHT_REPORT"
+
+#: What the child says on the pipe.
+ASK = b"check"
+NO_HOOK = b"nohook"
 
 BOOTSTRAP = r"""
-import os, sys
+import os, sys, warnings
 
 def _safe_pip_bootstrap():
+    # what pip/__main__.py does first under `python -m pip`
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        sys.path.pop(0)
     answer_fd, ask_fd = (int(x) for x in os.environ.pop("SAFE_PIP_PREFLIGHT_FDS").split(","))
+    report_path = os.environ.pop("SAFE_PIP_PREFLIGHT_REPORT")
+    os.set_inheritable(answer_fd, False)
+    os.set_inheritable(ask_fd, False)
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=".*packaging\\.version")
     try:
+        import pip
+    except ImportError:
+        os.close(ask_fd)
+        sys.stderr.write("%s: No module named pip\n" % sys.executable)
+        return 1
+    try:
+        import json
         from pip._internal.commands import install as install_module
+        from pip._internal.exceptions import InstallationError
         original = install_module.install_given_reqs
+        report_class = install_module.InstallationReport
     except (ImportError, AttributeError):
         os.write(ask_fd, b"nohook\n")
+        os.close(ask_fd)
         return 2
 
     def checked_install(*args, **kwargs):
+        requirements = args[0] if args else kwargs.get("requirements")
+        try:
+            report = report_class(list(requirements)).to_dict()
+            with open(report_path, "w", encoding="utf-8") as handle:
+                json.dump(report, handle, indent=2, ensure_ascii=False)
+        except Exception as error:  # the check then sees no report and decides
+            sys.stderr.write("safe-pip: could not write the installation report: %r\n" % error)
         os.write(ask_fd, b"check\n")
         reply = b""
         while not reply.endswith(b"\n"):
@@ -45,14 +85,13 @@ def _safe_pip_bootstrap():
                 break
             reply += chunk
         if reply.strip() != b"go":
-            from pip._internal.exceptions import InstallationError
             raise InstallationError("safe-pip refused this installation; nothing was installed")
         return original(*args, **kwargs)
 
     install_module.install_given_reqs = checked_install
-    from pip._internal.cli.main import main
-    sys.argv[0] = "pip"
-    return main(sys.argv[1:])
+    import runpy
+    runpy.run_module("pip", run_name="__main__", alter_sys=True)
+    return 0
 
 sys.exit(_safe_pip_bootstrap())
 """
@@ -61,10 +100,12 @@ sys.exit(_safe_pip_bootstrap())
 @dataclass(frozen=True)
 class CheckedRun:
     run: PipRun
-    #: pip's report (None if pip stopped before resolving)
+    #: the report of what pip was about to install (None if it never got there)
     report: dict[str, Any] | None
     #: the verdict the check gave, None if pip never asked
     verdict: object
+    #: True when pip got to the install step and asked
+    asked: bool = False
     hook_missing: bool = False
 
 
@@ -78,6 +119,11 @@ def _read_line(fd: int) -> bytes:
     return data.strip()
 
 
+def checked_command(python: str, pip_args: Sequence[str]) -> list[str]:
+    """The argv that runs pip with the bootstrap (in place of ``python -m pip``)."""
+    return [python, "-c", BOOTSTRAP, *pip_args]
+
+
 def run_checked(
     python: str,
     pip_args: Sequence[str],
@@ -85,15 +131,20 @@ def run_checked(
     environ: Mapping[str, str],
     check: Callable[[dict[str, Any] | None], tuple[bool, object]],
 ) -> CheckedRun:
-    """Run ``pip install`` with the bootstrap; ``check(report)`` returns (go, verdict)."""
+    """Run ``pip install`` with the bootstrap; ``check(report)`` returns (go, verdict).
+
+    ``report_path`` is where the bootstrap writes what pip is about to install
+    (a scratch file of safe-pip's, not the user's ``--report``).
+    """
     ask_read, ask_write = os.pipe()
     answer_read, answer_write = os.pipe()
     env = pip_environ(environ)
     env[FDS_VAR] = f"{answer_read},{ask_write}"
+    env[REPORT_VAR] = report_path
     started = time.monotonic()
     try:
         child = subprocess.Popen(
-            [python, "-c", BOOTSTRAP, *pip_args],
+            checked_command(python, pip_args),
             env=env,
             pass_fds=(answer_read, ask_write),
         )
@@ -105,16 +156,18 @@ def run_checked(
     os.close(answer_read)
     report = None
     verdict: object = None
+    asked = False
     hook_missing = False
     interrupted = False
     try:
         request = _read_line(ask_read)
-        if request == b"check":
+        if request == ASK:
+            asked = True
             report = read_report(report_path)
             go, verdict = check(report)
             with contextlib.suppress(BrokenPipeError):
                 os.write(answer_write, b"go\n" if go else b"stop\n")
-        elif request == b"nohook":
+        elif request == NO_HOOK:
             hook_missing = True
     except KeyboardInterrupt:
         interrupted = True
@@ -122,11 +175,10 @@ def run_checked(
         os.close(ask_read)
         os.close(answer_write)
     code, interrupted = wait_for(child, interrupted)
-    if report is None:
-        report = read_report(report_path)
     return CheckedRun(
         run=PipRun(code, time.monotonic() - started, interrupted),
         report=report,
         verdict=verdict,
+        asked=asked,
         hook_missing=hook_missing,
     )

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from safe_pip import __version__
-from safe_pip.environment import Environment, inspect_environment, resolve_target
+from safe_pip.environment import Environment, inspect_environment
 from safe_pip.errors import UsageError
+from safe_pip.target import resolve_target
 
 
 class _Parser(argparse.ArgumentParser):

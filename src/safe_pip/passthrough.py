@@ -1,0 +1,85 @@
+"""Read-only pip commands go straight to pip: find the interpreter, become pip.
+
+A command line that names neither ``install`` nor ``uninstall`` (pip matches
+command names exactly) and no ``--python`` cannot change an environment, so it
+is passed on without parsing, without the policy and without importing more
+than this module needs: safe-pip sits in front of every ``pip list``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from safe_pip.errors import TargetError
+from safe_pip.target import BOUND_PYTHON_VAR, PIP_SUBPROCESS_MARKER, resolve_target
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+MUTATING_WORDS = ("install", "uninstall")
+
+
+def needs_parsing(argv: Sequence[str]) -> bool:
+    """False when the command line certainly is a read-only pip command."""
+    return any(arg in MUTATING_WORDS or arg.startswith("--py") for arg in argv)
+
+
+def leading_python(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+    """``--python X rest`` / ``--python=X rest`` of a read-only command: (X, rest).
+
+    The common spelling is split off without the full parser; anything else
+    (abbreviations, --python later on) returns None and is parsed.
+    """
+    if len(argv) >= 2 and argv[0] == "--python":
+        python, rest = argv[1], list(argv[2:])
+    elif argv and argv[0].startswith("--python="):
+        python, rest = argv[0][len("--python=") :], list(argv[1:])
+    else:
+        return None
+    if not python or python.startswith("-") or needs_parsing(rest):
+        return None
+    return python, rest
+
+
+def become_pip(
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    python: str | None = None,
+    source: str = "",
+) -> int:
+    """Run the target's pip in this process's place (returns only on failure)."""
+    target = resolve_target(python, source, environ)
+    # with no interpreter chosen here, PIP_PYTHON and `python =` stay pip's to honour
+    exec_pip(target.python, argv, environ, chosen=python is not None)
+    return 0  # pragma: no cover - exec does not return
+
+
+def pip_environ(environ: Mapping[str, str], *, chosen: bool = True) -> dict[str, str]:
+    """The environment pip runs with: the user's own, less safe-pip's binding.
+
+    ``chosen``: safe-pip has already chosen the interpreter from --python,
+    PIP_PYTHON or a config file's ``python =``, so pip must not re-run itself.
+    """
+    env = dict(environ)
+    env.pop(BOUND_PYTHON_VAR, None)
+    if chosen:
+        env[PIP_SUBPROCESS_MARKER] = "1"
+    return env
+
+
+def pip_command(python: str, pip_args: Sequence[str]) -> list[str]:
+    return [python, "-m", "pip", *pip_args]
+
+
+def exec_pip(
+    python: str, pip_args: Sequence[str], environ: Mapping[str, str], *, chosen: bool = True
+) -> None:
+    """Become pip (never returns)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(python, pip_command(python, pip_args), pip_environ(environ, chosen=chosen))
+    except OSError as error:
+        raise TargetError(f"cannot run {python}: {error.strerror}") from error
