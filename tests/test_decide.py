@@ -271,3 +271,17 @@ def test_pass_through_fast_path_only_for_certainly_read_only_lines() -> None:
     assert leading_python(["--python=/x", "freeze"]) == ("/x", ["freeze"])
     assert leading_python(["--python", "/x", "install", "y"]) is None
     assert leading_python(["--python", "--isolated", "list"]) is None
+
+
+def test_destination_in_a_foreign_base_env_is_a_base_env_write() -> None:
+    op = parse_pip_command_line(["install", "--prefix", "/opt/conda", "x"], {}, None)
+    foreign = {"/opt/conda": EnvKind.CONDA_BASE}
+    decision = decide(op, make_env(), default_policy(), foreign)
+    assert decision.rule == rules.BASE_ENV
+    op = parse_pip_command_line(
+        ["install", "--target", "/usr/lib/python3/dist-packages", "x"], {}, None
+    )
+    decision = decide(
+        op, make_env(), default_policy(), {"/usr/lib/python3/dist-packages": EnvKind.SYSTEM}
+    )
+    assert decision.rule == rules.SYSTEM_PYTHON

@@ -65,6 +65,19 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # `safe-pip log | head`: the reader went away; not an error of ours
+        return int(ExitCode.OK)
+    except Exception as error:  # the unexpected: show the traceback, fail closed
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"{PROG}: internal error ({type(error).__name__}) in safe-pip itself. "
+            "Please report this with the traceback above.",
+            file=sys.stderr,
+        )
+        return exit_code_for(error)
 
 
 def entrypoint() -> None:

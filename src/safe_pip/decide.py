@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from safe_pip import rules
@@ -110,6 +111,15 @@ def _destination_in_env(path: str, setting: Setting, op: Operation, env: Environ
     return env.contains(path)
 
 
+def destinations_outside(op: Operation, env: Environment) -> list[str]:
+    """The --target/--prefix/--root directories that lie outside the env."""
+    return [
+        path
+        for path, setting in _destinations(op, env)
+        if path and not _destination_in_env(path, setting, op, env)
+    ]
+
+
 def writes_env(op: Operation, env: Environment) -> bool:
     """True unless every --target/--prefix/--root points outside the env."""
     return all(_destination_in_env(path, s, op, env) for path, s in _destinations(op, env))
@@ -148,8 +158,17 @@ def corrected_command(op: Operation, *, add: list[str], drop: tuple[str, ...] = 
     return shlex.join(["pip", *args[:position], *add, *args[position:]])
 
 
-def decide(op: Operation, env: Environment, policy: Policy) -> Decision:
-    """Decide one mutating pip operation."""
+def decide(
+    op: Operation,
+    env: Environment,
+    policy: Policy,
+    foreign: Mapping[str, EnvKind] | None = None,
+) -> Decision:
+    """Decide one mutating pip operation.
+
+    ``foreign`` maps --target/--prefix/--root destinations outside the env to
+    the kind of protected env they lie in (a conda base, the system Python).
+    """
     if not op.mutating:
         return Decision(
             allowed=True,
@@ -203,6 +222,20 @@ def decide(op: Operation, env: Environment, policy: Policy) -> Decision:
         if any(is_within(path, allowed) for allowed in allowed_dirs):
             into_env = False
             continue
+        kind = (foreign or {}).get(path)
+        if kind == EnvKind.CONDA_BASE and policy.mode_for(kind.value) == "deny":
+            return _deny(
+                rules.BASE_ENV,
+                f"{setting.source} = {path} writes into a conda base environment, which runs "
+                "conda and JupyterLab; pip may not change it",
+                _own_env_hint(env),
+            )
+        if kind == EnvKind.SYSTEM and policy.mode_for(kind.value) == "deny":
+            return _deny(
+                rules.SYSTEM_PYTHON,
+                f"{setting.source} = {path} writes into the system Python",
+                _own_env_hint(env),
+            )
         listed = ", ".join(allowed_dirs) if allowed_dirs else "none"
         return _deny(
             rules.OUTSIDE_ENV,
@@ -319,6 +352,8 @@ class Conflict:
     version: str
     channel: str
     new_version: str | None  # None: pip would remove it
+    #: the user asked for it by name (not a dependency pip pulled in)
+    requested: bool = False
 
     @property
     def action(self) -> str:
@@ -346,7 +381,11 @@ class Conflict:
 def decide_conda_conflicts(
     op: Operation, conflicts: list[Conflict], policy: Policy, override: bool
 ) -> Decision | None:
-    """None when nothing conda owns is touched (or the policy lets it be); else a denial."""
+    """None when nothing conda owns is touched (or the policy lets it be); else a denial.
+
+    ``override``: the user passed ``--replace-conda-packages``; it counts only where
+    the policy sets ``conda.allow-override``.
+    """
     if not conflicts or not policy.flag("conda.protect-conda-packages"):
         return None
     if override and policy.flag("conda.allow-override"):
@@ -355,27 +394,26 @@ def decide_conda_conflicts(
     verb = "remove" if op.command == "uninstall" else "replace"
     reason = f"pip would {verb} packages that conda installed in this env:\n{lines}"
     if override:
-        reason += "\n(--replace-conda-packages is not allowed by the policy here)"
-    specs = " ".join(
-        f"{c.name}={c.new_version}" if c.new_version else c.name
-        for c in conflicts
-        if c.new_version is not None
-    )
+        reason += f"\n({REPLACE_CONDA_FLAG} is not allowed by the policy here)"
     hints = []
     if op.command == "uninstall":
         hints.append(
-            f"remove them with conda: `conda remove {' '.join(c.name for c in conflicts)}`"
+            f"remove them with conda: `conda remove {' '.join(c.name for c in conflicts)}` "
+            "(or take them out of the env's spec)"
         )
     else:
-        if specs:
-            hints.append(
-                f"install the dependency with conda: `conda install {specs}` "
-                "(or add it to the env's spec)"
-            )
-        hints.append(
-            "if the conda builds already satisfy your package: "
-            + corrected_command(op, add=["--no-deps"])
+        specs = " ".join(
+            f"{c.name}={c.new_version}" if c.new_version else c.name for c in conflicts
         )
+        hints.append(
+            f"install them with conda instead: `conda install {specs}` "
+            "(on a managed env: add them to the env's spec); then run pip again"
+        )
+        if not any(c.requested for c in conflicts):
+            hints.append(
+                "or, if the conda builds already satisfy your package, skip pip's "
+                "dependencies: " + corrected_command(op, add=["--no-deps"])
+            )
     if policy.flag("conda.allow-override") and not override:
         hints.append(f"to replace them anyway, knowingly: add {REPLACE_CONDA_FLAG}")
     return _deny(rules.CONDA_OWNED, reason, "\n".join(hints))

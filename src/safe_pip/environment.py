@@ -202,6 +202,26 @@ def is_conda_base(prefix: str, environ: Mapping[str, str]) -> bool:
     return _history_says_constructor(prefix)
 
 
+def enclosing_env_kind(path: str, environ: Mapping[str, str]) -> EnvKind | None:
+    """The kind of env a destination directory lies in, when it is a protected one.
+
+    Walks up from ``path`` to the nearest dir with ``conda-meta/`` (a conda
+    base is reported) or to a distribution Python's ``/usr`` trees.
+    """
+    real = os.path.realpath(path)
+    if real.startswith(("/usr/lib/python", "/usr/local/lib/python", "/usr/lib/python3/")):
+        return EnvKind.SYSTEM
+    probe = real
+    for _ in range(12):
+        if os.path.isdir(os.path.join(probe, "conda-meta")):
+            return EnvKind.CONDA_BASE if is_conda_base(probe, environ) else None
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return None
+
+
 def _is_distro_python(prefix: str, purelib: str) -> bool:
     return prefix in ("/usr", "/usr/local") or "dist-packages" in purelib.split(os.sep)
 

@@ -177,7 +177,15 @@ def _guarded(
     if op.command == "uninstall":
         env = replace(env, editable_dists=editable_distributions(env))
         attempt.env = env
-    decision = decide(op, env, policy)
+    from safe_pip.decide import destinations_outside
+    from safe_pip.environment import enclosing_env_kind
+
+    foreign = {}
+    for path in destinations_outside(op, env):
+        kind = enclosing_env_kind(path, environ)
+        if kind is not None:
+            foreign[path] = kind
+    decision = decide(op, env, policy, foreign)
     if decision.allowed and op.command == "uninstall" and env.is_conda:
         conflict = _uninstall_conflicts(op, env, policy, override)
         if conflict is not None:
@@ -211,11 +219,26 @@ def _uninstall_conflicts(
     from safe_pip.inventory import scan
     from safe_pip.ownership import owners
 
-    names = list(op.args) + _names_from_requirement_files(op)
+    names = [requirement_key(a) for a in op.args] + _names_from_requirement_files(op)
     installed = scan([env.purelib, env.platlib])
-    found = owners(installed, read_records(env.prefix), env, names)
-    conflicts = [Conflict(o.name, o.version, o.channel, None) for o in found.values() if o.conda]
+    found = owners(installed, read_records(env.prefix), env, [n for n in names if n])
+    conflicts = [
+        Conflict(o.name, o.version, o.channel_name, None, requested=True)
+        for o in found.values()
+        if o.conda
+    ]
     return decide_conda_conflicts(op, conflicts, policy, override)
+
+
+def requirement_key(text: str) -> str:
+    """The normalised project name a requirement line starts with ('' if none)."""
+    name = ""
+    for char in text.strip():
+        if char.isalnum() or char in "-_.":
+            name += char
+        else:
+            break
+    return normalize_name(name) if name else ""
 
 
 def _names_from_requirement_files(op: Operation) -> list[str]:
@@ -228,16 +251,10 @@ def _names_from_requirement_files(op: Operation) -> list[str]:
             continue
         for line in lines:
             line = line.split("#", 1)[0].strip()
-            if not line or line.startswith("-"):
-                continue
-            name = ""
-            for char in line:
-                if char.isalnum() or char in "-_.":
-                    name += char
-                else:
-                    break
-            if name:
-                names.append(name)
+            if line and not line.startswith("-"):
+                key = requirement_key(line)
+                if key:
+                    names.append(key)
     return names
 
 
@@ -251,14 +268,14 @@ def _with_next_step(
     from safe_pip import nextstep
 
     try:
-        lines = nextstep.spec_for_request(op, env, policy, environ)
+        hint = nextstep.read_only_hint(op, env, policy, environ)
     except (OSError, SafePipError) as error:
-        lines = [f"(could not prepare an environment.yml: {error})"]
-    return replace(decision, hint=decision.hint + "\n" + "\n".join(lines))
+        hint = decision.hint + f"\n(could not prepare an environment.yml: {error})"
+    return replace(decision, hint=hint)
 
 
 def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:
-    from safe_pip.changes import compute_changes, read_report
+    from safe_pip.changes import compute_changes
     from safe_pip.inventory import scan
     from safe_pip.runner import run_pip
 
@@ -282,59 +299,38 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
         )
         return run.exit_code
 
+    from safe_pip.preflight import run_checked
+
+    protect = env.is_conda and writes_env(op, env) and policy.flag("conda.protect-conda-packages")
+    verdict: Decision | None = None
+    replaced: list[Conflict] = []
+
+    def check(report: dict[str, Any] | None) -> tuple[bool, object]:
+        """Between pip's resolution and its installation: go, or stop with a denial."""
+        if not protect:
+            return True, None
+        conflicts = _planned_conflicts(env, report, before)
+        if conflicts is None:
+            return False, _UNREADABLE_REPORT
+        denial = decide_conda_conflicts(op, conflicts, policy, override)
+        if denial is not None:
+            return False, denial
+        replaced.extend(conflicts)  # allowed by --replace-conda-packages
+        return True, None
+
     with tempfile.TemporaryDirectory(prefix="safe-pip-") as scratch:
-        pip_args = list(decision.pip_args)
-        user_report = op.report_file
-        report_path = os.path.join(scratch, "report.json")
-        if user_report and str(user_report) != "-":
-            report_path = str(user_report)
-        else:
-            pip_args = _set_report(pip_args, report_path, op)
-        protect = (
-            env.is_conda
-            and writes_env(op, env)
-            and policy.flag("conda.protect-conda-packages")
-            and not (override and policy.flag("conda.allow-override"))
-        )
-        verdict: Decision | None = None
-        if protect:
-            from safe_pip.preflight import run_checked
-
-            def check(report: dict[str, Any] | None) -> tuple[bool, object]:
-                result = _install_conflicts(op, env, policy, override, report, before)
-                return result is None, result
-
-            checked = run_checked(env.python, pip_args, report_path, attempt.environ, check)
-            if checked.hook_missing:
-                attempt.record(
-                    replace(
-                        decision,
-                        allowed=False,
-                        rule=rules.CONDA_OWNED,
-                        reason="this env's pip offers no point to check an install before it "
-                        "happens, so conda-owned packages cannot be protected",
-                    ),
-                    outcome="denied",
-                    exit_code=int(ExitCode.DENIED),
-                )
-                print(
-                    f"{PROG}: refused: this env's pip ({env.pip_version}) cannot be checked "
-                    "before it installs; upgrade pip with conda (`conda install pip`)",
-                    file=sys.stderr,
-                )
-                return int(ExitCode.DENIED)
-            run, report = checked.run, checked.report
-            if isinstance(checked.verdict, Decision):
-                verdict = checked.verdict
-        else:
-            run = run_pip(env.python, pip_args, attempt.environ)
-            report = read_report(report_path)
-        if op.report_file and str(op.report_file) == "-" and report is not None:
-            import json
-
-            print(json.dumps(report, indent=2))
-        after = scan(sites)
-        changes = compute_changes(before, after, report, index_url)
+        report_path = os.path.join(scratch, "install-report.json")
+        checked = run_checked(env.python, decision.pip_args, report_path, attempt.environ, check)
+        run, report = checked.run, checked.report
+        if checked.hook_missing:
+            if protect:
+                return _deny(attempt, _hook_missing(env), contact)
+            # nothing to check: the bootstrap stopped before pip started, run plain pip
+            run = run_pip(env.python, decision.pip_args, attempt.environ)
+        if isinstance(checked.verdict, Decision):
+            verdict = checked.verdict
+    after = scan(sites)
+    changes = compute_changes(before, after, report, index_url)
 
     if verdict is not None:
         print(format_denial(op, env, verdict, contact), file=sys.stderr)
@@ -346,6 +342,13 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
             changes=changes,
         )
         return int(ExitCode.DENIED)
+    if replaced:
+        listed = "; ".join(c.describe() for c in replaced)
+        decision = replace(
+            decision,
+            reason=f"{decision.reason}; with {REPLACE_CONDA_FLAG} (allowed by the policy), "
+            f"replacing conda-owned: {listed}",
+        )
     attempt.record(
         decision,
         outcome=_outcome(run.exit_code, run.interrupted),
@@ -356,63 +359,61 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     return run.exit_code
 
 
+_UNREADABLE_REPORT = Decision(
+    allowed=False,
+    rule=rules.CONDA_OWNED,
+    reason="what pip was about to install could not be read, so the install cannot be "
+    "checked against the packages conda owns; nothing was installed",
+    hint="try again; if it persists, report it to the admin",
+)
+
+
+def _hook_missing(env: Environment) -> Decision:
+    return Decision(
+        allowed=False,
+        rule=rules.CONDA_OWNED,
+        reason=f"this env's pip ({env.pip_version or 'unknown version'}) offers no point to "
+        "check an install before it happens, so the packages conda owns cannot be protected",
+        hint="upgrade pip with conda (`conda install pip`), or ask the admin",
+    )
+
+
 def _outcome(exit_code: int, interrupted: bool) -> str:
     if interrupted:
         return "interrupted"
     return "ok" if exit_code == 0 else "failed"
 
 
-def _set_report(pip_args: list[str], path: str, op: Operation) -> list[str]:
-    """Add ``--report PATH`` after the command name (replacing ``--report -``)."""
-    cleaned: list[str] = []
-    skip = False
-    for item in pip_args:
-        if skip:
-            skip = False
-            continue
-        if item == "--report":
-            skip = True
-            continue
-        if item.startswith("--report="):
-            continue
-        cleaned.append(item)
-    position = cleaned.index("install") + 1 if "install" in cleaned else len(cleaned)
-    return [*cleaned[:position], "--report", path, *cleaned[position:]]
-
-
-def _install_conflicts(
-    op: Operation,
-    env: Environment,
-    policy: Policy,
-    override: bool,
-    report: Mapping[str, Any] | None,
-    installed: Mapping[str, Any],
-) -> Decision | None:
+def _planned_conflicts(
+    env: Environment, report: Mapping[str, Any] | None, installed: Mapping[str, Any]
+) -> list[Conflict] | None:
+    """The conda-owned distributions pip is about to replace (None: no report to check)."""
     from safe_pip.changes import planned_installs
     from safe_pip.conda_records import read_records
     from safe_pip.ownership import owners
 
-    planned = planned_installs(report)
     if report is None:
-        return Decision(
-            allowed=False,
-            rule=rules.CONDA_OWNED,
-            reason="pip's installation report could not be read, so the install cannot be "
-            "checked against the packages conda owns",
-            hint="try again; if it persists, report it to the admin",
-        )
-    if not planned:
         return None
+    planned = planned_installs(report)
+    if not planned or not any(key in installed for key in planned):
+        return []
     found = owners(installed, read_records(env.prefix), env, planned.keys())
     conflicts = []
     for key, owner in found.items():
         if not owner.conda:
             continue
-        metadata = planned[key].get("metadata") or {}
+        item = planned[key]
+        metadata = item.get("metadata") or {}
         conflicts.append(
-            Conflict(owner.name, owner.version, owner.channel, str(metadata.get("version", "")))
+            Conflict(
+                owner.name,
+                owner.version,
+                owner.channel_name,
+                str(metadata.get("version", "")),
+                requested=bool(item.get("requested")),
+            )
         )
-    return decide_conda_conflicts(op, conflicts, policy, override)
+    return conflicts
 
 
-__all__ = ["format_denial", "normalize_name", "run_pip_command"]
+__all__ = ["format_denial", "normalize_name", "requirement_key", "run_pip_command"]

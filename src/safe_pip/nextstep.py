@@ -1,22 +1,49 @@
-"""The next step for a refused install on a read-only env: the env's spec with the
-requested packages added, ready for conda-store, instead of a dead end."""
+"""The next step for a refused install on a read-only env, instead of a dead end.
+
+- a package install: the env's spec (``safe-pip export``) with the requested
+  requirements added to its ``pip:`` section, written to
+  ``~/safe-pip-requests/<env>.environment.yml`` (printed when the home is not
+  writable), with how to submit it to conda-store: its UI, or its REST API
+  (``POST /api/v1/specification/``, for which the request body is written
+  next to it, ready for ``curl --data @file``);
+- a developer install (``pip install -e <dir>``): ``safe-pip devenv <dir>``, a
+  dev env layered on this env (docs/develop.md).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import tempfile
 from collections.abc import Mapping
 
+from safe_pip.decide import is_dev_install
 from safe_pip.environment import Environment
 from safe_pip.pipcli import Operation
 from safe_pip.policy import Policy
 
 SPEC_DIR = "safe-pip-requests"
+API_PATH = "/api/v1/specification/"
 
 
 def spec_path(env: Environment, home: str) -> str:
     safe_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in env.name) or "env"
     return os.path.join(home, SPEC_DIR, f"{safe_name}.environment.yml")
+
+
+def conda_store_namespace(env: Environment) -> str | None:
+    """The conda-store namespace of an env laid out as ``<store>/<ns>/envs/<name>``
+    (the symlink) -> ``<store>/<ns>/<build>`` (the build), else None."""
+    parts = os.path.abspath(env.python).split(os.sep)
+    if len(parts) >= 6 and parts[-4] == "envs":
+        return parts[-5] or None
+    real = os.path.realpath(env.prefix)
+    namespace_dir = os.path.dirname(real)
+    link = os.path.join(namespace_dir, "envs", env.name)
+    if os.path.islink(link) and os.path.realpath(link) == real:
+        return os.path.basename(namespace_dir) or None
+    return None
 
 
 def _write(path: str, text: str) -> None:
@@ -34,39 +61,109 @@ def _write(path: str, text: str) -> None:
         raise
 
 
-def spec_for_request(
+def requested_requirements(op: Operation) -> list[str]:
+    """What the user asked pip for, as lines of a spec's ``pip:`` section."""
+    requested = list(op.args)
+    for path in op.requirement_files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            line = line.split(" #", 1)[0].strip()
+            if line and not line.startswith(("#", "-")):
+                requested.append(line)
+    return requested
+
+
+def read_only_hint(
+    op: Operation, env: Environment, policy: Policy, environ: Mapping[str, str]
+) -> str:
+    """The ``instead:`` text of a read-only-env refusal (may write the spec file)."""
+    if is_dev_install(op):
+        return _devenv_hint(op, env)
+    return "\n".join(_spec_lines(op, env, policy, environ))
+
+
+def _devenv_command(op: Operation, project: str) -> str:
+    argv = ["safe-pip", "devenv"]
+    if op.python is not None:
+        argv += ["--python", str(op.python.value)]
+    return shlex.join([*argv, project])
+
+
+def _devenv_hint(op: Operation, env: Environment) -> str:
+    projects = list(op.editables) or ["."]
+    lines = [
+        "develop your package in a dev env layered on this env (it sees every package "
+        "of the env, your project is its only own content, nothing goes to ~/.local):",
+    ]
+    lines.extend(f"  {_devenv_command(op, project)}" for project in projects)
+    lines.append(
+        "then use that dev env's python, or pick its Jupyter kernel; see `safe-pip devenv "
+        "--help` and the hub's docs/develop.md"
+    )
+    lines.append(
+        "a package your project needs that the env lacks: add it to the env's spec "
+        f"(`safe-pip export -o {env.name}.environment.yml`, then submit it)"
+    )
+    return "\n".join(lines)
+
+
+def _spec_lines(
     op: Operation, env: Environment, policy: Policy, environ: Mapping[str, str]
 ) -> list[str]:
-    """Write the rebuilt spec to the user's home (or print it); return the hint lines."""
     from safe_pip.commands.export import render
 
-    requested = [*op.args, *(f"# editable: {e}" for e in op.editables)]
-    requirements = [r for r in requested if not r.startswith("#")]
+    requirements = requested_requirements(op)
     text = render(env, environ, extra_requirements=requirements, quiet=True)
     home = environ.get("HOME") or os.path.expanduser("~")
     path = spec_path(env, home)
-    lines = ["", "next:    the env's spec with your packages added, ready for conda-store:"]
+    url = policy.text("conda-store.url").rstrip("/")
+    namespace = conda_store_namespace(env)
+    lines = [
+        "ask for the package in the env's spec: here is the spec with your request "
+        "added to its pip: section,"
+    ]
+    body_path = path[: -len(".environment.yml")] + ".specification.json"
     try:
         _write(path, text)
-        lines.append(f"           {path}")
+        body = {"namespace": namespace or "<namespace>", "specification": text}
+        _write(body_path, json.dumps(body, indent=1) + "\n")
+        lines.append(f"ready to submit: {path}")
+        written = True
     except OSError:
-        lines.append("           (your home is not writable; here it is)")
-        lines.extend(f"           {line}" for line in text.splitlines())
-    url = policy.text("conda-store.url").rstrip("/")
+        lines.append("(your home is not writable, so here it is:)")
+        lines.extend(f"  {line}" for line in text.splitlines())
+        written = False
+    if not env.is_conda:
+        lines.append("rebuild the env from it, or " + _own_env(env))
+        return lines
     where = url or "conda-store"
     lines += [
-        f"         submit it in {where}: open the env, edit its specification, paste the",
-        "           file, save (a new build starts; the env switches when it succeeds),",
-        "         or with conda-store's REST API:",
-        f"           curl -X POST -H 'Authorization: Bearer <your token>' "
-        f"{url or '<conda-store url>'}/api/v1/specification/ \\",
-        "             -H 'Content-Type: application/json' \\",
-        '             -d \'{"namespace": "<namespace>", '
-        '"specification": <the file as a JSON string>}\'',
-        "         to develop your own package against this env: safe-pip devenv <project dir>",
+        f"submit it in {where}: open the env {namespace + '/' if namespace else ''}{env.name}, "
+        "edit its specification, paste the file, save",
+        "  (a new build starts; the env switches to it when it succeeds)",
+        "or with conda-store's REST API (a token from conda-store's user page):",
+    ]
+    endpoint = f"{url or '<conda-store url>'}{API_PATH}"
+    data = f"@{body_path}" if written else '\'{"namespace": ..., "specification": ...}\''
+    lines += [
+        f"  curl -X POST {endpoint} -H 'Authorization: Bearer <token>' \\",
+        f"       -H 'Content-Type: application/json' --data {data}",
     ]
     if op.editables:
         lines.append(
-            "         (editable installs cannot go into a spec: use `safe-pip devenv` for them)"
+            "editable installs cannot go into a spec: develop them with `safe-pip devenv <dir>`"
         )
+    else:
+        lines.append("to develop your own package against this env: safe-pip devenv <project dir>")
     return lines
+
+
+def _own_env(env: Environment) -> str:
+    return (
+        f"make your own venv: python{env.short_version} -m venv ~/venvs/myenv "
+        "--system-site-packages"
+    )

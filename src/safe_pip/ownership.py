@@ -57,9 +57,24 @@ class Owner:
     def conda(self) -> bool:
         return self.owner == CONDA
 
+    @property
+    def channel_name(self) -> str:
+        """The channel as conda names it (``conda-forge``, ``defaults``, or a URL)."""
+        return channel_label(self.channel)
+
     def describe(self) -> str:
-        where = f", {self.channel}" if self.channel else ""
+        where = f", {self.channel_name}" if self.channel else ""
         return f"{self.name} {self.version} ({self.owner}{where})"
+
+
+def channel_label(channel: str) -> str:
+    """``https://conda.anaconda.org/conda-forge`` -> ``conda-forge`` (for messages)."""
+    if not channel:
+        return ""
+    from safe_pip.export import canonical_channels  # only when a message names a channel
+
+    names = canonical_channels([channel])
+    return names[0] if names else channel
 
 
 def is_pip_note(record: CondaRecord) -> bool:
@@ -102,9 +117,7 @@ class OwnershipIndex:
     def owner_of(self, item: Installed) -> Owner:
         record = self.record_for(item.path)
         if record is not None:
-            return Owner(
-                item.key, item.name, item.version, CONDA, record.channel, record, "record"
-            )
+            return Owner(item.key, item.name, item.version, CONDA, record.channel, record, "record")
         installer = installer_of(item.path) if os.path.isdir(item.path) else ""
         if installer in CONDA_INSTALLERS:
             return Owner(
