@@ -35,7 +35,7 @@ def timed(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
 def measure(cases: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {name: [] for name in cases}
     codes: dict[str, set[int]] = {name: set() for name in cases}
-    for name, argv in cases.items():  # warm-up: bytecode, page cache
+    for argv in cases.values():  # warm-up: bytecode, page cache
         timed(argv, env)
     for _ in range(runs):
         for name, argv in cases.items():
@@ -90,7 +90,8 @@ def main() -> int:
         )
 
         print(
-            f"pass-through: `pip list` of an env with {len(names) + 1} distributions, {args.runs} runs"
+            f"pass-through: `pip list` of an env with {len(names) + 1} distributions, "
+            f"{args.runs} runs"
         )
         listing = measure(
             {

@@ -27,22 +27,29 @@ SPEC_DIR = "safe-pip-requests"
 API_PATH = "/api/v1/specification/"
 
 
-def spec_path(env: Environment, home: str) -> str:
-    safe_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in env.name) or "env"
+def spec_path(name: str, home: str) -> str:
+    safe_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "env"
     return os.path.join(home, SPEC_DIR, f"{safe_name}.environment.yml")
 
 
-def conda_store_namespace(env: Environment) -> str | None:
-    """The conda-store namespace of an env laid out as ``<store>/<ns>/envs/<name>``
-    (the symlink) -> ``<store>/<ns>/<build>`` (the build), else None."""
+def conda_store_env(env: Environment) -> tuple[str, str] | None:
+    """(namespace, name) of a conda-store env: ``<store>/<ns>/envs/<name>`` is a
+    symlink to the build ``<store>/<ns>/<build key>``.  Found from the interpreter's
+    path, or from the build dir (whichever way the env was reached)."""
     parts = os.path.abspath(env.python).split(os.sep)
-    if len(parts) >= 6 and parts[-4] == "envs":
-        return parts[-5] or None
     real = os.path.realpath(env.prefix)
-    namespace_dir = os.path.dirname(real)
-    link = os.path.join(namespace_dir, "envs", env.name)
-    if os.path.islink(link) and os.path.realpath(link) == real:
-        return os.path.basename(namespace_dir) or None
+    if len(parts) >= 6 and parts[-4] == "envs":
+        link = os.sep.join(parts[:-2])
+        if os.path.islink(link) and os.path.realpath(link) == real:
+            return parts[-5], parts[-3]
+    envs = os.path.join(os.path.dirname(real), "envs")
+    try:
+        entries = sorted(os.scandir(envs), key=lambda e: e.name)
+    except OSError:
+        return None
+    for entry in entries:
+        if entry.is_symlink() and os.path.realpath(entry.path) == real:
+            return os.path.basename(os.path.dirname(real)), entry.name
     return None
 
 
@@ -97,7 +104,7 @@ def _devenv_hint(op: Operation, env: Environment) -> str:
     projects = list(op.editables) or ["."]
     lines = [
         "develop your package in a dev env layered on this env (it sees every package "
-        "of the env, your project is its only own content, nothing goes to ~/.local):",
+        "of the env, your project is its only own content, nothing goes to ~/.local/lib):",
     ]
     lines.extend(f"  {_devenv_command(op, project)}" for project in projects)
     lines.append(
@@ -111,17 +118,57 @@ def _devenv_hint(op: Operation, env: Environment) -> str:
     return "\n".join(lines)
 
 
+def conda_specs_known(env: Environment) -> bool:
+    """Whether ``conda-meta/history`` says which conda packages were asked for.
+
+    An env built from a lock file (conda-store builds with conda-lock, ``conda
+    create --file``) records no specs, so an export of it has no conda part: a
+    spec made from it would drop every conda package of the env.
+    """
+    from safe_pip.conda_history import read_history
+    from safe_pip.conda_records import read_records
+
+    if not env.is_conda:
+        return True
+    names = [record.name for record in read_records(env.prefix).records]
+    specs = read_history(env.prefix).export_specs(names)
+    return bool(specs)
+
+
 def _spec_lines(
     op: Operation, env: Environment, policy: Policy, environ: Mapping[str, str]
 ) -> list[str]:
     from safe_pip.commands.export import render
+    from safe_pip.export import environment_name
 
     requirements = requested_requirements(op)
-    text = render(env, environ, extra_requirements=requirements, quiet=True)
-    home = environ.get("HOME") or os.path.expanduser("~")
-    path = spec_path(env, home)
     url = policy.text("conda-store.url").rstrip("/")
-    namespace = conda_store_namespace(env)
+    store = conda_store_env(env)
+    namespace, name = store if store is not None else (None, env.name)
+    where = url or "conda-store"
+    env_label = f"{namespace}/{name}" if namespace else name
+    if not conda_specs_known(env):
+        # a lock-file build: only conda-store knows the spec; add the request to it there
+        lines = [
+            "ask for the package in the env's specification: in "
+            f"{where}, open the env {env_label}, edit its specification and add under pip:",
+        ]
+        lines.extend(f"  - {requirement}" for requirement in requirements)
+        lines += [
+            "  then save (a new build starts; the env switches to it when it succeeds)",
+            "(this env was built from a lock file, so its spec is not on disk here and "
+            "safe-pip cannot write the whole file)",
+        ]
+        return [*lines, *_develop_line(op)]
+    text = render(
+        env,
+        environ,
+        name=environment_name(name) if store is not None else None,
+        extra_requirements=requirements,
+        quiet=True,
+    )
+    home = environ.get("HOME") or os.path.expanduser("~")
+    path = spec_path(name, home)
     lines = [
         "ask for the package in the env's spec: here is the spec with your request "
         "added to its pip: section,"
@@ -140,10 +187,9 @@ def _spec_lines(
     if not env.is_conda:
         lines.append("rebuild the env from it, or " + _own_env(env))
         return lines
-    where = url or "conda-store"
     lines += [
-        f"submit it in {where}: open the env {namespace + '/' if namespace else ''}{env.name}, "
-        "edit its specification, paste the file, save",
+        f"submit it in {where}: open the env {env_label}, edit its specification, "
+        "replace it with the file, save",
         "  (a new build starts; the env switches to it when it succeeds)",
         "or with conda-store's REST API (a token from conda-store's user page):",
     ]
@@ -153,13 +199,13 @@ def _spec_lines(
         f"  curl -X POST {endpoint} -H 'Authorization: Bearer <token>' \\",
         f"       -H 'Content-Type: application/json' --data {data}",
     ]
+    return [*lines, *_develop_line(op)]
+
+
+def _develop_line(op: Operation) -> list[str]:
     if op.editables:
-        lines.append(
-            "editable installs cannot go into a spec: develop them with `safe-pip devenv <dir>`"
-        )
-    else:
-        lines.append("to develop your own package against this env: safe-pip devenv <project dir>")
-    return lines
+        return ["editable installs cannot go into a spec: develop them with safe-pip devenv <dir>"]
+    return ["to develop your own package against this env: safe-pip devenv <project dir>"]
 
 
 def _own_env(env: Environment) -> str:

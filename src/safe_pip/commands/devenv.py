@@ -4,9 +4,14 @@ The dev env is a venv made by the env's own interpreter with
 ``--system-site-packages``: it sees every package of the env, and its only own
 content is the editable project, installed through safe-pip's guard with
 ``--no-build-isolation --no-deps`` (so it builds against the env's packages and
-pulls nothing from PyPI).  When the env has ``ipykernel``, the dev env is
-registered as a Jupyter kernel.  Nothing goes to ``~/.local/lib``: the project
-is visible in the dev env and in no other env.
+pulls nothing from PyPI; the install is decided and recorded like any other).
+When the env has ``ipykernel``, the dev env is registered as a Jupyter kernel:
+a kernel spec (``kernel.json``) in the user's Jupyter data dir, whose ``argv``
+runs the dev env's python.  Nothing goes to ``~/.local/lib``: the project is
+importable in the dev env (and its kernel) and in no other env.
+
+A dev env carries ``safe-pip-devenv.json`` (what it was made from); ``--remove``
+deletes only a directory that has it.
 """
 
 from __future__ import annotations
@@ -20,10 +25,14 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from safe_pip.commands import target_environment
 from safe_pip.environment import Environment
 from safe_pip.errors import SafePipError, TargetError, UsageError
+
+MARKER = "safe-pip-devenv.json"
+SCHEMA = "safe-pip.devenv/1"
 
 
 def _project_name(project: Path) -> str:
@@ -44,7 +53,8 @@ def jupyter_data_dir(environ: Mapping[str, str]) -> Path:
     """Where Jupyter looks for a user's kernels (jupyter_core's rule on Linux)."""
     if environ.get("JUPYTER_DATA_DIR"):
         return Path(environ["JUPYTER_DATA_DIR"])
-    xdg = environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    home = environ.get("HOME") or os.path.expanduser("~")
+    xdg = environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
     return Path(xdg) / "jupyter"
 
 
@@ -73,10 +83,33 @@ def _write_kernel(name: str, display: str, python: str, environ: Mapping[str, st
         "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": display,
         "language": "python",
-        "metadata": {"debugger": True, "safe-pip": {"devenv": True}},
+        "metadata": {"debugger": True, "safe-pip": {"devenv": str(Path(python).parent.parent)}},
     }
     (directory / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
     return directory
+
+
+def _read_marker(directory: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((directory / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
+
+
+def _make_venv(env: Environment, directory: Path) -> None:
+    if (directory / "pyvenv.cfg").exists() or (directory.exists() and any(directory.iterdir())):
+        raise UsageError(
+            f"{directory} exists and is not a safe-pip dev env",
+            hint="choose another directory with --dir, or remove it first",
+        )
+    print(f"creating the dev env {directory} (layered on {env.prefix})")
+    proc = subprocess.run(
+        [env.python, "-m", "venv", "--system-site-packages", "--without-pip", str(directory)],
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise TargetError(f"could not create the venv {directory} with {env.python}")
 
 
 def create(
@@ -93,14 +126,19 @@ def create(
             hint="run `safe-pip devenv <project dir>`",
         )
     python = directory / "bin" / "python"
-    if not python.exists():
-        print(f"creating the dev env {directory} (layered on {env.prefix})")
-        proc = subprocess.run(
-            [env.python, "-m", "venv", "--system-site-packages", "--without-pip", str(directory)],
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise TargetError(f"could not create the venv {directory}")
+    marker = _read_marker(directory)
+    if marker is None:
+        _make_venv(env, directory)
+        marker = {
+            "schema": SCHEMA,
+            "env": env.prefix,
+            "python": env.python,
+            "project": str(project),
+            "kernel": None,
+        }
+        (directory / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+    else:
+        print(f"updating the dev env {directory} (layered on {marker.get('env')})")
     # the dev install goes through safe-pip itself: decided, run, recorded
     from safe_pip import guard
 
@@ -129,41 +167,63 @@ def create(
     ]
     if kernel:
         if _has_module(str(python), "ipykernel"):
-            kdir = _write_kernel(name, f"{name} (dev on {env.name})", str(python), environ)
-            lines.append(f"kernel:   {kdir} (pick '{name} (dev on {env.name})' in JupyterLab)")
+            display = f"{name} (dev on {env.name})"
+            kdir = _write_kernel(name, display, str(python), environ)
+            marker["kernel"] = str(kdir)
+            (directory / MARKER).write_text(json.dumps(marker, indent=1) + "\n", encoding="utf-8")
+            lines.append(f"kernel:   {kdir} (pick '{display}' in JupyterLab)")
         else:
             lines.append("kernel:   not registered (the env has no ipykernel)")
-    lines.append(f"use it:   {python} -m ... , or `source {directory}/bin/activate`")
-    lines.append(f"remove:   safe-pip devenv --remove --dir {directory} --name {name}")
+    lines.append(f"use it:   {python} ..., or `source {directory}/bin/activate`")
+    lines.append(
+        f"missing a package? add it to the env's spec (safe-pip export --python {env.python})"
+    )
+    lines.append(f"remove:   safe-pip devenv --remove --dir {directory}")
     print("\n".join(lines))
     return 0
 
 
-def remove(directory: Path, name: str, environ: Mapping[str, str]) -> int:
-    if not (directory / "pyvenv.cfg").exists():
-        raise UsageError(f"{directory} is not a dev env (no pyvenv.cfg)")
+def remove(directory: Path, environ: Mapping[str, str]) -> int:
+    marker = _read_marker(directory)
+    if marker is None:
+        raise UsageError(
+            f"{directory} is not a safe-pip dev env (no {MARKER})",
+            hint="give --dir the dev env's directory",
+        )
+    kernel = marker.get("kernel")
     shutil.rmtree(directory)
     print(f"removed  {directory}")
-    kdir = _kernel_dir(name, environ)
-    spec = kdir / "kernel.json"
-    try:
-        data = json.loads(spec.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = None
-    if isinstance(data, dict) and str(data.get("argv", [""])[0]).startswith(str(directory)):
-        shutil.rmtree(kdir)
-        print(f"removed  {kdir}")
+    if isinstance(kernel, str) and kernel:
+        kdir = Path(kernel)
+        try:
+            data = json.loads((kdir / "kernel.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        argv = data.get("argv") if isinstance(data, dict) else None
+        if isinstance(argv, list) and argv and str(argv[0]).startswith(str(directory) + os.sep):
+            shutil.rmtree(kdir)
+            print(f"removed  {kdir}")
     return 0
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     project = Path(args.project).resolve()
-    name = _slug(args.name or f"{_project_name(project)}-dev")
-    env = target_environment(args.python, environ)
-    directory = Path(args.dir).resolve() if args.dir else project / f".venv-{_slug(env.name)}"
     try:
         if args.remove:
-            return remove(directory, name, environ)
+            directory = Path(args.dir).resolve() if args.dir else None
+            if directory is None:
+                candidates = sorted(project.glob(".venv-*/" + MARKER))
+                if len(candidates) != 1:
+                    raise UsageError(
+                        "which dev env? give --dir",
+                        hint=f"dev envs of {project}: "
+                        + (", ".join(str(c.parent) for c in candidates) or "none"),
+                    )
+                directory = candidates[0].parent
+            return remove(directory, environ)
+        env = target_environment(args.python, environ)
+        name = _slug(args.name or f"{_project_name(project)}-dev")
+        directory = Path(args.dir).resolve() if args.dir else project / f".venv-{_slug(env.name)}"
         return create(env, project, directory, name, not args.no_kernel, environ)
     except OSError as error:
         raise SafePipError(f"{error.filename or ''}: {error.strerror}") from error
