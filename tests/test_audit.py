@@ -647,3 +647,71 @@ def test_two_users_share_the_log_of_a_shared_env(
     assert [r["uid"] for r in records] == [UNPRIVILEGED_UID, other_uid, UNPRIVILEGED_UID]
     assert damaged == 0
     assert audit.verify(str(log)) == (True, [])
+
+
+# --- changes: what one run claims -----------------------------------------------------------
+
+
+def _installed(name: str, version: str, stamp: int = 1) -> Any:
+    from safe_pip.inventory import Installed
+
+    key = re.sub(r"[-_.]+", "-", name).lower()
+    return key, Installed(key, name, version, f"/site/{name}-{version}.dist-info", (stamp, 0))
+
+
+def test_an_install_claims_only_what_pip_planned() -> None:
+    from safe_pip.changes import compute_changes
+
+    before = dict([_installed("demo_a", "1.0"), _installed("gone_meanwhile", "1.0")])
+    # meanwhile another run installed `other` and removed `gone_meanwhile`
+    after = dict([_installed("demo_a", "2.0", 2), _installed("other", "1.0")])
+    report = {
+        "install": [
+            {
+                "metadata": {"name": "Demo-A", "version": "2.0"},
+                "requested": True,
+                "is_direct": False,
+                "download_info": {
+                    "url": "https://files.example.org/demo_a-2.0-py3-none-any.whl",
+                    "archive_info": {"hashes": {"sha256": "ab" * 32}},
+                },
+            }
+        ]
+    }
+    changes = compute_changes(before, after, report, "https://idx.example.org/simple")
+    assert changes == {
+        "installed": [
+            {
+                "name": "Demo-A",
+                "version": "2.0",
+                "requested": True,
+                "source": {
+                    "kind": "index",
+                    "url": "https://files.example.org/demo_a-2.0-py3-none-any.whl",
+                    "index_url": "https://idx.example.org/simple",
+                },
+                "hashes": {"sha256": "ab" * 32},
+            }
+        ],
+        "removed": [],
+    }
+    # a report that plans nothing: pip changed nothing, whatever the scans say
+    assert compute_changes(before, after, {"install": []}) == {"installed": [], "removed": []}
+    # no report (pip stopped before writing it): the scans are all there is
+    assert [i["name"] for i in compute_changes(before, after, None)["installed"]] == [
+        "demo_a",
+        "other",
+    ]
+
+
+def test_an_uninstall_claims_only_what_it_was_asked_to_remove() -> None:
+    from safe_pip.changes import only_requested
+
+    changes = {
+        "installed": [{"name": "par-1", "version": "1.0"}],
+        "removed": [{"name": "demo_b", "version": "1.0"}, {"name": "par_2", "version": "1.0"}],
+    }
+    assert only_requested(changes, ["Demo.B>=1"]) == {
+        "installed": [],
+        "removed": [{"name": "demo_b", "version": "1.0"}],
+    }

@@ -331,3 +331,38 @@ def test_uninstall_of_a_pip_package_runs(conda_env: CondaEnv) -> None:
     proc = conda_env.pip("uninstall", "-y", "plain")
     assert proc.returncode == 0, proc.stderr
     assert dist_infos(conda_env.site, "plain") == []
+
+
+# --- every pip from 22.2 on (opt-in: needs pip wheels, the tests are offline) -------------
+
+PIP_WHEELS = os.environ.get("SAFE_PIP_PIP_WHEELS", "")
+
+
+def _pip_wheels() -> list[Path]:
+    if not PIP_WHEELS:
+        return []
+    return sorted(Path(PIP_WHEELS).glob("pip-*-py3-none-any.whl"))
+
+
+@pytest.mark.skipif(not PIP_WHEELS, reason="SAFE_PIP_PIP_WHEELS (a dir of pip wheels) not set")
+@pytest.mark.parametrize("pip_wheel", _pip_wheels(), ids=lambda p: p.name.split("-")[1])
+def test_the_hook_in_each_pip(root_env: CondaEnv, pip_wheel: Path) -> None:
+    """`pip download pip==22.2 pip==23.0.1 ... -d DIR`, then SAFE_PIP_PIP_WHEELS=DIR."""
+    swap = root_env.run(
+        [str(root_env.prefix.python), "-m", "pip", "install", "-q", "--force-reinstall"]
+        + ["--no-deps", "--no-index", str(pip_wheel)],
+        env=root_env.env(),
+    )
+    assert swap.returncode == 0, swap.stderr
+    proc = root_env.pip("install", "needs-six")
+    assert proc.returncode == DENIED, proc.stderr
+    assert root_env.six_is_condas() and dist_infos(root_env.site, "needs_six") == []
+    args = ["install", "--dry-run", "--quiet", "--report", "-", "needs-six"]
+    ours, bare = root_env.pip(*args), root_env.bare_pip(*args)
+    assert ours.returncode == 0 == bare.returncode, ours.stderr
+    mine, theirs = json.loads(ours.stdout), json.loads(bare.stdout)
+    mine.pop("environment"), theirs.pop("environment")
+    assert mine == theirs
+    proc = root_env.pip("install", "plain")
+    assert proc.returncode == 0, proc.stderr
+    assert dist_infos(root_env.site, "plain") == ["plain-1.0.dist-info"]

@@ -237,6 +237,15 @@ def test_vcs_is_pinned_to_the_commit_without_credentials() -> None:
     assert any("credentials were removed" in c for c in pip.comments)
 
 
+def test_a_local_vcs_repository_is_pinned_in_a_form_old_pips_parse() -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    pip = pip_requirements(
+        [record([dist("loc", "1.0", "vcs", vcs="git", url="file:///srv/repos/loc", commit=commit)])]
+    )
+    # pip < 24 (packaging 21) refuses `name @ git+file:///path`; localhost is the same place
+    assert pip.requirements == [f"loc @ git+file://localhost/srv/repos/loc@{commit}"]
+
+
 def test_vcs_without_commit_keeps_its_ref_and_says_so() -> None:
     pip = pip_requirements(
         [record([dist("tool", "2.0", "vcs", url="git+https://h.example/t.git@v2")])]
@@ -698,6 +707,32 @@ def test_command_requirements_format(
     assert code == 0
     out = capsys.readouterr().out
     assert [line for line in out.splitlines() if not line.startswith("#")] == ["demo-a==1.0"]
+
+
+def test_requested_urls_lose_their_credentials(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # the spec offered for a refused install on a read-only env (nextstep) is a file in
+    # the user's home: the tokens of the request stay out of it
+    env = fake_env(tmp_path / "p", EnvKind.OTHER, name="p")
+    text = export_command.render(
+        env,
+        {"XDG_STATE_HOME": str(tmp_path / "state")},
+        extra_requirements=[
+            "git+https://ghp_T0KEN@github.com/org/repo.git@v1#egg=repo",
+            "tool @ https://user:pw%40x@files.example.org/tool-1.0.tar.gz?token=abc&v=1",
+            "demo-a>=1; python_version >= '3'",
+            "git+ssh://git@github.com/org/other.git",
+        ],
+        quiet=True,
+    )
+    for secret in ("ghp_T0KEN", "pw%40x", "token=abc"):
+        assert secret not in text
+    assert "git+https://github.com/org/repo.git@v1#egg=repo" in text
+    assert "tool @ https://files.example.org/tool-1.0.tar.gz?v=1" in text
+    assert "demo-a>=1; python_version >= '3'" in text
+    assert "git+ssh://git@github.com/org/other.git" in text
+    assert "credentials were removed from the requested URLs" in text
 
 
 def test_command_rejects_an_invalid_name(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

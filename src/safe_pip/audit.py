@@ -92,8 +92,12 @@ def base_record(
     command: str,
     *,
     environ: Mapping[str, str] | None = None,
+    when: float | None = None,
 ) -> dict[str, Any]:
     """A record with every field of the schema; who/where/what filled in, the rest at defaults.
+
+    ``when`` (epoch seconds, default now) is the record's ``time``: when safe-pip
+    took the command up, not when pip finished.
 
     The guard sets ``decision``, ``rule``, ``reason``, ``outcome``, ``exit_code``,
     ``duration_s``, ``changes``, ``requested`` and ``index``; ``append`` sets
@@ -104,7 +108,7 @@ def base_record(
     return {
         "schema": SCHEMA,
         "id": new_id(),
-        "time": utc_time(),
+        "time": utc_time(when),
         "prev": None,
         "safe_pip": __version__,
         "user": login_name(uid, variables),

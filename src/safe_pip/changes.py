@@ -5,7 +5,7 @@ from pip's installation report (``--report``) and each new ``direct_url.json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from safe_pip.environment import normalize_name
@@ -94,9 +94,14 @@ def compute_changes(
     """``{"installed": [...], "removed": [...]}``: what is really on disk now.
 
     An upgrade is an ``installed`` item (the new version); ``removed`` lists only
-    distributions that are gone.
+    distributions that are gone.  With pip's report, only the distributions it
+    planned count: another safe-pip installing into the same env meanwhile
+    changes the scans too, and those changes are in that run's record.
     """
     planned = planned_installs(report)
+    if report is not None:
+        before = {key: item for key, item in before.items() if key in planned}
+        after = {key: item for key, item in after.items() if key in planned}
     installed: list[dict[str, Any]] = []
     for key, item in sorted(after.items()):
         old = before.get(key)
@@ -127,3 +132,20 @@ def compute_changes(
         if key not in after
     ]
     return {"installed": installed, "removed": removed}
+
+
+def only_requested(
+    changes: Mapping[str, list[dict[str, Any]]], requirements: Iterable[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The changes of a ``pip uninstall`` of ``requirements`` (names, maybe with
+    specifiers): it installs nothing and removes only what it was asked to; anything
+    else the scans saw another run did."""
+    from safe_pip.audit import requirement_name
+
+    keys = {requirement_name(text) for text in requirements}
+    removed = [
+        item
+        for item in changes.get("removed", [])
+        if normalize_name(str(item.get("name", ""))) in keys
+    ]
+    return {"installed": [], "removed": removed}

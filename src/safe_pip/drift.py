@@ -1,30 +1,54 @@
 """Drift: how far an env has moved from what conda's records and the audit log explain.
 
-- ``unexplained``: installed distributions that neither a conda record nor the
-  audit log accounts for (layered by a pip that left no record);
-- ``user_site``: distributions in the user site-packages this env would import;
-- ``overwritten``: conda-owned distributions whose files pip replaced (the record
-  is there, its dist-info is gone or now says ``INSTALLER: pip``);
-- ``layered``: pip changes followed by conda changes.
+- ``unexplained``: installed distributions that neither conda nor the audit log
+  accounts for (a pip run around safe-pip; ``owner`` says what installed it);
+- ``user_site``: distributions in the user site-packages that this env's Python
+  imports (user site enabled for it and ``PYTHONNOUSERSITE`` unset);
+- ``overwritten``: conda packages whose files pip changed while conda's record
+  stayed: replaced by another version, reinstalled (the dist-info now says
+  ``INSTALLER: pip``), laid over by a second copy (``--ignore-installed``), or
+  removed;
+- ``layered``: conda changed the env after pip did (pip changes followed by
+  conda changes), which is how envs break; the fix is a rebuild from a spec
+  (``safe-pip export``).
+
+What the audit log explains is its net pip state (name, version and time of the
+newest change of each distribution).  Reading a large log on every ``status``
+would cost seconds, so the state of each log file is cached in
+``$XDG_CACHE_HOME/safe-pip/`` with the file's identity, size and last bytes:
+while the log only grows, only the new lines are read; anything else (a new
+inode, a shorter file, changed bytes) reads the file again, through
+``export.records_that_matter`` (which parses only the records that decide the
+state).  A cache that cannot be read or written is ignored.
 """
 
 from __future__ import annotations
 
+import calendar
+import contextlib
+import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+import time
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from safe_pip.conda_records import RecordSet
-from safe_pip.environment import Environment, EnvKind, normalize_name
-from safe_pip.inventory import Installed, details, scan
-from safe_pip.ownership import all_owners
+from safe_pip.environment import Environment
+from safe_pip.inventory import Installed, InstallerCache, distribution_key, scan_all
+from safe_pip.ownership import CONDA_INSTALLERS, OwnershipIndex, is_pip_note
 
 #: what ensurepip/venv put into a fresh non-conda env
 BOOTSTRAP_DISTS = frozenset({"pip", "setuptools", "wheel"})
+#: audit outcomes after which the record's ``changes`` are real
+CHANGED_OUTCOMES = frozenset({"ok", "failed", "interrupted"})
 
 _HEADER = re.compile(rb"^==> ?(.+?) ?<==\s*$", re.MULTILINE)
+_CACHE_FORMAT = "safe-pip/audit-state"
+_CACHE_VERSION = 1
+_TAIL = 256
 
 
 @dataclass(frozen=True)
@@ -33,7 +57,8 @@ class Drift:
     user_site: list[dict[str, str]] = field(default_factory=list)
     overwritten: list[dict[str, str]] = field(default_factory=list)
     layered: bool = False
-    last_pip_change: str | None = None
+    #: the oldest pip change still in effect, and the newest conda change (UTC, ISO 8601)
+    first_pip_change: str | None = None
     last_conda_change: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -42,9 +67,32 @@ class Drift:
             "user_site": self.user_site,
             "overwritten": self.overwritten,
             "layered": self.layered,
-            "last_pip_change": self.last_pip_change,
+            "first_pip_change": self.first_pip_change,
             "last_conda_change": self.last_conda_change,
         }
+
+
+# --- time -------------------------------------------------------------------------------
+
+
+def _utc_text(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _audit_epoch(text: str) -> float | None:
+    """``2024-05-01T12:00:03.123456Z`` (UTC) -> seconds since the epoch."""
+    try:
+        return float(calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _conda_epoch(text: str) -> float | None:
+    """conda's ``YYYY-MM-DD HH:MM:SS`` (the local time of the machine that wrote it)."""
+    try:
+        return time.mktime(time.strptime(text.strip()[:19], "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, OverflowError):
+        return None
 
 
 def last_history_time(prefix: str, tail_bytes: int = 65536) -> str | None:
@@ -52,123 +100,326 @@ def last_history_time(prefix: str, tail_bytes: int = 65536) -> str | None:
     path = os.path.join(prefix, "conda-meta", "history")
     try:
         with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - tail_bytes))
-            data = handle.read()
+            size = handle.seek(0, os.SEEK_END)
+            while True:
+                start = max(0, size - tail_bytes)
+                handle.seek(start)
+                headers = _HEADER.findall(handle.read(size - start))
+                if headers or start == 0:
+                    break
+                tail_bytes *= 4  # a very long last block
     except OSError:
         return None
-    headers = _HEADER.findall(data)
     if not headers:
         return None
     return str(headers[-1].decode("utf-8", "replace").strip())
 
 
-def _iso(conda_time: str) -> str:
-    """conda writes 'YYYY-MM-DD HH:MM:SS' (local time, no zone); compare on that shape."""
-    return conda_time.replace(" ", "T")
+# --- the audit log's net state ----------------------------------------------------------------
+
+#: normalised name -> (time of the newest change, version, or None when removed)
+LogState = dict[str, tuple[str, "str | None"]]
 
 
-def _dist_key(dist_info: str) -> str:
-    """'lib/.../six-1.16.0.dist-info' -> 'six'."""
-    base = os.path.basename(dist_info.rstrip("/"))
-    for suffix in (".dist-info", ".egg-info"):
-        if base.endswith(suffix):
-            return normalize_name(base[: -len(suffix)].split("-")[0])
-    return ""
+def apply_record(state: LogState, record: Mapping[str, Any]) -> None:
+    """One audit record's real changes, as export's replay applies them."""
+    if record.get("decision") != "allowed" or record.get("outcome") not in CHANGED_OUTCOMES:
+        return
+    changes = record.get("changes")
+    if not isinstance(changes, Mapping):
+        return
+    when = str(record.get("time") or "")
+    for item in changes.get("removed") or []:
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            state[distribution_key(item["name"])] = (when, None)
+    for item in changes.get("installed") or []:
+        if not isinstance(item, Mapping):
+            continue
+        name, version = item.get("name"), item.get("version")
+        if isinstance(name, str) and name and isinstance(version, str):
+            state[distribution_key(name)] = (when, version)
+
+
+def _parse_lines(data: bytes, state: LogState) -> None:
+    for line in data.split(b"\n"):
+        if b'"name"' not in line:
+            continue  # no change items in it
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            apply_record(state, record)
+
+
+def _full_state(path: str) -> LogState:
+    import mmap
+
+    from safe_pip.export import records_that_matter
+
+    state: LogState = {}
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return state
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            records, _damaged = records_that_matter(view)
+    for record in records:
+        apply_record(state, record)
+    return state
+
+
+def _cache_path(log: str, environ: Mapping[str, str]) -> str | None:
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        base = os.path.join(xdg, "safe-pip")
+    else:
+        home = environ.get("HOME") or os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache", "safe-pip")
+    real = os.path.realpath(log)
+    return os.path.join(base, f"audit-state-{zlib.crc32(os.fsencode(real)):08x}.json")
+
+
+def _load_cache(path: str, log: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read())
+    except (OSError, ValueError):
+        return None
+    if not (
+        isinstance(data, dict)
+        and data.get("format") == _CACHE_FORMAT
+        and data.get("version") == _CACHE_VERSION
+        and data.get("log") == os.path.realpath(log)
+        and isinstance(data.get("state"), dict)
+        and isinstance(data.get("size"), int)
+        and isinstance(data.get("tail"), str)
+    ):
+        return None
+    return data
+
+
+def _store_cache(path: str, document: Mapping[str, Any]) -> None:
+    temp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+        with open(os.open(temp, flags, 0o600), "w", encoding="utf-8") as handle:
+            json.dump(document, handle, separators=(",", ":"))
+        os.replace(temp, path)
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+
+
+def _whole_lines(handle: BinaryIO, size: int) -> int:
+    """The size of the file's part that ends with a newline."""
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        handle.seek(start)
+        newline = handle.read(end - start).rfind(b"\n")
+        if newline != -1:
+            return start + newline + 1
+        end = start
+    return 0
+
+
+def log_file_state(log: str, environ: Mapping[str, str], *, use_cache: bool = True) -> LogState:
+    """The net state one audit log file describes (cached; see the module docstring)."""
+    try:
+        handle = open(log, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return {}
+    with handle:
+        info = os.fstat(handle.fileno())
+        # only whole lines: a record being written is read next time
+        size = _whole_lines(handle, info.st_size)
+        identity = [info.st_dev, info.st_ino]
+        cache_file = _cache_path(log, environ) if use_cache else None
+        cached = _load_cache(cache_file, log) if cache_file else None
+        state: LogState | None = None
+        if cached is not None and cached.get("identity") == identity and cached["size"] <= size:
+            start = cached["size"]
+            handle.seek(max(0, start - _TAIL))
+            tail = handle.read(min(start, _TAIL)).hex()
+            if tail == cached["tail"]:
+                state = {
+                    str(k): (str(v[0]), v[1] if isinstance(v[1], str) else None)
+                    for k, v in cached["state"].items()
+                    if isinstance(v, list) and len(v) == 2
+                }
+                if size > start:
+                    handle.seek(start)
+                    _parse_lines(handle.read(size - start), state)
+                else:
+                    return state
+    if state is None:
+        try:
+            state = _full_state(log) if size else {}
+        except (OSError, ValueError):
+            return {}
+    if cache_file is not None:
+        try:
+            with open(log, "rb") as handle:
+                handle.seek(max(0, size - _TAIL))
+                tail = handle.read(min(size, _TAIL)).hex()
+        except OSError:
+            return state
+        _store_cache(
+            cache_file,
+            {
+                "format": _CACHE_FORMAT,
+                "version": _CACHE_VERSION,
+                "log": os.path.realpath(log),
+                "identity": identity,
+                "size": size,
+                "tail": tail,
+                "state": {k: list(v) for k, v in state.items()},
+            },
+        )
+    return state
+
+
+def log_state(logs: Sequence[str], environ: Mapping[str, str]) -> LogState:
+    """The net state of several log files of one env (the newest change of a name wins)."""
+    merged: LogState = {}
+    seen: set[str] = set()
+    for log in logs:
+        real = os.path.realpath(log)
+        if real in seen:
+            continue
+        seen.add(real)
+        for key, value in log_file_state(log, environ).items():
+            if key not in merged or value[0] > merged[key][0]:
+                merged[key] = value
+    return merged
+
+
+# --- drift ------------------------------------------------------------------------------------
+
+
+def user_site_imported(env: Environment, environ: Mapping[str, str]) -> bool:
+    """Whether this env's Python puts the user site-packages on ``sys.path``."""
+    return bool(
+        env.user_site_enabled
+        and env.user_site
+        and not environ.get("PYTHONNOUSERSITE")
+        and os.path.isdir(env.user_site)
+    )
 
 
 def compute_drift(
     env: Environment,
-    installed: Mapping[str, Installed],
+    installed: Iterable[Installed],
     records: RecordSet,
-    log_records: Iterable[Mapping[str, Any]],
+    logged: LogState,
+    environ: Mapping[str, str],
 ) -> Drift:
-    owners = all_owners(installed, records, env)
-    explained_by_log: set[str] = set()
-    last_pip: str | None = None
-    for record in log_records:
-        changes = record.get("changes") or {}
-        touched = False
-        for item in changes.get("installed", []) or []:
-            if isinstance(item, dict) and item.get("name"):
-                explained_by_log.add(normalize_name(str(item["name"])))
-                touched = True
-        if changes.get("removed"):
-            touched = True
-        if touched and record.get("time"):
-            last_pip = max(last_pip or "", str(record["time"]))
+    """``installed``: every dist-info of the env's site dirs (``inventory.scan_all``)."""
+    everything = list(installed)
+    first: dict[str, Installed] = {}
+    copies: dict[str, list[Installed]] = {}
+    for item in everything:
+        if item.key in first:
+            copies.setdefault(item.key, [first[item.key]]).append(item)
+        else:
+            first[item.key] = item
+    versions = {key: value[1] for key, value in logged.items() if value[1] is not None}
+    installers = InstallerCache(env.prefix, environ)
+    index = OwnershipIndex(records, env, versions, installers.installer)
+    pip_times: list[float] = []
+    log_times: list[str] = []  # ISO 8601 UTC: they sort as text
 
     unexplained = []
-    for key, item in sorted(installed.items()):
-        owner = owners.get(key)
-        if owner is not None and owner.conda:
+    for key, item in first.items():
+        owner = index.owner_of(item)
+        if owner.conda:
             continue
-        if key in explained_by_log:
+        if versions.get(key) == item.version:
+            log_times.append(logged[key][0])
             continue
         if not env.is_conda and key in BOOTSTRAP_DISTS:
             continue
-        unexplained.append(
-            {
-                "name": item.name,
-                "version": item.version,
-                "owner": owner.owner if owner else "unknown",
-            }
-        )
-        # a pip install that left no record still tells us roughly when
-        if owner is not None and owner.owner == "pip":
-            try:
-                stamp = os.stat(item.path).st_mtime
-            except OSError:
-                continue
-            import datetime
-
-            when = datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)
-            text = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-            last_pip = max(last_pip or "", text)
-
-    user_site: list[dict[str, str]] = []
-    if env.user_site_enabled and env.user_site and os.path.isdir(env.user_site):
-        for _key, item in sorted(scan([env.user_site]).items()):
-            user_site.append({"name": item.name, "version": item.version, "path": item.path})
+        unexplained.append({"name": item.name, "version": item.version, "owner": owner.owner})
+        if owner.owner != "unknown" and item.stamp[1]:
+            # a pip run that left no record still tells roughly when
+            pip_times.append(item.stamp[1] / 1e9)
 
     overwritten = []
-    for conda_record in records.records:
-        if conda_record.build.startswith("pypi_") or not conda_record.dist_infos:
+    by_rel: dict[str, Installed] = {}
+    for item in everything:
+        rel = index.relative(item.path)
+        if rel is not None:
+            by_rel[rel] = item
+    for record in records.records:
+        if is_pip_note(record) or not record.dist_infos:
             continue
-        paths = [os.path.join(env.prefix, rel) for rel in conda_record.dist_infos]
-        present = [p for p in paths if os.path.exists(p)]
-        key = _dist_key(conda_record.dist_infos[0]) or normalize_name(conda_record.name)
-        now = installed.get(key)
-        if not present:
-            if now is not None:
+        for rel in record.dist_infos:
+            mine = by_rel.get(rel)
+            entry = {"name": record.name, "conda_version": record.version}
+            if mine is None:
+                now = first.get(_dist_key(rel) or distribution_key(record.name))
+                if now is None:
+                    overwritten.append({**entry, "installed_version": "", "how": "removed"})
+                else:
+                    overwritten.append(
+                        {**entry, "installed_version": now.version, "how": "replaced"}
+                    )
+                    if now.stamp[1]:
+                        pip_times.append(now.stamp[1] / 1e9)
+                continue
+            others = [c for c in copies.get(mine.key, ()) if c is not mine]
+            if others:
                 overwritten.append(
                     {
-                        "name": conda_record.name,
-                        "conda_version": conda_record.version,
-                        "installed_version": now.version,
-                        "how": "replaced",
+                        **entry,
+                        "installed_version": others[0].version,
+                        "how": "another copy installed over it",
                     }
                 )
-            continue
-        for path in present:
-            if os.path.isdir(path):
-                info = details(Installed(key, conda_record.name, conda_record.version, path))
-                if info.installer == "pip":
-                    overwritten.append(
-                        {
-                            "name": conda_record.name,
-                            "conda_version": conda_record.version,
-                            "installed_version": conda_record.version,
-                            "how": "files rewritten by pip",
-                        }
-                    )
-                    break
+                continue
+            installer = installers.installer(mine)
+            if installer and installer not in CONDA_INSTALLERS:
+                overwritten.append(
+                    {
+                        **entry,
+                        "installed_version": mine.version,
+                        "how": f"reinstalled by {installer}",
+                    }
+                )
+                if mine.stamp[1]:
+                    pip_times.append(mine.stamp[1] / 1e9)
+    installers.save()
 
-    last_conda = (
-        last_history_time(env.prefix)
-        if env.kind in (EnvKind.CONDA_ENV, EnvKind.CONDA_BASE)
-        else None
+    user_site: list[dict[str, str]] = []
+    if user_site_imported(env, environ):
+        for item in scan_all([env.user_site]):
+            user_site.append({"name": item.name, "version": item.version, "path": item.path})
+
+    conda_text = last_history_time(env.prefix) if env.is_conda else None
+    conda_epoch = _conda_epoch(conda_text) if conda_text else None
+    if log_times:
+        when = _audit_epoch(min(log_times))
+        if when is not None:
+            pip_times.append(when)
+    first_pip = min(pip_times) if pip_times else None
+    layered = bool(first_pip is not None and conda_epoch is not None and conda_epoch > first_pip)
+    return Drift(
+        sorted(unexplained, key=lambda u: u["name"].lower()),
+        user_site,
+        overwritten,
+        layered,
+        _utc_text(first_pip) if first_pip is not None else None,
+        _utc_text(conda_epoch) if conda_epoch is not None else None,
     )
-    layered = bool(last_pip and last_conda and _iso(last_conda) > last_pip[:19])
-    return Drift(unexplained, user_site, overwritten, layered, last_pip, last_conda)
+
+
+def _dist_key(dist_info: str) -> str:
+    """'lib/.../six-1.16.0.dist-info' -> 'six'."""
+    base = dist_info.rstrip("/").rpartition("/")[2]
+    for suffix in (".dist-info", ".egg-info"):
+        if base.endswith(suffix):
+            return distribution_key(base[: -len(suffix)].split("-")[0])
+    return ""

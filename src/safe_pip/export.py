@@ -45,6 +45,7 @@ __all__ = [
     "environment_yml",
     "pip_requirements",
     "records_that_matter",
+    "requirement_without_credentials",
     "requirements_txt",
     "strip_credentials",
     "yaml_scalar",
@@ -67,6 +68,8 @@ _SECRET_QUERY_RE = re.compile(
     r"sig|signature|credential.*|x-amz-.*|x-goog-.*)\Z",
     re.IGNORECASE,
 )
+#: a URL inside a requirement line: up to whitespace or a marker's ``;``
+_URL_IN_TEXT_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s;]+")
 _SSH_SCHEMES = frozenset({"ssh", "git+ssh", "hg+ssh", "svn+ssh", "bzr+ssh"})
 _VCS_PREFIXES = ("git+", "hg+", "svn+", "bzr+")
 #: PEP 440's canonical public version (appendix B), plus a local label: valid without parsing
@@ -189,6 +192,24 @@ def strip_credentials(url: str) -> tuple[str, bool]:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)), True
 
 
+def requirement_without_credentials(requirement: str) -> str:
+    """A requirement line someone typed, with the credentials of every URL in it removed.
+
+    ``git+https://ghp_...@github.com/org/tool.git@v1`` becomes
+    ``git+https://github.com/org/tool.git@v1``, ``name @ https://user:pw@host/x.whl``
+    becomes ``name @ https://host/x.whl``; secret query parameters go too (see
+    ``strip_credentials``), and anything ``urlsplit`` cannot take apart is masked
+    with ``***`` instead.
+    """
+    if "://" not in requirement:
+        return requirement
+    from safe_pip.redact import redact_url
+
+    return _URL_IN_TEXT_RE.sub(
+        lambda match: redact_url(strip_credentials(match.group(0))[0]), requirement
+    )
+
+
 def _is_pypi(index_url: str | None) -> bool:
     if not index_url:
         return True
@@ -202,6 +223,10 @@ def _vcs_requirement_url(source: Mapping[str, Any]) -> tuple[str, bool, bool]:
         vcs = str(source.get("vcs") or "git")
         url = f"{vcs}+{url}"
     url, removed = strip_credentials(url)
+    if url.partition("+")[2].startswith("file:///"):
+        # a local repository: `file://localhost/path` is the same place for git, and the
+        # form older requirement parsers take (pip < 24 refuses `name @ git+file:///path`)
+        url = url.replace(":///", "://localhost/", 1)
     base, _, fragment = url.partition("#")
     # keep only the subdirectory of the fragment (egg= is deprecated, hashes do not apply)
     keep = [

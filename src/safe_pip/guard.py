@@ -93,10 +93,14 @@ class _Attempt:
     """One mutating command on its way through: what is known, for the record."""
 
     def __init__(self, op: Operation, env: Environment, environ: Mapping[str, str]) -> None:
+        import time
+
         self.op = op
         self.env = env
         self.environ = environ
         self.policy: Policy | None = None
+        #: when safe-pip took the command up: the record's ``time``, however long pip runs
+        self.started = time.time()
 
     def locations(self) -> list[str]:
         from safe_pip import audit
@@ -115,7 +119,20 @@ class _Attempt:
         """Write the audit record; returns the log path, or None (with a warning) on failure."""
         from safe_pip import audit
 
-        record = audit.base_record(self.env, list(self.op.argv), self.op.command or "")
+        if changes is not None and self.op.command == "uninstall":
+            from safe_pip.changes import only_requested
+
+            # what other runs changed meanwhile is theirs to record
+            names = [*self.op.args, *_names_from_requirement_files(self.op)]
+            changes = only_requested(changes, names)
+
+        record = audit.base_record(
+            self.env,
+            list(self.op.argv),
+            self.op.command or "",
+            environ=self.environ,
+            when=self.started,
+        )
         record.update(
             decision="allowed" if decision.allowed else "denied",
             rule=decision.rule,

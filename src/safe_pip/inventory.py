@@ -4,26 +4,42 @@ A scan lists ``*.dist-info`` and ``*.egg-info`` entries (name and version from
 the directory name, cheap: one ``scandir`` and one ``stat`` per entry);
 ``installer_of`` reads one distribution's ``INSTALLER`` and ``details`` also its
 ``direct_url.json``, only when a caller needs them.
+
+``InstallerCache`` remembers the ``INSTALLER`` of every dist-info of an env by
+the dist-info's stamp (inode, mtime), so that a question about every
+distribution (``safe-pip status``) reads only the ones that changed: pip and
+conda both write a new dist-info directory when they (re)install.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import time
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from safe_pip.environment import normalize_name
+_SEPARATORS = re.compile(r"[-_.]+")
+_PLAIN_NAME = re.compile(r"[a-z0-9]+\Z")
 
 
-@dataclass(frozen=True)
-class Installed:
+def distribution_key(name: str) -> str:
+    """PEP 503 normalisation (``Foo_Bar.baz`` -> ``foo-bar-baz``), fast for the common case."""
+    if _PLAIN_NAME.match(name):
+        return name
+    return _SEPARATORS.sub("-", name).lower()
+
+
+class Installed(NamedTuple):
     key: str  # normalised name (PEP 503)
     name: str
     version: str
     path: str  # the .dist-info / .egg-info path
-    #: changes when the dist-info is rewritten (a reinstall of the same version)
+    #: (inode, mtime_ns): changes when the dist-info is rewritten (a reinstall)
     stamp: tuple[int, int] = (0, 0)
 
 
@@ -38,17 +54,16 @@ class Details:
         return bool(info.get("editable"))
 
 
-def _from_entry(directory: str, entry: str, stamp: tuple[int, int]) -> Installed | None:
+def _from_entry(path: str, entry: str, stamp: tuple[int, int]) -> Installed | None:
     if entry.endswith(".dist-info"):
-        stem = entry[: -len(".dist-info")]
-        name, sep, version = stem.rpartition("-")
+        name, sep, version = entry[:-10].rpartition("-")
         if not sep:
             return None
     elif entry.endswith(".egg-info"):
-        stem = entry[: -len(".egg-info")]
+        stem = entry[:-9]
         parts = stem.split("-")
         if len(parts) < 2:
-            version = _egg_info_version(os.path.join(directory, entry))
+            version = _egg_info_version(path)
             name = stem
         else:
             name, version = parts[0], parts[1]
@@ -56,7 +71,7 @@ def _from_entry(directory: str, entry: str, stamp: tuple[int, int]) -> Installed
         return None
     if not name:
         return None
-    return Installed(normalize_name(name), name, version, os.path.join(directory, entry), stamp)
+    return Installed(distribution_key(name), name, version, path, stamp)
 
 
 def _egg_info_version(path: str) -> str:
@@ -93,7 +108,7 @@ def scan_all(site_dirs: Iterable[str]) -> list[Installed]:
                 stamp = (info.st_ino, info.st_mtime_ns)
             except OSError:
                 stamp = (0, 0)
-            item = _from_entry(directory, entry.name, stamp)
+            item = _from_entry(entry.path, entry.name, stamp)
             if item is not None:
                 found.append(item)
     return found
@@ -129,3 +144,95 @@ def details(item: Installed) -> Details:
         except (OSError, ValueError):
             pass
     return Details(installer=installer, direct_url=direct_url)
+
+
+_CACHE_FORMAT = "safe-pip/installers"
+_CACHE_VERSION = 1
+#: a stamp this recent may hide a second change within the clock's resolution
+_RACY_NS = 2_000_000_000
+
+
+class InstallerCache:
+    """``INSTALLER`` of each dist-info of one env, kept in ``$XDG_CACHE_HOME/safe-pip/``
+    by the dist-info's stamp; ``save`` writes it back when something changed."""
+
+    def __init__(self, prefix: str, environ: Mapping[str, str]) -> None:
+        self._prefix = os.path.realpath(prefix)
+        self._file = _cache_file(self._prefix, environ)
+        self._old: dict[str, list[Any]] = self._load() if self._file else {}
+        self._new: dict[str, list[Any]] = {}
+        self._changed = False
+        self._fresh = time.time_ns() - _RACY_NS
+
+    def _load(self) -> dict[str, list[Any]]:
+        assert self._file is not None
+        try:
+            with open(self._file, "rb") as handle:
+                data = json.loads(handle.read())
+        except (OSError, ValueError):
+            return {}
+        if not (
+            isinstance(data, dict)
+            and data.get("format") == _CACHE_FORMAT
+            and data.get("version") == _CACHE_VERSION
+            and data.get("prefix") == self._prefix
+            and isinstance(data.get("entries"), dict)
+        ):
+            return {}
+        return data["entries"]  # type: ignore[no-any-return]
+
+    def installer(self, item: Installed) -> str:
+        if not item.path.endswith(".dist-info"):
+            return ""
+        ino, mtime = item.stamp
+        known = self._old.get(item.path)
+        if (
+            isinstance(known, list)
+            and len(known) == 3
+            and known[0] == ino
+            and known[1] == mtime
+            and isinstance(known[2], str)
+        ):
+            self._new[item.path] = known
+            return known[2]
+        value = installer_of(item.path)
+        if mtime and mtime < self._fresh:
+            self._new[item.path] = [ino, mtime, value]
+        self._changed = True
+        return value
+
+    def save(self) -> None:
+        """Write the entries asked about in this run (the others are gone or unasked)."""
+        if self._file is None or not (self._changed or len(self._new) != len(self._old)):
+            return
+        temp = f"{self._file}.{os.getpid()}.tmp"
+        try:
+            os.makedirs(os.path.dirname(self._file), mode=0o700, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+            with open(os.open(temp, flags, 0o600), "w", encoding="utf-8") as handle:
+                json.dump(
+                    {
+                        "format": _CACHE_FORMAT,
+                        "version": _CACHE_VERSION,
+                        "prefix": self._prefix,
+                        "entries": self._new,
+                    },
+                    handle,
+                    separators=(",", ":"),
+                )
+            os.replace(temp, self._file)
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+
+def _cache_file(prefix: str, environ: Mapping[str, str]) -> str | None:
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        base = os.path.join(xdg, "safe-pip")
+    else:
+        home = environ.get("HOME") or os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None
+        base = os.path.join(home, ".cache", "safe-pip")
+    return os.path.join(base, f"installers-{zlib.crc32(os.fsencode(prefix)):08x}.json")

@@ -25,7 +25,7 @@ distribution that conda does not list.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from safe_pip.conda_records import CondaRecord, RecordSet
@@ -83,42 +83,67 @@ def is_pip_note(record: CondaRecord) -> bool:
 
 
 class OwnershipIndex:
-    """Answers "who owns this distribution" for one env; build it once per command."""
+    """Answers "who owns this distribution" for one env; build it once per command.
+
+    ``installer``: how to read a distribution's ``INSTALLER`` (default: read the
+    file; ``inventory.InstallerCache.installer`` for questions about a whole env).
+    """
 
     def __init__(
         self,
         records: RecordSet,
         env: Environment,
         logged: Mapping[str, str] | None = None,
+        installer: Callable[[Installed], str] | None = None,
     ) -> None:
-        self._by_path: dict[str, CondaRecord] = {}
-        prefix = env.prefix
+        #: prefix-relative dist-info path -> the conda record that linked it
+        self._by_rel: dict[str, CondaRecord] = {}
         for record in records.records:
             if is_pip_note(record):
                 continue
             for rel in record.dist_infos:
-                self._by_path[os.path.normpath(os.path.join(prefix, rel))] = record
-        self._real_prefix = os.path.realpath(prefix)
-        self._prefix = prefix
+                self._by_rel.setdefault(rel, record)
+        self._prefix = env.prefix.rstrip(os.sep) + os.sep
+        self._real_prefix = os.path.realpath(env.prefix).rstrip(os.sep) + os.sep
+        #: site dir -> its prefix-relative path (None: not inside the prefix)
+        self._rel_dirs: dict[str, str | None] = {}
         #: normalised name -> version that safe-pip's log says it installed last
         self._logged = dict(logged or {})
+        self._installer = installer or _read_installer
+
+    def relative(self, path: str) -> str | None:
+        """``path`` relative to the env's prefix, '/'-separated (None when outside it)."""
+        if path.startswith(self._prefix):
+            rel = path[len(self._prefix) :]
+        else:
+            # the dist-info may be reached through another path (a symlinked prefix):
+            # resolve its directory, once per directory
+            directory, _, base = path.rpartition(os.sep)
+            if directory not in self._rel_dirs:
+                real = os.path.realpath(directory) + os.sep
+                self._rel_dirs[directory] = (
+                    real[len(self._real_prefix) :] if real.startswith(self._real_prefix) else None
+                )
+            rel_dir = self._rel_dirs[directory]
+            if rel_dir is None:
+                return None
+            rel = rel_dir + base
+        return rel.replace(os.sep, "/") if os.sep != "/" else rel
 
     def record_for(self, path: str) -> CondaRecord | None:
         """The conda record that installed this dist-info/egg-info path, if any."""
-        record = self._by_path.get(os.path.normpath(path))
-        if record is None and self._by_path:
-            # the dist-info may be reached through another path (a symlinked prefix)
-            real = os.path.realpath(path)
-            if real.startswith(self._real_prefix + os.sep):
-                rel = real[len(self._real_prefix) + 1 :]
-                record = self._by_path.get(os.path.normpath(os.path.join(self._prefix, rel)))
-        return record
+        if not self._by_rel:
+            return None
+        rel = self.relative(path)
+        return self._by_rel.get(rel) if rel is not None else None
 
     def owner_of(self, item: Installed) -> Owner:
         record = self.record_for(item.path)
         if record is not None:
-            return Owner(item.key, item.name, item.version, CONDA, record.channel, record, "record")
-        installer = installer_of(item.path) if os.path.isdir(item.path) else ""
+            return Owner(
+                item.key, item.name, item.version, CONDA, record.channel, record, "record"
+            )
+        installer = self._installer(item)
         if installer in CONDA_INSTALLERS:
             return Owner(
                 item.key, item.name, item.version, CONDA, evidence=f"INSTALLER {installer}"
@@ -130,6 +155,10 @@ class OwnershipIndex:
         return Owner(
             item.key, item.name, item.version, f"other:{installer}" if installer else UNKNOWN
         )
+
+
+def _read_installer(item: Installed) -> str:
+    return installer_of(item.path) if item.path.endswith(".dist-info") else ""
 
 
 def owners(

@@ -37,6 +37,7 @@ from safe_pip.export import (
     environment_yml,
     pip_requirements,
     records_that_matter,
+    requirement_without_credentials,
     requirements_txt,
 )
 
@@ -241,7 +242,10 @@ def render(
     pip = pip_requirements(audit_records)
     problems.extend(pip.problems)
     if extra_requirements:
-        pip = _with_requests(pip, extra_requirements)
+        # the request is the user's command line: tokens in its URLs stay out of the spec
+        cleaned = [requirement_without_credentials(r) for r in extra_requirements]
+        pip = _with_requests(pip, cleaned, credentials_removed=cleaned != list(extra_requirements))
+        extra_requirements = cleaned
 
     if not quiet:
         for text in problems:
@@ -283,24 +287,35 @@ def render(
     return text
 
 
-def _with_requests(pip: PipSection, requirements: Sequence[str]) -> PipSection:
+def _with_requests(
+    pip: PipSection, requirements: Sequence[str], *, credentials_removed: bool = False
+) -> PipSection:
     """The pip part with the user's requested requirements added (replacing same names)."""
     from safe_pip.environment import normalize_name
 
     added = []
     for requirement in requirements:
-        head = requirement.split(";", 1)[0]
+        head = requirement.split(";", 1)[0].strip()
         name = ""
-        for char in head.strip():
+        for char in head:
             if char.isalnum() or char in "-_.":
                 name += char
             else:
                 break
+        if head[len(name) :].startswith(("+", ":")):
+            name = ""  # a bare URL (git+https://..., https://...): it names no project
         key = normalize_name(name) if name else requirement
         added.append(PipPackage(key, name or requirement, "", "requested", requirement))
     keys = {p.key for p in added}
     kept = [p for p in pip.packages if p.key not in keys]
-    return replace(pip, packages=tuple([*kept, *added]))
+    comments = pip.comments
+    if credentials_removed:
+        comments = (
+            *comments,
+            "credentials were removed from the requested URLs: give them at build time "
+            "(pip's keyring support, netrc), never in the spec",
+        )
+    return replace(pip, packages=tuple([*kept, *added]), comments=comments)
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

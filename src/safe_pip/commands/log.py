@@ -27,6 +27,7 @@ PROG = "safe-pip"
 COMMAND_WIDTH = 60
 CHANGES_WIDTH = 40
 ARG_WIDTH = 30
+MIN_ARG_WIDTH = 12
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -93,13 +94,28 @@ def _changes_text(record: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _command_text(record: Mapping[str, Any]) -> str:
+def _command_text(record: Mapping[str, Any], width: int = COMMAND_WIDTH) -> str:
+    """``pip ...`` as given (redacted), at most ``width`` characters.
+
+    Long values (URLs, paths: arguments with a ``/``) are cut first, the longest
+    first, to MIN_ARG_WIDTH and then, if need be, to ``...``, so that the
+    requirements stay in view.
+    """
     argv = record.get("argv")
     if not isinstance(argv, list):
         return str(record.get("command") or "")
-    # long values (index URLs) are cut first, so the requirements stay in view
     args = [_shorten(arg, ARG_WIDTH) for arg in redact_argv(str(a) for a in argv)]
-    return shlex.join(["pip", *args])
+    text = shlex.join(["pip", *args])
+    for floor in (MIN_ARG_WIDTH, 3):
+        while len(text) > width:
+            values = [i for i, arg in enumerate(args) if "/" in arg and len(arg) > floor]
+            if not values:
+                break
+            longest = max(values, key=lambda i: len(args[i]))
+            cut = max(floor, len(args[longest]) - (len(text) - width))
+            args[longest] = _shorten(args[longest], cut) if cut > 3 else "..."
+            text = shlex.join(["pip", *args])
+    return _shorten(text, width)
 
 
 def _user_text(record: Mapping[str, Any]) -> str:
@@ -128,7 +144,7 @@ def table_rows(records: Iterable[Mapping[str, Any]]) -> list[list[str]]:
                 when,
                 _user_text(record),
                 _decision_text(record),
-                _shorten(_command_text(record), COMMAND_WIDTH),
+                _command_text(record),
                 _shorten(_changes_text(record), CHANGES_WIDTH) or "-",
                 str(record.get("rule") or ""),
             ]

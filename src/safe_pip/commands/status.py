@@ -107,12 +107,12 @@ def collect(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
 def _drift(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> dict[str, Any]:
     from safe_pip import audit
     from safe_pip.conda_records import read_records
-    from safe_pip.drift import compute_drift
-    from safe_pip.inventory import scan
+    from safe_pip.drift import compute_drift, log_state
+    from safe_pip.inventory import scan_all
 
-    records, _damaged = audit.read_env_records(env, policy, environ)
-    installed = scan([env.purelib, env.platlib])
-    return compute_drift(env, installed, read_records(env.prefix), records).as_dict()
+    logged = log_state(audit.log_locations(env, policy, environ), environ)
+    installed = scan_all([env.purelib, env.platlib])
+    return compute_drift(env, installed, read_records(env.prefix), logged, environ).as_dict()
 
 
 def render(data: Mapping[str, Any]) -> str:
@@ -146,20 +146,23 @@ def render(data: Mapping[str, Any]) -> str:
             "but neither conda nor the audit log explains it"
         )
     for item in drift["overwritten"]:
+        now = f", now {item['installed_version']}" if item["installed_version"] else ""
         lines.append(
             f"drift:     {item['name']} {item['conda_version']} belongs to conda, but pip "
-            f"replaced it ({item['how']}, now {item['installed_version']})"
+            f"changed it ({item['how']}{now}); `conda install --force-reinstall "
+            f"{item['name']}={item['conda_version']}` restores conda's"
         )
     for item in drift["user_site"]:
         lines.append(
             f"user site: {item['name']} {item['version']} in {env['user_site']} is imported "
-            "by this env too (remove it: `python -m pip uninstall --user` is refused here; "
-            f"delete {item['path']} and its package dir)"
+            "by this env too (and by every env of this Python); `pip uninstall --user` is "
+            f"refused here: delete {item['path']} and the package's files"
         )
     if drift["layered"]:
         lines.append(
-            "layered:   conda changed this env after pip did; rebuild it from a spec: "
-            "`safe-pip export -o environment.yml`"
+            f"layered:   conda changed this env ({drift['last_conda_change']}) after pip did "
+            f"({drift['first_pip_change']}); envs layered like this break: rebuild it from a "
+            "spec, `safe-pip export -o environment.yml` (see docs/export.md)"
         )
     lines.extend(f"warning: {w}" for w in data["warnings"])
     lines.extend(data.get("extra_lines", []))
