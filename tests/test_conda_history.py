@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from safe_pip.conda_history import (
@@ -623,6 +623,8 @@ CHANNELS = st.sampled_from(["", "conda-forge::", "defaults/linux-64::", "https:/
 
 @given(CHANNELS, NAMES, VERSION_PARTS)
 def test_spec_name_finds_the_name(channel: str, name: str, rest: str) -> None:
+    # `a.tar` + `.bz2` spells a package file, which conda reads as a file name
+    assume(not f"{name}{rest}".endswith((".tar.bz2", ".conda")))
     assert spec_name(f"{channel}{name}{rest}") == name
 
 

@@ -348,11 +348,7 @@ def _pip_wheels() -> list[Path]:
 @pytest.mark.parametrize("pip_wheel", _pip_wheels(), ids=lambda p: p.name.split("-")[1])
 def test_the_hook_in_each_pip(root_env: CondaEnv, pip_wheel: Path) -> None:
     """`pip download pip==22.2 pip==23.0.1 ... -d DIR`, then SAFE_PIP_PIP_WHEELS=DIR."""
-    swap = root_env.run(
-        [str(root_env.prefix.python), "-m", "pip", "install", "-q", "--force-reinstall"]
-        + ["--no-deps", "--no-index", str(pip_wheel)],
-        env=root_env.env(),
-    )
+    swap = root_env.bare_pip("install", "-q", "--force-reinstall", "--no-deps", str(pip_wheel))
     assert swap.returncode == 0, swap.stderr
     proc = root_env.pip("install", "needs-six")
     assert proc.returncode == DENIED, proc.stderr

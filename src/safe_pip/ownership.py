@@ -140,9 +140,7 @@ class OwnershipIndex:
     def owner_of(self, item: Installed) -> Owner:
         record = self.record_for(item.path)
         if record is not None:
-            return Owner(
-                item.key, item.name, item.version, CONDA, record.channel, record, "record"
-            )
+            return Owner(item.key, item.name, item.version, CONDA, record.channel, record, "record")
         installer = self._installer(item)
         if installer in CONDA_INSTALLERS:
             return Owner(
