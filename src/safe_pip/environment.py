@@ -179,7 +179,9 @@ def _history_says_constructor(prefix: str) -> bool:
         if line.startswith(b"# cmd:"):
             first_cmd = line
             break
-    return b"constructor" in first_cmd or b"installer" in first_cmd.lower()
+    words = first_cmd[len(b"# cmd:") :].split()
+    # `constructor ...` or `/path/to/constructor ...` (the installer builder)
+    return bool(words) and words[0].rsplit(b"/", 1)[-1] == b"constructor"
 
 
 def is_conda_base(prefix: str, environ: Mapping[str, str]) -> bool:
