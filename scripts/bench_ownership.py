@@ -253,9 +253,6 @@ def part_ownership(root: Path, runs: int, *, measure: bool = True) -> Path:
         installed = scan(sites)
         return owners(installed, read_records(env.prefix), env, planned)
 
-    def install_check_records_only() -> object:
-        return owners(scan(sites), read_records(env.prefix), env, planned)
-
     def drift() -> object:
         logged = log_state([str(log)], environ)
         return compute_drift(env, scan_all(sites), read_records(env.prefix), logged, environ)
@@ -263,22 +260,60 @@ def part_ownership(root: Path, runs: int, *, measure: bool = True) -> Path:
     def clear_caches() -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
+    meta = prefix / "conda-meta"
+    victim = sorted(meta.glob("pkg0*.json"))[5]
+    appended = [0]
+
+    def conda_changed() -> None:
+        """What `conda install` of one package does to conda-meta: a record replaced."""
+        data = victim.read_bytes()
+        victim.unlink()
+        victim.write_bytes(data)
+        os.utime(meta, (time.time() - 5, time.time() - 5))  # older than the racy window
+
+    def pip_recorded() -> None:
+        """What one more safe-pip install does to the log: a record appended."""
+        appended[0] += 1
+        line = {
+            "schema": 1,
+            "time": "2026-12-31T10:00:00.000000Z",
+            "decision": "allowed",
+            "outcome": "ok",
+            "changes": {"installed": [{"name": "pypkg001", "version": "0.0.1"}], "removed": []},
+        }
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+
+    few = max(3, runs // 3)
+    scanned = scan(sites)
+
+    def check_alone() -> object:
+        return owners(scanned, read_records(env.prefix), env, planned)
+
     print("ownership check of one install (20 names):")
     install_check()
     timed("warm caches", install_check, runs)
+    timed("  the check alone (the scan is the change record's anyway)", check_alone, runs)
     timed(
-        "cold conda-meta cache (first command after a conda change)",
-        lambda: (clear_caches(), install_check_records_only()),
-        max(3, runs // 3),
+        "after a conda change (one record replaced)",
+        lambda: (conda_changed(), install_check()),
+        few,
+    )
+    timed(
+        "no cache at all (the first command ever)", lambda: (clear_caches(), install_check()), few
     )
     print("drift of safe-pip status:")
     result = drift()
     timed("warm caches", drift, runs)
+    timed("  of which conda_records.read_records", lambda: read_records(env.prefix), runs)
+    timed("  of which inventory.scan_all", lambda: scan_all(sites), runs)
     timed(
-        "cold caches (first status after a change; 100,000-record log)",
-        lambda: (clear_caches(), drift()),
-        max(3, runs // 3),
+        "after one safe-pip install (one log record appended)",
+        lambda: (pip_recorded(), drift()),
+        few,
     )
+    timed("after a conda change (one record replaced)", lambda: (conda_changed(), drift()), few)
+    timed("no cache at all (the first status ever)", lambda: (clear_caches(), drift()), few)
     drift()  # warm again
     found = result.as_dict()  # type: ignore[attr-defined]
     print(

@@ -289,6 +289,27 @@ def test_a_pip_without_the_hook_fails_closed(root_env: CondaEnv) -> None:
     assert dist_infos(root_env.site, "plain") == ["plain-1.0.dist-info"]
 
 
+def test_a_pip_whose_report_fails_is_still_checked(root_env: CondaEnv) -> None:
+    module = root_env.site / "pip" / "_internal" / "models" / "installation_report.py"
+    text = module.read_text()
+    module.unlink()  # the prefix's own copy
+    broken = text.replace(
+        "    def _install_req_to_dict(cls, ireq: InstallRequirement) -> Dict[str, Any]:\n",
+        "    def _install_req_to_dict(cls, ireq: InstallRequirement) -> Dict[str, Any]:\n"
+        "        raise AssertionError('no download_info')\n",
+    )
+    assert broken != text
+    module.write_text(broken)
+    # the names and versions come from the requirements' metadata instead
+    proc = root_env.pip("install", "needs-six")
+    assert proc.returncode == DENIED, proc.stderr
+    assert "six 1.16.0 (conda, conda-forge) -> 1.17.0 (pip)" in proc.stderr
+    assert root_env.six_is_condas()
+    proc = root_env.pip("install", "plain")
+    assert proc.returncode == 0, proc.stderr
+    assert dist_infos(root_env.site, "plain") == ["plain-1.0.dist-info"]
+
+
 # --- uninstall ----------------------------------------------------------------------------
 
 
@@ -324,6 +345,10 @@ def test_uninstall_with_the_override_where_allowed(conda_env: CondaEnv) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert dist_infos(conda_env.site, "six") == []
+    record = audit_records(conda_env.prefix)[-1]
+    assert record["decision"] == "allowed"
+    assert "six 1.16.0 (conda, conda-forge) -> removed by pip" in record["reason"]
+    assert record["changes"]["removed"] == [{"name": "six", "version": "1.16.0"}]
 
 
 def test_uninstall_of_a_pip_package_runs(conda_env: CondaEnv) -> None:

@@ -9,20 +9,22 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from safe_pip.conda_records import read_records
+from safe_pip.decide import REPLACE_CONDA_FLAG, Conflict, decide_conda_conflicts
 from safe_pip.drift import log_state
-from safe_pip.environment import inspect_environment
+from safe_pip.environment import Environment, EnvKind, inspect_environment
 from safe_pip.inventory import scan, scan_all
 from safe_pip.ownership import OwnershipIndex, all_owners, channel_label, owners
+from safe_pip.pipcli import parse_pip_command_line
+from safe_pip.policy import Policy, default_policy
 from safe_pip.target import Target
 from support.prefixes import Prefix, add_conda_package
 from support.run import Runner
 from support.wheels import build_wheel
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(autouse=True)
@@ -116,6 +118,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.integration
 def test_owners_of_every_kind(env_prefix: Prefix) -> None:
     env = inspect_environment(Target(str(env_prefix.python), "test"), os.environ)
     installed = scan([env.purelib, env.platlib])
@@ -135,6 +138,7 @@ def test_owners_of_every_kind(env_prefix: Prefix) -> None:
     assert owners(installed, records, env, ["not-there"]) == {}
 
 
+@pytest.mark.integration
 def test_a_symlinked_prefix_is_the_same_env(env_prefix: Prefix, shared_tmp: Path) -> None:
     link = shared_tmp / "link-to-env"
     link.symlink_to(env_prefix.path)
@@ -152,6 +156,7 @@ def test_channel_labels() -> None:
     assert channel_label("") == ""
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("name", "refused"),
     [
@@ -180,6 +185,7 @@ def test_uninstall_follows_ownership(
         assert key not in left, proc.stdout + proc.stderr
 
 
+@pytest.mark.integration
 def test_a_conda_pypi_package_is_protected_from_an_upgrade(
     env_prefix: Prefix, run: Runner, safe_pip_bin: list[str], shared_tmp: Path
 ) -> None:
@@ -192,3 +198,117 @@ def test_a_conda_pypi_package_is_protected_from_an_upgrade(
     )
     assert proc.returncode == 10, proc.stderr
     assert "via_pypi 2.0 (conda) -> 2.1 (pip) [upgrade]" in proc.stderr
+
+
+# --- without a process: the index on hand-made records, and the conda decision ------------
+
+
+def fake_env(prefix: Path) -> Environment:
+    site = str(prefix / "lib" / "python3.11" / "site-packages")
+    return Environment(
+        python=str(prefix / "bin" / "python"),
+        how="test",
+        prefix=str(prefix),
+        base_prefix=str(prefix),
+        kind=EnvKind.CONDA_ENV,
+        name="analysis",
+        version="3.11.7",
+        stdlib=str(prefix / "lib" / "python3.11"),
+        purelib=site,
+        platlib=site,
+        scripts=str(prefix / "bin"),
+        data=str(prefix),
+        user_base="/home/alice/.local",
+        user_site="/home/alice/.local/lib/python3.11/site-packages",
+        user_site_enabled=True,
+        system_site_packages=False,
+        writable=True,
+        marker=None,
+        stale_markers=(),
+        frozen=False,
+        pip_version="24.2",
+    )
+
+
+def write_record(prefix: Path, name: str, version: str, build: str, dist: str | None) -> None:
+    site = "lib/python3.11/site-packages"
+    files = [f"{site}/{dist}-{version}.dist-info/RECORD"] if dist else []
+    record = {
+        "build": build,
+        "channel": "https://conda.anaconda.org/conda-forge/noarch",
+        "files": files,
+        "name": name,
+        "subdir": "noarch",
+        "version": version,
+    }
+    meta = prefix / "conda-meta"
+    meta.mkdir(exist_ok=True)
+    (meta / f"{name}-{version}-{build}.json").write_text(json.dumps(record, indent=2))
+
+
+def test_the_index_without_a_process(tmp_path: Path) -> None:
+    prefix = tmp_path / "env"
+    site = prefix / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    write_record(prefix, "python", "3.11.7", "h_cpython", None)
+    write_record(prefix, "Six", "1.16.0", "pyhd8ed1ab_0", "six")
+    write_record(prefix, "noted", "1.5", "pypi_0", "noted")
+    lay_dist(site, "six", "1.16.0", "conda")
+    lay_dist(site, "noted", "1.5", "pip")
+    lay_dist(site, "Mixed_Case.Name", "2.0", "conda-via-whl")
+    env = fake_env(prefix)
+    found = all_owners(scan([env.purelib]), read_records(env.prefix, use_cache=False), env)
+    assert {k: o.owner for k, o in found.items()} == {
+        "six": "conda",
+        "noted": "pip",
+        "mixed-case-name": "conda",
+    }
+    assert found["six"].record is not None and found["six"].record.name == "Six"
+    assert found["mixed-case-name"].evidence == "INSTALLER conda-via-whl"
+    # a dist-info outside the prefix has no record
+    index = OwnershipIndex(read_records(env.prefix, use_cache=False), env)
+    assert index.record_for(str(tmp_path / "elsewhere" / "six-1.16.0.dist-info")) is None
+
+
+def conflicts_for(argv: list[str], conflicts: list[Conflict], **policy: bool) -> Any:
+    # the guard takes its own flag off before parsing, as pip never sees it
+    op = parse_pip_command_line([a for a in argv if a != REPLACE_CONDA_FLAG], {}, None)
+    values = dict(default_policy().values)
+    values.update({f"conda.{k.replace('_', '-')}": v for k, v in policy.items()})
+    return decide_conda_conflicts(op, conflicts, Policy(values=values), REPLACE_CONDA_FLAG in argv)
+
+
+SIX = Conflict("six", "1.16.0", "conda-forge", "1.17.0")
+
+
+def test_conda_decision_messages() -> None:
+    denial = conflicts_for(["install", "needs-six"], [SIX])
+    assert denial.rule == "conda-owned"
+    assert "six 1.16.0 (conda, conda-forge) -> 1.17.0 (pip) [upgrade]" in denial.reason
+    assert "conda install six=1.17.0" in denial.hint
+    assert "pip install --no-deps needs-six" in denial.hint
+    assert REPLACE_CONDA_FLAG not in denial.hint  # the policy does not allow it
+    # asked for by name: --no-deps would not help
+    requested = Conflict("six", "1.16.0", "conda-forge", "1.17.0", requested=True)
+    assert "--no-deps" not in conflicts_for(["install", "six"], [requested]).hint
+    down = Conflict("numpy", "2.0.1", "", "1.26.4")
+    assert "numpy 2.0.1 (conda) -> 1.26.4 (pip) [downgrade]" in (
+        conflicts_for(["install", "x"], [down]).reason
+    )
+    same = Conflict("six", "1.16.0", "conda-forge", "1.16.0")
+    assert "[reinstall]" in conflicts_for(["install", "x"], [same]).reason
+    gone = Conflict("six", "1.16.0", "conda-forge", None, requested=True)
+    removal = conflicts_for(["uninstall", "-y", "six"], [gone])
+    assert "six 1.16.0 (conda, conda-forge) -> removed by pip" in removal.reason
+    assert "conda remove six" in removal.hint
+
+
+def test_conda_decision_policy_and_override() -> None:
+    assert conflicts_for(["install", "x"], []) is None
+    assert conflicts_for(["install", "x"], [SIX], protect_conda_packages=False) is None
+    with_flag = ["install", REPLACE_CONDA_FLAG, "x"]
+    refused = conflicts_for(with_flag, [SIX])
+    assert "is not allowed by the policy here" in refused.reason
+    assert conflicts_for(with_flag, [SIX], allow_override=True) is None
+    offered = conflicts_for(["install", "x"], [SIX], allow_override=True)
+    assert f"add {REPLACE_CONDA_FLAG}" in offered.hint

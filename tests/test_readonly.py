@@ -205,3 +205,20 @@ def test_the_env_through_python_and_the_build_dir(
         assert "open the env analytics/analysis" in proc.stderr
         assert "name: analysis\n" in spec.read_text()
         spec.unlink()
+
+
+def test_no_secret_in_the_lines_to_add(
+    run: Runner, safe_pip_bin: list[str], store_env: CondaStoreEnv
+) -> None:
+    proc = pip(
+        run,
+        safe_pip_bin,
+        store_env,
+        "install",
+        "git+https://ghp_T0KENabcdef123456@github.com/org/repo.git",
+        "--index-url",
+        "https://u:s3cret@pypi.example.org/simple",
+    )
+    assert proc.returncode == DENIED, proc.stderr
+    assert "github.com/org/repo.git" in proc.stderr
+    assert "ghp_T0KEN" not in proc.stderr and "s3cret" not in proc.stderr

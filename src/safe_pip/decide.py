@@ -62,7 +62,10 @@ def is_dev_install(op: Operation) -> bool:
 
 
 def command_text(op: Operation) -> str:
-    return shlex.join(["pip", *op.argv])
+    """The command as the user typed it, for messages: secrets masked (``***``)."""
+    from safe_pip.redact import redact_argv
+
+    return shlex.join(["pip", *redact_argv(op.argv)])
 
 
 def _own_env_hint(env: Environment) -> str:
@@ -153,7 +156,10 @@ def _supports_break_system_packages(pip_version: str | None) -> bool:
 
 
 def corrected_command(op: Operation, *, add: list[str], drop: tuple[str, ...] = ()) -> str:
-    args = [a for a in op.argv if a not in drop]
+    """The user's command with options added, for messages: secrets masked (``***``)."""
+    from safe_pip.redact import redact_argv
+
+    args = redact_argv(a for a in op.argv if a not in drop)
     position = args.index(op.command) + 1 if op.command in args else len(args)
     return shlex.join(["pip", *args[:position], *add, *args[position:]])
 

@@ -332,9 +332,16 @@ def compute_drift(
     pip_times: list[float] = []
     log_times: list[str] = []  # ISO 8601 UTC: they sort as text
 
+    by_rel: dict[str, Installed] = {}
+    rels: dict[str, str | None] = {}
+    for item in everything:
+        rel = rels[item.path] = index.relative(item.path)
+        if rel is not None:
+            by_rel[rel] = item
+
     unexplained = []
     for key, item in first.items():
-        owner = index.owner_of(item)
+        owner = index.owner_of(item, rels[item.path])
         if owner.conda:
             continue
         if versions.get(key) == item.version:
@@ -348,11 +355,6 @@ def compute_drift(
             pip_times.append(item.stamp[1] / 1e9)
 
     overwritten = []
-    by_rel: dict[str, Installed] = {}
-    for item in everything:
-        rel = index.relative(item.path)
-        if rel is not None:
-            by_rel[rel] = item
     for record in records.records:
         if is_pip_note(record) or not record.dist_infos:
             continue

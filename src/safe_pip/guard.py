@@ -8,6 +8,7 @@ one audit record for every install and uninstall.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -155,10 +156,17 @@ class _Attempt:
 
 
 def _deny(attempt: _Attempt, decision: Decision, contact: str = "") -> int:
-    print(format_denial(attempt.op, attempt.env, decision, contact), file=sys.stderr)
     code = ExitCode.POLICY_ERROR if decision.rule == rules.POLICY_INVALID else ExitCode.DENIED
+    # the record first: a stderr that cannot be written must not lose it
     attempt.record(decision, outcome="denied", exit_code=int(code))
+    _show(format_denial(attempt.op, attempt.env, decision, contact))
     return int(code)
+
+
+def _show(message: str) -> None:
+    """A message on stderr; a stderr that cannot be written (a closed pipe) is no error."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr, flush=True)
 
 
 def _guarded(
@@ -204,9 +212,7 @@ def _guarded(
             foreign[path] = kind
     decision = decide(op, env, policy, foreign)
     if decision.allowed and op.command == "uninstall" and env.is_conda:
-        conflict = _uninstall_conflicts(op, env, policy, override)
-        if conflict is not None:
-            decision = conflict
+        decision = _uninstall_conflicts(op, env, policy, override, decision)
     if not decision.allowed:
         if decision.rule == rules.READ_ONLY_ENV and op.command == "install":
             decision = _with_next_step(op, env, policy, decision, environ)
@@ -230,21 +236,39 @@ def _guarded(
 
 
 def _uninstall_conflicts(
-    op: Operation, env: Environment, policy: Policy, override: bool
-) -> Decision | None:
+    op: Operation, env: Environment, policy: Policy, override: bool, decision: Decision
+) -> Decision:
+    """The decision for an uninstall once the conda-owned distributions it names are known."""
     from safe_pip.conda_records import read_records
     from safe_pip.inventory import scan
     from safe_pip.ownership import owners
 
     names = [requirement_key(a) for a in op.args] + _names_from_requirement_files(op)
     installed = scan([env.purelib, env.platlib])
+    if not any(name in installed for name in names):
+        return decision
     found = owners(installed, read_records(env.prefix), env, [n for n in names if n])
     conflicts = [
         Conflict(o.name, o.version, o.channel_name, None, requested=True)
         for o in found.values()
         if o.conda
     ]
-    return decide_conda_conflicts(op, conflicts, policy, override)
+    denial = decide_conda_conflicts(op, conflicts, policy, override)
+    if denial is not None:
+        return denial
+    if conflicts and policy.flag("conda.protect-conda-packages"):
+        return _overridden(decision, conflicts)
+    return decision
+
+
+def _overridden(decision: Decision, conflicts: list[Conflict]) -> Decision:
+    """The allowed decision, saying (for the log) which conda packages the override hit."""
+    listed = "; ".join(c.describe() for c in conflicts)
+    return replace(
+        decision,
+        reason=f"{decision.reason}; with {REPLACE_CONDA_FLAG} (allowed by the policy), "
+        f"replacing conda-owned: {listed}",
+    )
 
 
 def requirement_key(text: str) -> str:
@@ -350,7 +374,6 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     changes = compute_changes(before, after, report, index_url)
 
     if verdict is not None:
-        print(format_denial(op, env, verdict, contact), file=sys.stderr)
         attempt.record(
             verdict,
             outcome="denied",
@@ -358,14 +381,10 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
             duration_s=run.duration_s,
             changes=changes,
         )
+        _show(format_denial(op, env, verdict, contact))
         return int(ExitCode.DENIED)
     if replaced:
-        listed = "; ".join(c.describe() for c in replaced)
-        decision = replace(
-            decision,
-            reason=f"{decision.reason}; with {REPLACE_CONDA_FLAG} (allowed by the policy), "
-            f"replacing conda-owned: {listed}",
-        )
+        decision = _overridden(decision, replaced)
     attempt.record(
         decision,
         outcome=_outcome(run.exit_code, run.interrupted),
@@ -409,8 +428,8 @@ def _planned_conflicts(
     from safe_pip.conda_records import read_records
     from safe_pip.ownership import owners
 
-    if report is None:
-        return None
+    if report is None or report.get("safe_pip_complete") is False:
+        return None  # not known what pip would install: nothing to check against
     planned = planned_installs(report)
     if not planned or not any(key in installed for key in planned):
         return []

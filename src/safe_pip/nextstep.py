@@ -140,6 +140,7 @@ def _spec_lines(
 ) -> list[str]:
     from safe_pip.commands.export import render
     from safe_pip.export import environment_name
+    from safe_pip.redact import redact_text
 
     requirements = requested_requirements(op)
     url = policy.text("conda-store.url").rstrip("/")
@@ -153,7 +154,7 @@ def _spec_lines(
             "ask for the package in the env's specification: in "
             f"{where}, open the env {env_label}, edit its specification and add under pip:",
         ]
-        lines.extend(f"  - {requirement}" for requirement in requirements)
+        lines.extend(f"  - {redact_text(requirement)}" for requirement in requirements)
         lines += [
             "  then save (a new build starts; the env switches to it when it succeeds)",
             "(this env was built from a lock file, so its spec is not on disk here and "

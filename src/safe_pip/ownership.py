@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from safe_pip.conda_records import CondaRecord, RecordSet
 from safe_pip.environment import Environment, normalize_name
@@ -41,8 +41,7 @@ SAFE_PIP = "safe-pip"
 UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class Owner:
+class Owner(NamedTuple):
     key: str
     name: str
     version: str
@@ -137,8 +136,12 @@ class OwnershipIndex:
         rel = self.relative(path)
         return self._by_rel.get(rel) if rel is not None else None
 
-    def owner_of(self, item: Installed) -> Owner:
-        record = self.record_for(item.path)
+    def owner_of(self, item: Installed, rel: str | None = "") -> Owner:
+        """``rel``: the item's prefix-relative path when the caller has it already."""
+        if rel == "":
+            record = self.record_for(item.path)
+        else:
+            record = self._by_rel.get(rel) if rel is not None else None
         if record is not None:
             return Owner(item.key, item.name, item.version, CONDA, record.channel, record, "record")
         installer = self._installer(item)

@@ -69,10 +69,32 @@ def _safe_pip_bootstrap():
         os.close(ask_fd)
         return 2
 
-    def checked_install(*args, **kwargs):
-        requirements = args[0] if args else kwargs.get("requirements")
+    def one_item(ireq):
+        # pip's own report item; where pip cannot make one, name and version suffice
         try:
-            report = report_class(list(requirements)).to_dict()
+            return report_class([ireq]).to_dict()["install"][0], True
+        except Exception:
+            pass
+        try:
+            metadata = ireq.metadata
+            name, version = metadata.get("Name"), metadata.get("Version")
+        except Exception:
+            name, version = getattr(ireq, "name", None), None
+        item = {"metadata": {"name": name, "version": version or ""},
+                "requested": bool(getattr(ireq, "user_supplied", False))}
+        return item, bool(name)
+
+    def checked_install(*args, **kwargs):
+        requirements = list(args[0] if args else kwargs.get("requirements") or [])
+        try:
+            try:
+                report = report_class(requirements).to_dict()
+            except Exception:
+                report = {"version": "1", "install": [], "safe_pip_complete": True}
+                for ireq in requirements:
+                    item, complete = one_item(ireq)
+                    report["install"].append(item)
+                    report["safe_pip_complete"] = report["safe_pip_complete"] and complete
             with open(report_path, "w", encoding="utf-8") as handle:
                 json.dump(report, handle, indent=2, ensure_ascii=False)
         except Exception as error:  # the check then sees no report and decides
