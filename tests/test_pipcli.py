@@ -922,3 +922,20 @@ def test_same_config_files_as_pip(tmp_path: Path) -> None:
     assert op.get("use_user_site") is None
     assert op.build_isolation is False
     assert op.prefix_path == Setting("/site", f"{prefix}/pip.conf [install] prefix")
+
+
+def test_requirement_file_requirements_reads_lines_as_pip_does(tmp_path: Path) -> None:
+    from safe_pip.pipcli import requirement_file_requirements
+
+    reqs = tmp_path / "r.txt"
+    reqs.write_text(
+        "# a comment\n\n--index-url https://x/simple\nSix==1.16.0  # pinned\n"
+        "demo @ https://h/demo.whl#sha256=00\n-e ./local\n"
+    )
+    op = parse_pip_command_line(["uninstall", "-r", str(reqs)], {}, None)
+    assert requirement_file_requirements(op) == [
+        "Six==1.16.0",
+        "demo @ https://h/demo.whl#sha256=00",
+    ]
+    missing = parse_pip_command_line(["uninstall", "-r", str(tmp_path / "none")], {}, None)
+    assert requirement_file_requirements(missing) == []

@@ -47,6 +47,7 @@ from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple, Union
 
 from .conda_history import KNOWN_SUBDIRS, normalise_channel
+from .userdirs import cache_dir as user_cache_dir
 
 __all__ = ["CACHE_VERSION", "CondaRecord", "RecordSet", "extract_record", "read_records"]
 
@@ -504,14 +505,10 @@ def _cache_file(meta_dir: str, cache_dir: str | os.PathLike[str] | None) -> str 
     if cache_dir is not None:
         base = os.fspath(cache_dir)
     else:
-        xdg = os.environ.get("XDG_CACHE_HOME", "")
-        if xdg and os.path.isabs(xdg):
-            base = os.path.join(xdg, "safe-pip")
-        else:
-            home = os.path.expanduser("~")
-            if not os.path.isabs(home):
-                return None
-            base = os.path.join(home, ".cache", "safe-pip")
+        found = user_cache_dir(os.environ)
+        if found is None:
+            return None
+        base = found
     # one file per conda-meta: a readable hint (the prefix's name) and a checksum of
     # the full path; the path itself is stored inside and checked on load
     where = os.path.abspath(meta_dir)

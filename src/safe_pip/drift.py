@@ -39,6 +39,7 @@ from safe_pip.conda_records import RecordSet
 from safe_pip.environment import Environment
 from safe_pip.inventory import Installed, InstallerCache, distribution_key, scan_all
 from safe_pip.ownership import CONDA_INSTALLERS, OwnershipIndex, is_pip_note
+from safe_pip.userdirs import cache_dir
 
 #: what ensurepip/venv put into a fresh non-conda env
 BOOTSTRAP_DISTS = frozenset({"pip", "setuptools", "wheel"})
@@ -169,14 +170,9 @@ def _full_state(path: str) -> LogState:
 
 
 def _cache_path(log: str, environ: Mapping[str, str]) -> str | None:
-    xdg = environ.get("XDG_CACHE_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        base = os.path.join(xdg, "safe-pip")
-    else:
-        home = environ.get("HOME") or os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return None
-        base = os.path.join(home, ".cache", "safe-pip")
+    base = cache_dir(environ)
+    if base is None:
+        return None
     real = os.path.realpath(log)
     return os.path.join(base, f"audit-state-{zlib.crc32(os.fsencode(real)):08x}.json")
 

@@ -33,7 +33,7 @@ from safe_pip.environment import (
     normalize_name,
 )
 from safe_pip.errors import ExitCode, PolicyError, SafePipError, UsageError
-from safe_pip.pipcli import Operation, parse_pip_command_line
+from safe_pip.pipcli import Operation, parse_pip_command_line, requirement_file_requirements
 from safe_pip.pipconfig import load_pip_config
 from safe_pip.policy import Policy, default_policy, load_policy
 from safe_pip.target import resolve_target
@@ -283,20 +283,8 @@ def requirement_key(text: str) -> str:
 
 
 def _names_from_requirement_files(op: Operation) -> list[str]:
-    names: list[str] = []
-    for path in op.requirement_files:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            line = line.split("#", 1)[0].strip()
-            if line and not line.startswith("-"):
-                key = requirement_key(line)
-                if key:
-                    names.append(key)
-    return names
+    keys = (requirement_key(line) for line in requirement_file_requirements(op))
+    return [key for key in keys if key]
 
 
 def _with_next_step(

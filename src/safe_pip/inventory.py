@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from safe_pip.userdirs import cache_dir
+
 _SEPARATORS = re.compile(r"[-_.]+")
 _PLAIN_NAME = re.compile(r"[a-z0-9]+\Z")
 
@@ -227,12 +229,7 @@ class InstallerCache:
 
 
 def _cache_file(prefix: str, environ: Mapping[str, str]) -> str | None:
-    xdg = environ.get("XDG_CACHE_HOME", "")
-    if xdg and os.path.isabs(xdg):
-        base = os.path.join(xdg, "safe-pip")
-    else:
-        home = environ.get("HOME") or os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return None
-        base = os.path.join(home, ".cache", "safe-pip")
+    base = cache_dir(environ)
+    if base is None:
+        return None
     return os.path.join(base, f"installers-{zlib.crc32(os.fsencode(prefix)):08x}.json")

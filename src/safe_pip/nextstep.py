@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from safe_pip.decide import is_dev_install
 from safe_pip.environment import Environment
-from safe_pip.pipcli import Operation
+from safe_pip.pipcli import Operation, requirement_file_requirements
 from safe_pip.policy import Policy
 
 SPEC_DIR = "safe-pip-requests"
@@ -70,18 +70,7 @@ def _write(path: str, text: str) -> None:
 
 def requested_requirements(op: Operation) -> list[str]:
     """What the user asked pip for, as lines of a spec's ``pip:`` section."""
-    requested = list(op.args)
-    for path in op.requirement_files:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            line = line.split(" #", 1)[0].strip()
-            if line and not line.startswith(("#", "-")):
-                requested.append(line)
-    return requested
+    return [*op.args, *requirement_file_requirements(op)]
 
 
 def read_only_hint(

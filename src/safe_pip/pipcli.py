@@ -783,3 +783,28 @@ def _with_python(settings: Mapping[str, Setting], python: Setting | None) -> dic
     if python is not None:
         result["python"] = python
     return result
+
+
+def requirement_file_requirements(op: Operation) -> list[str]:
+    """The requirement lines of the ``-r`` files an operation names.
+
+    Comments (``#`` at the start or after white space, as pip reads them), blank
+    lines and option lines are left out; unreadable files give nothing (pip
+    itself will report them).
+    """
+    found: list[str] = []
+    for path in op.requirement_files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            if line.lstrip().startswith("#"):
+                continue
+            for marker in (" #", "\t#"):
+                line = line.split(marker, 1)[0]
+            line = line.strip()
+            if line and not line.startswith("-"):
+                found.append(line)
+    return found
