@@ -17,39 +17,17 @@ from typing import Any
 import pytest
 
 from safe_pip import audit
-from safe_pip.environment import Environment, EnvKind
+from safe_pip.environment import Environment
 from safe_pip.errors import AuditError
 from safe_pip.pipcli import Operation, Setting
 from safe_pip.policy import Policy, default_policy
+from support.fakes import fake_environment
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def make_env(prefix: Path, **changes: object) -> Environment:
-    env = Environment(
-        python=f"{prefix}/bin/python",
-        how="test",
-        prefix=str(prefix),
-        base_prefix=str(prefix),
-        kind=EnvKind.CONDA_ENV,
-        name=prefix.name,
-        version="3.11.7",
-        stdlib=f"{prefix}/lib/python3.11",
-        purelib=f"{prefix}/lib/python3.11/site-packages",
-        platlib=f"{prefix}/lib/python3.11/site-packages",
-        scripts=f"{prefix}/bin",
-        data=str(prefix),
-        user_base="/home/alice/.local",
-        user_site="/home/alice/.local/lib/python3.11/site-packages",
-        user_site_enabled=True,
-        system_site_packages=False,
-        writable=True,
-        marker=None,
-        stale_markers=(),
-        frozen=False,
-        pip_version="24.2",
-    )
-    return dataclasses.replace(env, **changes)  # type: ignore[arg-type]
+    return fake_environment(prefix, **changes)
 
 
 def policy_with(location: str) -> Policy:

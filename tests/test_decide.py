@@ -13,34 +13,13 @@ from safe_pip.environment import Environment, EnvKind
 from safe_pip.errors import UsageError
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import KEYS, Policy, default_policy
+from support.fakes import fake_environment
 
 PREFIX = "/srv/envs/analysis"
 
 
 def make_env(kind: EnvKind = EnvKind.CONDA_ENV, **changes: object) -> Environment:
-    env = Environment(
-        python=f"{PREFIX}/bin/python",
-        how="test",
-        prefix=PREFIX,
-        base_prefix=PREFIX,
-        kind=kind,
-        name="analysis",
-        version="3.11.7",
-        stdlib=f"{PREFIX}/lib/python3.11",
-        purelib=f"{PREFIX}/lib/python3.11/site-packages",
-        platlib=f"{PREFIX}/lib/python3.11/site-packages",
-        scripts=f"{PREFIX}/bin",
-        data=PREFIX,
-        user_base="/home/alice/.local",
-        user_site="/home/alice/.local/lib/python3.11/site-packages",
-        user_site_enabled=True,
-        system_site_packages=False,
-        writable=True,
-        marker=None,
-        stale_markers=(),
-        frozen=False,
-        pip_version="24.2",
-    )
+    env = fake_environment(PREFIX, kind, name="analysis")
     return dataclasses.replace(env, **changes)  # type: ignore[arg-type]
 
 

@@ -36,6 +36,7 @@ from safe_pip.export import (
     strip_credentials,
     yaml_scalar,
 )
+from support.fakes import fake_environment
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "conda-meta"
 HISTORIES = sorted(p for p in FIXTURES.glob("*_history")) if FIXTURES.is_dir() else []
@@ -563,27 +564,13 @@ def test_astromarb_base_from_history() -> None:
 def fake_env(prefix: Path, kind: EnvKind, name: str = "proj") -> Environment:
     site = prefix / "lib" / "python3.11" / "site-packages"
     site.mkdir(parents=True, exist_ok=True)
-    return Environment(
-        python=str(prefix / "bin" / "python"),
-        how="test",
-        prefix=str(prefix),
-        base_prefix=str(prefix),
-        kind=kind,
+    return fake_environment(
+        prefix,
+        kind,
         name=name,
-        version="3.11.7",
-        stdlib=str(prefix / "lib" / "python3.11"),
-        purelib=str(site),
-        platlib=str(site),
-        scripts=str(prefix / "bin"),
-        data=str(prefix),
         user_base="/nonexistent",
         user_site="/nonexistent",
         user_site_enabled=False,
-        system_site_packages=False,
-        writable=True,
-        marker=None,
-        stale_markers=(),
-        frozen=False,
         pip_version="24.0",
     )
 

@@ -16,12 +16,13 @@ import pytest
 from safe_pip.conda_records import read_records
 from safe_pip.decide import REPLACE_CONDA_FLAG, Conflict, decide_conda_conflicts
 from safe_pip.drift import log_state
-from safe_pip.environment import Environment, EnvKind, inspect_environment
+from safe_pip.environment import Environment, inspect_environment
 from safe_pip.inventory import scan, scan_all
 from safe_pip.ownership import OwnershipIndex, all_owners, channel_label, owners
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import Policy, default_policy
 from safe_pip.target import Target
+from support.fakes import fake_environment
 from support.prefixes import Prefix, add_conda_package
 from support.run import Runner
 from support.wheels import build_wheel
@@ -204,30 +205,7 @@ def test_a_conda_pypi_package_is_protected_from_an_upgrade(
 
 
 def fake_env(prefix: Path) -> Environment:
-    site = str(prefix / "lib" / "python3.11" / "site-packages")
-    return Environment(
-        python=str(prefix / "bin" / "python"),
-        how="test",
-        prefix=str(prefix),
-        base_prefix=str(prefix),
-        kind=EnvKind.CONDA_ENV,
-        name="analysis",
-        version="3.11.7",
-        stdlib=str(prefix / "lib" / "python3.11"),
-        purelib=site,
-        platlib=site,
-        scripts=str(prefix / "bin"),
-        data=str(prefix),
-        user_base="/home/alice/.local",
-        user_site="/home/alice/.local/lib/python3.11/site-packages",
-        user_site_enabled=True,
-        system_site_packages=False,
-        writable=True,
-        marker=None,
-        stale_markers=(),
-        frozen=False,
-        pip_version="24.2",
-    )
+    return fake_environment(prefix, name="analysis")
 
 
 def write_record(prefix: Path, name: str, version: str, build: str, dist: str | None) -> None:
