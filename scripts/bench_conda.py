@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+import benchlib  # noqa: E402 (scripts/ is sys.path[0] when a script runs)
 
 from safe_pip.conda_history import parse_history  # noqa: E402
 from safe_pip.conda_records import read_records  # noqa: E402
@@ -113,19 +113,7 @@ def synthetic_history(lines: int) -> str:
 
 
 def timed(label: str, action: Callable[[], object], runs: int) -> float:
-    """Print the median and best wall time, and the best CPU time (steadier on a busy host)."""
-    walls, cpus = [], []
-    for _ in range(runs):
-        wall, cpu = time.perf_counter(), time.process_time()
-        action()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    median = statistics.median(walls)
-    print(
-        f"{label:<52} median {median * 1000:7.1f} ms  best {min(walls) * 1000:7.1f} ms"
-        f"  cpu {min(cpus) * 1000:7.1f} ms"
-    )
-    return median
+    return benchlib.timed(label, action, runs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 sys.path.insert(0, str(PROJECT / "tests"))
 
+import benchlib  # noqa: E402 (scripts/ is sys.path[0] when a script runs)
+
 from safe_pip.conda_records import read_records  # noqa: E402
 from safe_pip.drift import compute_drift, log_state  # noqa: E402
 from safe_pip.environment import inspect_environment  # noqa: E402
@@ -57,18 +59,7 @@ FILE_COUNTS = (24, 44, 78, 137, 180, 250, 320, 420, 60, 854)
 
 
 def timed(label: str, action: Callable[[], object], runs: int) -> float:
-    walls, cpus = [], []
-    for _ in range(runs):
-        wall, cpu = time.perf_counter(), time.process_time()
-        action()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    median = statistics.median(walls)
-    print(
-        f"  {label:<58} median {median * 1000:7.1f} ms  best {min(walls) * 1000:7.1f} ms"
-        f"  cpu {min(cpus) * 1000:6.1f} ms"
-    )
-    return median
+    return benchlib.timed("  " + label, action, runs, width=60)
 
 
 # --- part 1: ownership and drift ------------------------------------------------------------

@@ -1,0 +1,23 @@
+"""What the benchmark scripts share: timing an action the same way everywhere."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def timed(label: str, action: Callable[[], object], runs: int, width: int = 52) -> float:
+    """Print the median and best wall time, and the best CPU time (steadier on a busy host)."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        action()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    median = statistics.median(walls)
+    print(
+        f"{label:<{width}} median {median * 1000:7.1f} ms  best {min(walls) * 1000:7.1f} ms"
+        f"  cpu {min(cpus) * 1000:7.1f} ms"
+    )
+    return median
