@@ -37,9 +37,12 @@ def wait_for(child: subprocess.Popen[bytes], interrupted: bool = False) -> tuple
     """Wait for pip; Ctrl-C reached it too (same foreground group), so keep waiting.
 
     Returns (exit code, interrupted); death by a signal N is reported as 128 + N.
+    Once pip is done, a further Ctrl-C is ignored: what is left is writing the
+    audit record of what pip did, which must not be lost.
     """
     import contextlib
     import signal
+    import threading
 
     while True:
         try:
@@ -49,6 +52,8 @@ def wait_for(child: subprocess.Popen[bytes], interrupted: bool = False) -> tuple
             interrupted = True
             with contextlib.suppress(OSError):
                 child.send_signal(signal.SIGINT)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if code < 0:
         interrupted = interrupted or code == -signal.SIGINT
         code = 128 - code
