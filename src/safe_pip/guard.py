@@ -38,6 +38,10 @@ from safe_pip.pipconfig import load_pip_config
 from safe_pip.policy import Policy, default_policy, load_policy
 from safe_pip.target import resolve_target
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from safe_pip.runner import PipRun
+
 PROG = "safe-pip"
 
 
@@ -309,55 +313,21 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     from safe_pip.runner import run_pip
 
     op, env = attempt.op, attempt.env
-    assert attempt.policy is not None
-    policy = attempt.policy
     sites = [env.purelib, env.platlib]
     before = scan(sites)
     index_url = str(op.index_url) if op.index_url else None
 
-    if op.command != "install":
-        run = run_pip(env.python, decision.pip_args, attempt.environ)
-        after = scan(sites)
-        changes = compute_changes(before, after, None, index_url)
-        attempt.record(
-            decision,
-            outcome=_outcome(run.exit_code, run.interrupted),
-            exit_code=run.exit_code,
-            duration_s=run.duration_s,
-            changes=changes,
-        )
-        return run.exit_code
-
-    from safe_pip.preflight import run_checked
-
-    protect = env.is_conda and writes_env(op, env) and policy.flag("conda.protect-conda-packages")
     verdict: Decision | None = None
     replaced: list[Conflict] = []
-
-    def check(report: dict[str, Any] | None) -> tuple[bool, object]:
-        """Between pip's resolution and its installation: go, or stop with a denial."""
-        if not protect:
-            return True, None
-        conflicts = _planned_conflicts(env, report, before)
-        if conflicts is None:
-            return False, _UNREADABLE_REPORT
-        denial = decide_conda_conflicts(op, conflicts, policy, override)
-        if denial is not None:
-            return False, denial
-        replaced.extend(conflicts)  # allowed by --replace-conda-packages
-        return True, None
-
-    with tempfile.TemporaryDirectory(prefix="safe-pip-") as scratch:
-        report_path = os.path.join(scratch, "install-report.json")
-        checked = run_checked(env.python, decision.pip_args, report_path, attempt.environ, check)
-        run, report = checked.run, checked.report
-        if checked.hook_missing:
-            if protect:
-                return _deny(attempt, _hook_missing(env), contact)
-            # nothing to check: the bootstrap stopped before pip started, run plain pip
-            run = run_pip(env.python, decision.pip_args, attempt.environ)
-        if isinstance(checked.verdict, Decision):
-            verdict = checked.verdict
+    if op.command != "install":
+        # uninstall: conda-owned names were refused before pip ran
+        run = run_pip(env.python, decision.pip_args, attempt.environ)
+        report = None
+    else:
+        checked = _run_checked_install(attempt, decision, override, before, replaced)
+        if checked is None:
+            return _deny(attempt, _hook_missing(env), contact)
+        run, report, verdict = checked
     after = scan(sites)
     changes = compute_changes(before, after, report, index_url)
 
@@ -381,6 +351,54 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
         changes=changes,
     )
     return run.exit_code
+
+
+def _run_checked_install(
+    attempt: _Attempt,
+    decision: Decision,
+    override: bool,
+    before: Mapping[str, Any],
+    replaced: list[Conflict],
+) -> tuple[PipRun, dict[str, Any] | None, Decision | None] | None:
+    """pip install, paused between resolution and installation for the conda check.
+
+    Returns (the run, pip's report, a denial verdict or None), or None when the
+    check is needed but this pip offers no point to make it (nothing ran).
+    """
+    from safe_pip.preflight import run_checked
+    from safe_pip.runner import run_pip
+
+    op, env = attempt.op, attempt.env
+    assert attempt.policy is not None
+    policy = attempt.policy
+    protect = env.is_conda and writes_env(op, env) and policy.flag("conda.protect-conda-packages")
+    verdict: Decision | None = None
+
+    def check(report: dict[str, Any] | None) -> tuple[bool, object]:
+        """Between pip's resolution and its installation: go, or stop with a denial."""
+        if not protect:
+            return True, None
+        conflicts = _planned_conflicts(env, report, before)
+        if conflicts is None:
+            return False, _UNREADABLE_REPORT
+        denial = decide_conda_conflicts(op, conflicts, policy, override)
+        if denial is not None:
+            return False, denial
+        replaced.extend(conflicts)  # allowed by --replace-conda-packages
+        return True, None
+
+    with tempfile.TemporaryDirectory(prefix="safe-pip-") as scratch:
+        report_path = os.path.join(scratch, "install-report.json")
+        checked = run_checked(env.python, decision.pip_args, report_path, attempt.environ, check)
+        run, report = checked.run, checked.report
+        if checked.hook_missing:
+            if protect:
+                return None
+            # nothing to check: the bootstrap stopped before pip started, run plain pip
+            run = run_pip(env.python, decision.pip_args, attempt.environ)
+        if isinstance(checked.verdict, Decision):
+            verdict = checked.verdict
+    return run, report, verdict
 
 
 _UNREADABLE_REPORT = Decision(
