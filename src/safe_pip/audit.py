@@ -518,23 +518,30 @@ def requirement_name(text: str) -> str | None:
     return normalize_name(match.group(1)) if match else None
 
 
+def change_names(record: Mapping[str, Any]) -> set[str]:
+    """Normalised names of the distributions a record's ``changes`` installed or removed."""
+    from safe_pip.environment import normalize_name
+
+    names: set[str] = set()
+    changes = record.get("changes")
+    if not isinstance(changes, Mapping):
+        return names
+    for key in ("installed", "removed"):
+        items = changes.get(key)
+        if isinstance(items, list):
+            for item in items:
+                if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                    names.add(normalize_name(item["name"]))
+    return names
+
+
 def record_packages(record: Mapping[str, Any]) -> set[str]:
     """Normalised names a record is about: its changes and what was requested.
 
     ``append`` stores them sorted in the record's ``packages`` field, which
     ``--package`` searches.
     """
-    from safe_pip.environment import normalize_name
-
-    names: set[str] = set()
-    changes = record.get("changes")
-    if isinstance(changes, Mapping):
-        for key in ("installed", "removed"):
-            items = changes.get(key)
-            if isinstance(items, list):
-                for item in items:
-                    if isinstance(item, Mapping) and isinstance(item.get("name"), str):
-                        names.add(normalize_name(item["name"]))
+    names = change_names(record)
     requested = record.get("requested")
     if isinstance(requested, list):
         for text in requested:

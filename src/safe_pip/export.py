@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from safe_pip.audit import change_names
 from safe_pip.environment import normalize_name
 
 __all__ = [
@@ -313,20 +314,6 @@ def _counts(record: Mapping[str, Any]) -> bool:
     )
 
 
-def _change_names(record: Mapping[str, Any]) -> set[str]:
-    names: set[str] = set()
-    changes = record.get("changes")
-    if not isinstance(changes, Mapping):
-        return names
-    for key in ("installed", "removed"):
-        items = changes.get(key)
-        if isinstance(items, list):
-            for item in items:
-                if isinstance(item, Mapping) and isinstance(item.get("name"), str):
-                    names.add(normalize_name(item["name"]))
-    return names
-
-
 class _Selection:
     """The state of ``records_that_matter`` while it walks a log backwards."""
 
@@ -365,7 +352,7 @@ class _Selection:
             return
         if _counts(record):
             self.found.append(record)
-            self.decided.update(_change_names(record))
+            self.decided.update(change_names(record))
             self.settled(names)  # learn the spellings now decided
 
     def lines(self, chunk: bytes, base: int) -> None:
