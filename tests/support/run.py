@@ -290,15 +290,17 @@ def safe_pip_cmd(python_version: str = TEST_PYTHON_VERSION) -> list[str]:
     The test venv's python is a symlink into /root (unreadable for others), so
     safe-pip runs from a second venv made from the world-readable base copy
     (cached). It sees the live source through a .pth file pointing at
-    `<project>/src` (so the checkout must be world-readable), and copies of the
-    runtime dependencies taken from the test venv.
+    `<project>/src` when the checkout is world-readable; otherwise (a clone in a
+    0700 temp dir) it gets a copy of the source, keyed on its content. The
+    runtime dependencies are copies taken from the test venv.
     """
     base = base_python(python_version)
     src = PROJECT_ROOT / "src"
-    _check_world_readable(src / "safe_pip" / "__init__.py")
+    live = _world_readable(src / "safe_pip" / "__init__.py")
+    source_key = str(src) if live else _tree_digest(src / "safe_pip")
     deps = [name for name in TOOL_DEPENDENCIES if _installed_version(name)]
     versions = ",".join(f"{name}={_installed_version(name)}" for name in deps)
-    key = hashlib.sha256(f"{base.root}:{src}:{versions}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{base.root}:{source_key}:{versions}".encode()).hexdigest()[:12]
     final = cache_dir() / f"tool-venv-{base.full_version}-{key}"
 
     def build(staging: Path) -> None:
@@ -309,7 +311,12 @@ def safe_pip_cmd(python_version: str = TEST_PYTHON_VERSION) -> list[str]:
             env={"PATH": SAFE_PATH, "LANG": "C.UTF-8"},
         )
         site = staging / "lib" / f"python{base.version}" / "site-packages"
-        (site / "safe_pip_source.pth").write_text(f"{src}\n")
+        if live:
+            (site / "safe_pip_source.pth").write_text(f"{src}\n")
+        else:
+            shutil.copytree(
+                src / "safe_pip", site / "safe_pip", ignore=shutil.ignore_patterns("__pycache__")
+            )
         for name in deps:
             _copy_distribution(name, site)
         script = staging / "bin" / "safe-pip"
@@ -350,12 +357,20 @@ def _copy_distribution(name: str, site: Path) -> None:
         shutil.copy2(str(dist.locate_file(entry)), target)
 
 
-def _check_world_readable(path: Path) -> None:
+def _world_readable(path: Path) -> bool:
+    """True when any uid can read ``path`` (every parent directory searchable)."""
     for part in [path, *path.parents]:
         mode = part.stat().st_mode
         needed = 0o005 if part.is_dir() else 0o004
         if mode & needed != needed:
-            raise RuntimeError(
-                f"{part} is not world-readable, so uid {UNPRIVILEGED_UID} cannot run "
-                f"safe-pip from this checkout; make the checkout world-readable"
-            )
+            return False
+    return True
+
+
+def _tree_digest(top: Path) -> str:
+    """A digest of the source files under ``top`` (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(top.rglob("*.py")) + sorted(top.rglob("py.typed")):
+        digest.update(str(path.relative_to(top)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
