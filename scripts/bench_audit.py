@@ -36,7 +36,9 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
 
-from safe_pip import audit  # noqa: E402
+from safe_pip.audit.locations import log_locations  # noqa: E402
+from safe_pip.audit.record import base_record, line_hash, new_id, record_packages, utc_time  # noqa: E402
+from safe_pip.audit.store import append  # noqa: E402
 from safe_pip.commands import target_environment  # noqa: E402
 from safe_pip.policy import load_policy  # noqa: E402
 
@@ -144,7 +146,7 @@ def bodies(rng: random.Random, names: list[str], prefix: str, count: int = 4000)
             "exit_code": code,
             "duration_s": round(rng.uniform(0.5, 40), 3),
             "changes": changes,
-            "packages": sorted(audit.record_packages({"changes": changes, "requested": requested})),
+            "packages": sorted(record_packages({"changes": changes, "requested": requested})),
         }
         out.append(json.dumps(body, separators=(",", ":"))[1:-1])
     return out
@@ -162,11 +164,11 @@ def build_log(path: Path, records: int, prefix: str, rng: random.Random) -> dict
         for n in range(records):
             body = pool[n % len(pool)]
             line = (
-                f'{{"schema":1,"id":"{audit.new_id()}","time":"{audit.utc_time(start + n * 60.0)}",'
+                f'{{"schema":1,"id":"{new_id()}","time":"{utc_time(start + n * 60.0)}",'
                 f'"prev":{prev},{body}}}'
             ).encode()
             handle.write(line + b"\n")
-            prev = f'"{audit.line_hash(line)}"'
+            prev = f'"{line_hash(line)}"'
     for body in pool:
         for name in {str(i.get("name")) for i in _items(body)}:
             counts[name] = counts.get(name, 0) + 1
@@ -189,9 +191,9 @@ def time_appends(env_python: str, log: Path, environ: dict[str, str]) -> dict[st
         samples = []
         for _ in range(200):
             started = time.perf_counter()
-            rec = audit.base_record(env, ["install", "demo==1.0"], "install", environ=environ)
+            rec = base_record(env, ["install", "demo==1.0"], "install", environ=environ)
             rec.update(decision="allowed", rule="allowed", outcome="ok", exit_code=0)
-            audit.append(rec, [str(log)], fsync=fsync)
+            append(rec, [str(log)], fsync=fsync)
             samples.append(time.perf_counter() - started)
         figures["fsync" if fsync else "plain"] = median_ms(samples)
     script = (
@@ -200,13 +202,14 @@ def time_appends(env_python: str, log: Path, environ: dict[str, str]) -> dict[st
         "import json, safe_pip.environment, safe_pip.policy\n"
         "from safe_pip.environment import Environment, EnvKind\n"
         "t = time.perf_counter()\n"
-        "from safe_pip import audit\n"
+        "from safe_pip.audit.store import append\n"
+        "from safe_pip.audit.record import base_record\n"
         "t_import = time.perf_counter() - t\n"
         "env = Environment(**{**dict.fromkeys(Environment.__dataclass_fields__, ''), "
         f"'prefix': {str(log.parents[3])!r}, 'name': 'bench-env', 'kind': EnvKind.OTHER, "
         "'stale_markers': (), 'editable_dists': frozenset()})\n"
-        "rec = audit.base_record(env, ['install', 'demo'], 'install')\n"
-        f"audit.append(rec, [{str(log)!r}])\n"
+        "rec = base_record(env, ['install', 'demo'], 'install')\n"
+        f"append(rec, [{str(log)!r}])\n"
         "print(time.perf_counter() - t, t_import)\n"
     )
     # as installed: byte-compiled (a first run writes the .pyc files, even where the
@@ -268,7 +271,7 @@ def main() -> int:
                 "the system policy moves the log (audit.location); run elsewhere", file=sys.stderr
             )
             return 1
-        log = Path(audit.log_locations(env, None, environ)[0])
+        log = Path(log_locations(env, None, environ)[0])
         started = time.perf_counter()
         share = build_log(log, options.records, str(prefix), rng)
         built = time.perf_counter() - started

@@ -16,7 +16,22 @@ from typing import Any
 
 import pytest
 
-from safe_pip import audit
+from safe_pip.audit import reader
+from safe_pip.audit.locations import log_locations, prefix_hash, writable_location
+from safe_pip.audit.reader import RecordFilter, read_all, read_env_records, read_records
+from safe_pip.audit.record import (
+    SCHEMA,
+    base_record,
+    index_options,
+    line_hash,
+    new_id,
+    record_packages,
+    redacted_requested,
+    requirement_name,
+    utc_time,
+)
+from safe_pip.audit.store import append
+from safe_pip.audit.verify import verify
 from safe_pip.environment import Environment
 from safe_pip.errors import AuditError
 from safe_pip.pipcli import Operation, Setting
@@ -45,7 +60,7 @@ def record(
     when: str | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    rec = audit.base_record(env, ["install", f"{name}=={version}"], "install", environ={})
+    rec = base_record(env, ["install", f"{name}=={version}"], "install", environ={})
     rec.update(
         decision=decision,
         rule="allowed" if decision == "allowed" else "base-env",
@@ -86,13 +101,13 @@ def env_log(env: Environment) -> Path:
 
 
 def test_base_record_has_every_field(env: Environment) -> None:
-    rec = audit.base_record(
+    rec = base_record(
         env,
         ["install", "-i", "https://alice:s3cret@idx.example.org/simple", "demo"],
         "install",
         environ={"JUPYTERHUB_USER": "alice", "USER": "ignored"},
     )
-    assert rec["schema"] == audit.SCHEMA == 1
+    assert rec["schema"] == SCHEMA == 1
     assert re.fullmatch(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", rec["id"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", rec["time"])
     assert rec["prev"] is None
@@ -116,18 +131,18 @@ def test_base_record_has_every_field(env: Environment) -> None:
 
 
 def test_base_record_without_hub_user(env: Environment) -> None:
-    assert audit.base_record(env, [], "uninstall", environ={})["hub_user"] is None
+    assert base_record(env, [], "uninstall", environ={})["hub_user"] is None
 
 
 def test_utc_time_is_fixed_width_and_sorts() -> None:
-    assert audit.utc_time(0) == "1970-01-01T00:00:00.000000Z"
-    assert audit.utc_time(1714564800.5) == "2024-05-01T12:00:00.500000Z"
-    assert audit.utc_time(59.9999999) == "1970-01-01T00:01:00.000000Z"
-    assert audit.utc_time(1.0) < audit.utc_time(1.000001) < audit.utc_time(10)
+    assert utc_time(0) == "1970-01-01T00:00:00.000000Z"
+    assert utc_time(1714564800.5) == "2024-05-01T12:00:00.500000Z"
+    assert utc_time(59.9999999) == "1970-01-01T00:01:00.000000Z"
+    assert utc_time(1.0) < utc_time(1.000001) < utc_time(10)
 
 
 def test_ids_are_unique() -> None:
-    assert len({audit.new_id() for _ in range(1000)}) == 1000
+    assert len({new_id() for _ in range(1000)}) == 1000
 
 
 def test_requested_and_index_are_redacted(tmp_path: Path) -> None:
@@ -148,7 +163,7 @@ def test_requested_and_index_are_redacted(tmp_path: Path) -> None:
             "find_links": Setting(["/srv/wheels", "https://u:tok@links/"], "-f"),
         },
     )
-    requested = audit.redacted_requested(op)
+    requested = redacted_requested(op)
     assert requested == [
         "demo @ https://***@files/demo.whl",
         "six",
@@ -158,64 +173,64 @@ def test_requested_and_index_are_redacted(tmp_path: Path) -> None:
         "demo==1.0",
         "-e git+https://***@github.com/o/r.git#egg=r",
     ]
-    assert audit.index_options(op) == {
+    assert index_options(op) == {
         "index_url": "https://***@idx/simple",
         "extra_index_urls": ["https://***@extra/simple"],
         "find_links": ["/srv/wheels", "https://***@links/"],
         "no_index": False,
     }
     empty = Operation(command="uninstall", argv=("uninstall", "six"), args=("six",))
-    assert audit.redacted_requested(empty) == ["six"]
-    assert audit.index_options(empty)["index_url"] is None
+    assert redacted_requested(empty) == ["six"]
+    assert index_options(empty)["index_url"] is None
 
 
 # --- locations ----------------------------------------------------------------------------
 
 
 def test_locations_env_then_user(env: Environment, environ: dict[str, str]) -> None:
-    locations = audit.log_locations(env, default_policy(), environ)
-    digest = audit.prefix_hash(env.prefix)
+    locations = log_locations(env, default_policy(), environ)
+    digest = prefix_hash(env.prefix)
     assert locations == [
         str(env_log(env)),
         os.path.join(environ["XDG_STATE_HOME"], "safe-pip", f"env-{digest}.jsonl"),
     ]
     assert re.fullmatch(r"[0-9a-f]{12}", digest)
     # a broken policy reads and writes the defaults
-    assert audit.log_locations(env, None, environ) == locations
+    assert log_locations(env, None, environ) == locations
 
 
 def test_user_location_defaults_to_home_state(env: Environment, tmp_path: Path) -> None:
-    (user_file,) = audit.log_locations(env, policy_with("user"), {"HOME": str(tmp_path)})
+    (user_file,) = log_locations(env, policy_with("user"), {"HOME": str(tmp_path)})
     assert user_file.startswith(str(tmp_path / ".local" / "state" / "safe-pip") + os.sep)
     # a relative XDG_STATE_HOME is ignored, as the spec says
     relative = {"HOME": str(tmp_path), "XDG_STATE_HOME": "rel"}
-    assert audit.log_locations(env, policy_with("user"), relative) == [user_file]
+    assert log_locations(env, policy_with("user"), relative) == [user_file]
 
 
 def test_absolute_location_expands_placeholders(env: Environment) -> None:
     odd = dataclasses.replace(env, name="my env/../x")
     policy = policy_with("/var/log/safe-pip/{env_name}-{prefix_hash}.jsonl")
-    (path,) = audit.log_locations(odd, policy, {})
-    assert path == f"/var/log/safe-pip/my_env_.._x-{audit.prefix_hash(env.prefix)}.jsonl"
+    (path,) = log_locations(odd, policy, {})
+    assert path == f"/var/log/safe-pip/my_env_.._x-{prefix_hash(env.prefix)}.jsonl"
 
 
 # --- appending ----------------------------------------------------------------------------
 
 
 def test_append_chains_and_reads_back(env: Environment, environ: dict[str, str]) -> None:
-    locations = audit.log_locations(env, default_policy(), environ)
+    locations = log_locations(env, default_policy(), environ)
     for name in ("a", "b", "c"):
-        assert audit.append(record(env, name=name), locations) == str(env_log(env))
+        assert append(record(env, name=name), locations) == str(env_log(env))
     lines = env_log(env).read_bytes().splitlines()
     assert len(lines) == 3
     parsed = [json.loads(line) for line in lines]
     assert parsed[0]["prev"] is None
-    assert parsed[1]["prev"] == audit.line_hash(lines[0])
-    assert parsed[2]["prev"] == audit.line_hash(lines[1])
+    assert parsed[1]["prev"] == line_hash(lines[0])
+    assert parsed[2]["prev"] == line_hash(lines[1])
     assert all(line.isascii() for line in lines)
     assert [r["packages"] for r in parsed] == [["a"], ["b"], ["c"]]
-    assert audit.verify(str(env_log(env))) == (True, [])
-    records, damaged = audit.read_records(str(env_log(env)))
+    assert verify(str(env_log(env))) == (True, [])
+    records, damaged = read_records(str(env_log(env)))
     assert [r["requested"] for r in records] == [["a==2.32.3"], ["b==2.32.3"], ["c==2.32.3"]]
     assert damaged == 0
     assert not os.path.exists(locations[1])
@@ -225,7 +240,7 @@ def test_append_redacts_whatever_the_caller_left(env: Environment) -> None:
     rec = record(env, reason="from https://bob:hunter2@idx/simple")
     rec["changes"]["installed"][0]["source"] = {"kind": "url", "url": "https://x:tok@h/a.whl"}
     rec["requested"] = ["-r https://bob:hunter2@h/req.txt"]
-    path = audit.append(rec, [str(env_log(env))])
+    path = append(rec, [str(env_log(env))])
     text = Path(path).read_text()
     assert "hunter2" not in text and "tok@" not in text
     assert "https://***@idx/simple" in text and "https://***@h/a.whl" in text
@@ -236,7 +251,7 @@ def test_modes_follow_the_directory(tmp_path: Path, env: Environment) -> None:
     shared.mkdir()
     os.chmod(shared, 0o2775)
     path = shared / "log" / "audit.jsonl"
-    audit.append(record(env), [str(path)])
+    append(record(env), [str(path)])
     assert stat.S_IMODE(path.stat().st_mode) == 0o664
     assert stat.S_IMODE(Path(f"{path}.lock").stat().st_mode) == 0o664
     assert stat.S_IMODE(path.parent.stat().st_mode) & 0o2775 == 0o2775
@@ -244,13 +259,13 @@ def test_modes_follow_the_directory(tmp_path: Path, env: Environment) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     os.chmod(plain, 0o755)
-    audit.append(record(env), [str(plain / "audit.jsonl")])
+    append(record(env), [str(plain / "audit.jsonl")])
     assert stat.S_IMODE((plain / "audit.jsonl").stat().st_mode) == 0o644
 
 
 def test_user_file_is_private(env: Environment, environ: dict[str, str]) -> None:
-    user_file = Path(audit.log_locations(env, policy_with("user"), environ)[0])
-    audit.append(record(env), [str(user_file)])
+    user_file = Path(log_locations(env, policy_with("user"), environ)[0])
+    append(record(env), [str(user_file)])
     assert stat.S_IMODE(user_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(user_file.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(user_file.parent.parent.stat().st_mode) == 0o700
@@ -259,10 +274,10 @@ def test_user_file_is_private(env: Environment, environ: dict[str, str]) -> None
 def test_falls_back_to_the_user_file(env: Environment, environ: dict[str, str]) -> None:
     # root may write anywhere, so make the env location impossible: var/ is a file
     (Path(env.prefix) / "var").write_text("not a directory")
-    locations = audit.log_locations(env, default_policy(), environ)
-    assert audit.writable_location(locations) == locations[1]
-    assert audit.append(record(env, decision="denied"), locations) == locations[1]
-    records, damaged = audit.read_env_records(env, default_policy(), environ)
+    locations = log_locations(env, default_policy(), environ)
+    assert writable_location(locations) == locations[1]
+    assert append(record(env, decision="denied"), locations) == locations[1]
+    records, damaged = read_env_records(env, default_policy(), environ)
     assert [r["decision"] for r in records] == ["denied"]
     assert damaged == {}
 
@@ -271,9 +286,9 @@ def test_no_location_works(env: Environment, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
     locations = [str(blocker / "a" / "audit.jsonl"), str(blocker / "b.jsonl")]
-    assert audit.writable_location(locations) is None
+    assert writable_location(locations) is None
     with pytest.raises(AuditError) as raised:
-        audit.append(record(env), locations)
+        append(record(env), locations)
     assert str(blocker / "a" / "audit.jsonl") in raised.value.message
     assert raised.value.hint
 
@@ -285,24 +300,24 @@ def test_symlinked_log_is_not_followed(env: Environment, tmp_path: Path) -> None
     log.parent.mkdir(parents=True)
     log.symlink_to(victim)
     fallback = tmp_path / "fallback.jsonl"
-    assert audit.writable_location([str(log), str(fallback)]) == str(fallback)
-    assert audit.append(record(env), [str(log), str(fallback)]) == str(fallback)
+    assert writable_location([str(log), str(fallback)]) == str(fallback)
+    assert append(record(env), [str(log), str(fallback)]) == str(fallback)
     assert victim.read_text() == "precious\n"
 
 
 def test_torn_last_line_stays_a_line_of_its_own(env: Environment) -> None:
     log = env_log(env)
-    audit.append(record(env, name="a"), [str(log)])
+    append(record(env, name="a"), [str(log)])
     with open(log, "ab") as handle:
         handle.write(b'{"schema":1,"id":"torn')
-    audit.append(record(env, name="b"), [str(log)])
+    append(record(env, name="b"), [str(log)])
     lines = log.read_bytes().splitlines()
     assert len(lines) == 3
-    assert json.loads(lines[2])["prev"] == audit.line_hash(lines[1])
-    records, damaged = audit.read_records(str(log))
+    assert json.loads(lines[2])["prev"] == line_hash(lines[1])
+    records, damaged = read_records(str(log))
     assert [r["requested"][0] for r in records] == ["a==2.32.3", "b==2.32.3"]
     assert damaged == 1
-    intact, problems = audit.verify(str(log))
+    intact, problems = verify(str(log))
     assert not intact and problems == ["line 2: not a JSON record with a prev field"]
 
 
@@ -310,12 +325,13 @@ _WORKER = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, {src!r})
-    from safe_pip import audit
+    from safe_pip.audit.store import append
+    from safe_pip.audit.record import new_id, utc_time
     path, worker = sys.argv[1], sys.argv[2]
     for n in range(50):
-        rec = {{"schema": 1, "id": audit.new_id(), "time": audit.utc_time(), "prev": None,
+        rec = {{"schema": 1, "id": new_id(), "time": utc_time(), "prev": None,
                "worker": worker, "n": n, "pad": "x" * (100 * (n % 7))}}
-        audit.append(rec, [path])
+        append(rec, [path])
     """
 )
 
@@ -332,7 +348,7 @@ def test_concurrent_appends_lose_nothing_and_never_interleave(tmp_path: Path) ->
     assert len({(r["worker"], r["n"]) for r in parsed}) == 400
     for worker in map(str, range(8)):
         assert [r["n"] for r in parsed if r["worker"] == worker] == list(range(50))
-    assert audit.verify(str(log)) == (True, [])
+    assert verify(str(log)) == (True, [])
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -345,7 +361,7 @@ def write_lines(path: Path, lines: list[bytes], *, final_newline: bool = True) -
 
 
 def synthetic(n: int, **fields: Any) -> bytes:
-    rec = {"schema": 1, "time": audit.utc_time(1_700_000_000 + n), "n": n, **fields}
+    rec = {"schema": 1, "time": utc_time(1_700_000_000 + n), "n": n, **fields}
     return json.dumps(rec, separators=(",", ":")).encode()
 
 
@@ -354,24 +370,24 @@ def test_newest_reads_from_the_end(tmp_path: Path) -> None:
     lines = [synthetic(n, pad="y" * (n % 300)) for n in range(5000)]
     lines.insert(2500, b"x" * 300_000)  # a damaged line longer than any block
     write_lines(log, lines)
-    records, damaged = audit.read_records(str(log), newest=20)
+    records, damaged = read_records(str(log), newest=20)
     assert [r["n"] for r in records] == list(range(4980, 5000))
     assert damaged == 0
-    records, damaged = audit.read_records(str(log), newest=4000)
+    records, damaged = read_records(str(log), newest=4000)
     assert [r["n"] for r in records] == list(range(1000, 5000))
     assert damaged == 1
-    records, damaged = audit.read_records(str(log), newest=10**6)
+    records, damaged = read_records(str(log), newest=10**6)
     assert [r["n"] for r in records] == list(range(5000))
-    assert audit.read_records(str(log), newest=0) == ([], 0)
-    assert audit.read_records(str(tmp_path / "missing.jsonl")) == ([], 0)
+    assert read_records(str(log), newest=0) == ([], 0)
+    assert read_records(str(tmp_path / "missing.jsonl")) == ([], 0)
 
 
 @pytest.mark.parametrize("window", [64, 1000, 1 << 22])
 def test_windows_agree_with_a_plain_reading(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
 ) -> None:
-    monkeypatch.setattr(audit, "_CHUNK", window)
-    monkeypatch.setattr(audit, "_TAIL_BLOCK", max(window // 4, 1))
+    monkeypatch.setattr(reader, "_CHUNK", window)
+    monkeypatch.setattr(reader, "_TAIL_BLOCK", max(window // 4, 1))
     rng = random.Random(window)
     lines = []
     for n in range(600):
@@ -381,13 +397,13 @@ def test_windows_agree_with_a_plain_reading(
     log = tmp_path / "audit.jsonl"
     write_lines(log, lines)
     expected = [json.loads(line) for line in lines if line.startswith(b'{"')]
-    assert audit.read_records(str(log)) == (expected, 600 - len(expected))
+    assert read_records(str(log)) == (expected, 600 - len(expected))
     for newest in (1, 7, 100, 1000):
-        assert audit.read_records(str(log), newest=newest)[0] == expected[-newest:]
+        assert read_records(str(log), newest=newest)[0] == expected[-newest:]
     gamma = [r for r in expected if r["packages"] == ["gamma-ray"]]
-    only = audit.RecordFilter(package="Gamma_Ray")
-    assert audit.read_records(str(log), filters=only)[0] == gamma
-    assert audit.read_records(str(log), newest=5, filters=only)[0] == gamma[-5:]
+    only = RecordFilter(package="Gamma_Ray")
+    assert read_records(str(log), filters=only)[0] == gamma
+    assert read_records(str(log), newest=5, filters=only)[0] == gamma[-5:]
 
 
 def test_damaged_lines_are_skipped_and_counted(tmp_path: Path) -> None:
@@ -404,10 +420,10 @@ def test_damaged_lines_are_skipped_and_counted(tmp_path: Path) -> None:
         b'{"still": "being written',
     ]
     write_lines(log, lines, final_newline=False)
-    forward, damaged = audit.read_records(str(log))
+    forward, damaged = read_records(str(log))
     assert [r["n"] for r in forward] == [0, 1]
     assert damaged == 4  # blank lines are not damage; the unterminated last line may be in flight
-    backward, damaged = audit.read_records(str(log), newest=5)
+    backward, damaged = read_records(str(log), newest=5)
     assert [r["n"] for r in backward] == [0, 1]
     assert damaged == 4
 
@@ -419,7 +435,7 @@ def test_filters(tmp_path: Path) -> None:
         base = {"decision": "allowed", "user": "jovyan", "hub_user": None, "requested": []}
         base["changes"] = {"installed": [], "removed": []}
         merged = {**base, **fields}
-        merged["packages"] = sorted(audit.record_packages(merged))  # as append() writes it
+        merged["packages"] = sorted(record_packages(merged))  # as append() writes it
         return synthetic(n, **merged)
 
     lines = [
@@ -434,8 +450,8 @@ def test_filters(tmp_path: Path) -> None:
     write_lines(log, lines)
 
     def numbers(**filters: Any) -> list[int]:
-        found, _ = audit.read_records(str(log), filters=audit.RecordFilter(**filters))
-        tail, _ = audit.read_records(str(log), newest=100, filters=audit.RecordFilter(**filters))
+        found, _ = read_records(str(log), filters=RecordFilter(**filters))
+        tail, _ = read_records(str(log), newest=100, filters=RecordFilter(**filters))
         assert tail == found
         return [r["n"] for r in found]
 
@@ -448,19 +464,17 @@ def test_filters(tmp_path: Path) -> None:
     assert numbers(user="alice") == [1]
     assert numbers(user="bob") == [4]
     assert numbers(user="jovyan", decision="allowed") == [0, 2, 3, 4, 5]
-    t = audit.utc_time
+    t = utc_time
     assert numbers(since=t(1_700_000_002), until=t(1_700_000_004)) == [2, 3]
     assert numbers(package="foo-bar", since=t(1_700_000_001)) == [1, 4]
-    _, damaged = audit.read_records(str(log), filters=audit.RecordFilter(package="foo-bar"))
+    _, damaged = read_records(str(log), filters=RecordFilter(package="foo-bar"))
     assert damaged == 1  # only lines that mention the package are parsed
-    newest, _ = audit.read_records(
-        str(log), newest=1, filters=audit.RecordFilter(package="foo-bar")
-    )
+    newest, _ = read_records(str(log), newest=1, filters=RecordFilter(package="foo-bar"))
     assert [r["n"] for r in newest] == [4]
 
 
 def test_requirement_names() -> None:
-    name = audit.requirement_name
+    name = requirement_name
     assert name("Requests[socks] >= 2 ; python_version > '3'") == "requests"
     assert name("demo @ https://h/demo.whl") == "demo"
     assert name("-e git+https://h/r.git#egg=My_Pkg") == "my-pkg"
@@ -474,15 +488,15 @@ def test_read_all_merges_locations_by_time(tmp_path: Path) -> None:
     env_file, user_file = tmp_path / "env.jsonl", tmp_path / "user.jsonl"
     write_lines(env_file, [synthetic(n) for n in (0, 2, 4, 6)])
     write_lines(user_file, [synthetic(n) for n in (1, 5)] + [b"junk"])
-    reading = audit.read_all([str(env_file), str(user_file), str(env_file)])
+    reading = read_all([str(env_file), str(user_file), str(env_file)])
     assert [r["n"] for r in reading.records] == [0, 1, 2, 4, 5, 6]
     assert reading.damaged == {str(user_file): 1}  # complete once the records are consumed
-    newest = audit.read_all([str(env_file), str(user_file)], newest=3)
+    newest = read_all([str(env_file), str(user_file)], newest=3)
     assert [r["n"] for r in newest.records] == [4, 5, 6]
     assert newest.damaged == {str(user_file): 1}  # the junk is the last line: read first
     unreadable = tmp_path / "dir.jsonl"
     unreadable.mkdir()  # open() fails with EISDIR, even for root
-    reading = audit.read_all([str(unreadable), str(env_file)])
+    reading = read_all([str(unreadable), str(env_file)])
     assert [r["n"] for r in reading.records] == [0, 2, 4, 6]
     assert list(reading.unreadable) == [str(unreadable)]
 
@@ -494,8 +508,8 @@ def test_read_all_merges_locations_by_time(tmp_path: Path) -> None:
 def chained(env: Environment) -> Path:
     log = env_log(env)
     for name in "abcde":
-        audit.append(record(env, name=name), [str(log)])
-    assert audit.verify(str(log)) == (True, [])
+        append(record(env, name=name), [str(log)])
+    assert verify(str(log)) == (True, [])
     return log
 
 
@@ -506,7 +520,7 @@ def rewrite(log: Path, change: Any) -> None:
 
 def test_verify_detects_an_edited_line(chained: Path) -> None:
     rewrite(chained, lambda ls: [*ls[:2], ls[2].replace(b"c==2.32.3", b"evil==6.6.6"), *ls[3:]])
-    assert audit.verify(str(chained)) == (
+    assert verify(str(chained)) == (
         False,
         ["line 4: does not chain to line 3 (a line before it was changed, removed or inserted)"],
     )
@@ -514,28 +528,28 @@ def test_verify_detects_an_edited_line(chained: Path) -> None:
 
 def test_verify_detects_a_removed_line(chained: Path) -> None:
     rewrite(chained, lambda ls: [*ls[:2], *ls[3:]])
-    intact, problems = audit.verify(str(chained))
+    intact, problems = verify(str(chained))
     assert not intact and problems[0].startswith("line 3: does not chain to line 2")
 
 
 def test_verify_detects_removed_first_lines(chained: Path) -> None:
     rewrite(chained, lambda ls: ls[2:])
-    intact, problems = audit.verify(str(chained))
+    intact, problems = verify(str(chained))
     assert not intact and problems[0].startswith("line 1: the first line chains to an earlier")
 
 
 def test_verify_detects_reordered_and_inserted_lines(chained: Path, env: Environment) -> None:
     rewrite(chained, lambda ls: [ls[0], ls[2], ls[1], *ls[3:]])
-    assert not audit.verify(str(chained))[0]
+    assert not verify(str(chained))[0]
     rewrite(chained, lambda ls: [ls[0], ls[2], ls[1], *ls[3:]])  # back in order
-    assert audit.verify(str(chained))[0]
+    assert verify(str(chained))[0]
     forged = json.dumps({**record(env, name="x"), "prev": None}).encode()
     rewrite(chained, lambda ls: [*ls[:3], forged, *ls[3:]])
-    assert not audit.verify(str(chained))[0]
+    assert not verify(str(chained))[0]
 
 
 def test_verify_of_a_missing_log_is_trivially_intact(tmp_path: Path) -> None:
-    assert audit.verify(str(tmp_path / "none.jsonl")) == (True, [])
+    assert verify(str(tmp_path / "none.jsonl")) == (True, [])
 
 
 # --- as an unprivileged user (root bypasses permissions, so the rest cannot show this) -----
@@ -543,7 +557,9 @@ def test_verify_of_a_missing_log_is_trivially_intact(tmp_path: Path) -> None:
 _AS_USER = textwrap.dedent(
     """
     import json, os, sys
-    from safe_pip import audit
+    from safe_pip.audit.store import append
+    from safe_pip.audit.record import base_record
+    from safe_pip.audit.locations import log_locations, writable_location
     from safe_pip.environment import EnvKind, Environment
     from safe_pip.policy import default_policy
     prefix = sys.argv[1]
@@ -553,11 +569,11 @@ _AS_USER = textwrap.dedent(
                   writable=False, marker=None, stale_markers=(), frozen=False,
                   pip_version=None, editable_dists=frozenset())
     env = Environment(**fields)
-    locations = audit.log_locations(env, default_policy(), os.environ)
-    rec = audit.base_record(env, ["install", "demo"], "install")
+    locations = log_locations(env, default_policy(), os.environ)
+    rec = base_record(env, ["install", "demo"], "install")
     rec.update(decision="denied", rule="read-only-env", outcome="denied", exit_code=10)
-    print(json.dumps({"writable": audit.writable_location(locations),
-                      "written": audit.append(rec, locations), "locations": locations}))
+    print(json.dumps({"writable": writable_location(locations),
+                      "written": append(rec, locations), "locations": locations}))
     """
 )
 
@@ -583,7 +599,7 @@ def test_unprivileged_user_falls_back_and_shares_a_prepared_log(
     assert stat.S_IMODE(user_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(user_file.parent.stat().st_mode) == 0o700
     assert not (prefix / "var").exists()
-    (rec,) = audit.read_records(str(user_file))[0]
+    (rec,) = read_records(str(user_file))[0]
     assert (rec["uid"], rec["decision"]) == (UNPRIVILEGED_UID, "denied")
 
     # 2. the admin prepares a shared log (root-owned dir, 0666 files): everyone appends there
@@ -593,13 +609,13 @@ def test_unprivileged_user_falls_back_and_shares_a_prepared_log(
         (log_dir / name).touch()
         os.chmod(log_dir / name, 0o666)
     env = make_env(prefix)
-    audit.append(record(env, name="by-root"), [str(log_dir / "audit.jsonl")])
+    append(record(env, name="by-root"), [str(log_dir / "audit.jsonl")])
     done = run([python, "-c", _AS_USER, str(prefix)], user=UNPRIVILEGED_UID)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["written"] == str(log_dir / "audit.jsonl")
-    records, damaged = audit.read_records(str(log_dir / "audit.jsonl"))
+    records, damaged = read_records(str(log_dir / "audit.jsonl"))
     assert [r["uid"] for r in records] == [os.getuid(), UNPRIVILEGED_UID] and damaged == 0
-    assert audit.verify(str(log_dir / "audit.jsonl")) == (True, [])
+    assert verify(str(log_dir / "audit.jsonl")) == (True, [])
 
 
 @pytest.mark.integration
@@ -621,10 +637,10 @@ def test_two_users_share_the_log_of_a_shared_env(
     assert stat.S_IMODE(log.stat().st_mode) == 0o666
     assert stat.S_IMODE(Path(f"{log}.lock").stat().st_mode) == 0o666
     assert stat.S_IMODE(log.parent.stat().st_mode) == 0o777
-    records, damaged = audit.read_records(str(log))
+    records, damaged = read_records(str(log))
     assert [r["uid"] for r in records] == [UNPRIVILEGED_UID, other_uid, UNPRIVILEGED_UID]
     assert damaged == 0
-    assert audit.verify(str(log)) == (True, [])
+    assert verify(str(log)) == (True, [])
 
 
 # --- changes: what one run claims -----------------------------------------------------------

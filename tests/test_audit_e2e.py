@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip.audit import prefix_hash
+from safe_pip.audit.locations import prefix_hash
 from support.prefixes import Prefix
 from support.run import Runner, clean_env, install_setuptools, user_home
 from support.wheels import build_wheel, make_project, normalize_name

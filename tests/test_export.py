@@ -862,7 +862,7 @@ def test_records_that_matter_blank_and_damaged_lines() -> None:
 def test_command_merges_the_env_log_and_the_user_log(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from safe_pip import audit
+    from safe_pip.audit.locations import user_log_path
 
     prefix = tmp_path / "p"
     env = fake_env(prefix, EnvKind.OTHER, name="p")
@@ -870,7 +870,7 @@ def test_command_merges_the_env_log_and_the_user_log(
     middle = {**record([dist("a", "2.0")]), "time": "2026-01-02T00:00:00Z"}
     late = {**record(removed=[{"name": "b", "version": "1.0"}]), "time": "2026-01-03T00:00:00Z"}
     write_log(prefix, [json.dumps(early), json.dumps(late)])
-    user_log = audit.user_log_path(env, {"XDG_STATE_HOME": str(tmp_path / "state")})
+    user_log = user_log_path(env, {"XDG_STATE_HOME": str(tmp_path / "state")})
     assert user_log is not None
     Path(user_log).parent.mkdir(parents=True)
     Path(user_log).write_text(json.dumps(middle) + "\n")

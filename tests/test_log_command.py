@@ -16,7 +16,10 @@ from typing import Any
 
 import pytest
 
-from safe_pip import audit, environment
+from safe_pip import environment
+from safe_pip.audit.locations import log_locations
+from safe_pip.audit.record import SCHEMA, base_record, utc_time
+from safe_pip.audit.store import append
 from safe_pip.cli import main
 from safe_pip.commands import target_environment
 from safe_pip.commands.log import parse_time
@@ -85,7 +88,7 @@ def add(
     location: int | None = 0,
     hub_user: str | None = None,
 ) -> str:
-    rec = audit.base_record(env, argv, argv[0], environ={"JUPYTERHUB_USER": hub_user or ""})
+    rec = base_record(env, argv, argv[0], environ={"JUPYTERHUB_USER": hub_user or ""})
     rec.update(
         decision=decision,
         rule="allowed" if decision == "allowed" else "read-only-env",
@@ -100,9 +103,9 @@ def add(
         },
     )
     if when is not None:
-        rec["time"] = audit.utc_time(when)
-    locations = audit.log_locations(env, default_policy(), environ)
-    return audit.append(rec, locations if location is None else [locations[location]])
+        rec["time"] = utc_time(when)
+    locations = log_locations(env, default_policy(), environ)
+    return append(rec, locations if location is None else [locations[location]])
 
 
 def log(
@@ -168,7 +171,7 @@ def test_json_and_limit(history: Environment, environ: dict[str, str], capsys: A
     code, out, _ = log(history, environ, capsys, "--json")
     records = json_lines(out)
     assert code == 0 and [r["command"] for r in records] == ["install", "install", "uninstall"]
-    assert all(r["schema"] == audit.SCHEMA for r in records)
+    assert all(r["schema"] == SCHEMA for r in records)
     code, out, _ = log(history, environ, capsys, "--json", "--limit", "2")
     assert [r["time"][:10] for r in json_lines(out)] == ["2024-05-02", "2024-05-03"]
     code, out, _ = log(history, environ, capsys, "--limit", "0")
@@ -217,7 +220,7 @@ def test_bad_options(history: Environment, environ: dict[str, str], capsys: Any)
 def test_damaged_lines_are_counted_not_fatal(
     history: Environment, environ: dict[str, str], capsys: Any
 ) -> None:
-    path = audit.log_locations(history, None, environ)[0]
+    path = log_locations(history, None, environ)[0]
     with open(path, "ab") as handle:
         handle.write(b"garbage\n{broken\n")
     code, out, err = log(history, environ, capsys, "--json")
@@ -228,7 +231,7 @@ def test_damaged_lines_are_counted_not_fatal(
 def test_verify(history: Environment, environ: dict[str, str], capsys: Any) -> None:
     code, out, _ = log(history, environ, capsys, "--verify")
     assert code == 0 and out.count("the hash chain is intact") == 2
-    path = Path(audit.log_locations(history, None, environ)[0])
+    path = Path(log_locations(history, None, environ)[0])
     add(history, environ, argv=["install", "six"], installed=(("six", "1.17.0"),))
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(lines[0].replace(b"requests", b"requestz") + b"".join(lines[1:]))
@@ -241,7 +244,7 @@ def test_verify(history: Environment, environ: dict[str, str], capsys: Any) -> N
 def test_secrets_are_not_shown_even_if_stored(
     env: Environment, environ: dict[str, str], capsys: Any
 ) -> None:
-    path = Path(audit.log_locations(env, None, environ)[0])
+    path = Path(log_locations(env, None, environ)[0])
     path.parent.mkdir(parents=True)
     leaked = {
         "schema": 1,
@@ -292,7 +295,7 @@ def test_log_reads_the_fallback_of_a_read_only_env(
 ) -> None:
     (Path(env.prefix) / "var").write_text("")  # the env location cannot be made
     written = add(env, environ, argv=["install", "x"], decision="denied", location=None)
-    assert written == audit.log_locations(env, None, environ)[1]
+    assert written == log_locations(env, None, environ)[1]
     assert os.path.isfile(written)
     code, out, _ = log(env, environ, capsys, "--json")
     assert code == 0 and [r["decision"] for r in json_lines(out)] == ["denied"]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from safe_pip.redact import (
+from safe_pip.audit.redact import (
     redact_argv,
     redact_pem,
     redact_requirement_file_lines,

@@ -8,9 +8,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from safe_pip.audit.redact import redact_url
 from safe_pip.environment import normalize_name
 from safe_pip.inventory import Installed, details
-from safe_pip.redact import redact_url
 
 
 def read_report(path: str) -> dict[str, Any] | None:
@@ -140,7 +140,7 @@ def only_requested(
     """The changes of a ``pip uninstall`` of ``requirements`` (names, maybe with
     specifiers): it installs nothing and removes only what it was asked to; anything
     else the scans saw another run did."""
-    from safe_pip.audit import requirement_name
+    from safe_pip.audit.record import requirement_name
 
     keys = {requirement_name(text) for text in requirements}
     removed = [

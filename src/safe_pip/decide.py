@@ -63,7 +63,7 @@ def is_dev_install(op: Operation) -> bool:
 
 def command_text(op: Operation) -> str:
     """The command as the user typed it, for messages: secrets masked (``***``)."""
-    from safe_pip.redact import redact_argv
+    from safe_pip.audit.redact import redact_argv
 
     return shlex.join(["pip", *redact_argv(op.argv)])
 
@@ -157,7 +157,7 @@ def _supports_break_system_packages(pip_version: str | None) -> bool:
 
 def corrected_command(op: Operation, *, add: list[str], drop: tuple[str, ...] = ()) -> str:
     """The user's command with options added, for messages: secrets masked (``***``)."""
-    from safe_pip.redact import redact_argv
+    from safe_pip.audit.redact import redact_argv
 
     args = redact_argv(a for a in op.argv if a not in drop)
     position = args.index(op.command) + 1 if op.command in args else len(args)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from safe_pip.audit import change_names
+from safe_pip.audit.record import change_names
 from safe_pip.environment import normalize_name
 
 __all__ = [
@@ -204,7 +204,7 @@ def requirement_without_credentials(requirement: str) -> str:
     """
     if "://" not in requirement:
         return requirement
-    from safe_pip.redact import redact_url
+    from safe_pip.audit.redact import redact_url
 
     return _URL_IN_TEXT_RE.sub(
         lambda match: redact_url(strip_credentials(match.group(0))[0]), requirement

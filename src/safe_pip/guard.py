@@ -108,9 +108,9 @@ class _Attempt:
         self.started = time.time()
 
     def locations(self) -> list[str]:
-        from safe_pip import audit
+        from safe_pip.audit.locations import log_locations
 
-        return audit.log_locations(self.env, self.policy or default_policy(), self.environ)
+        return log_locations(self.env, self.policy or default_policy(), self.environ)
 
     def record(
         self,
@@ -122,7 +122,8 @@ class _Attempt:
         changes: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Write the audit record; returns the log path, or None (with a warning) on failure."""
-        from safe_pip import audit
+        from safe_pip.audit.record import base_record, index_options, redacted_requested
+        from safe_pip.audit.store import append
 
         if changes is not None and self.op.command == "uninstall":
             from safe_pip.changes import only_requested
@@ -131,7 +132,7 @@ class _Attempt:
             names = [*self.op.args, *_names_from_requirement_files(self.op)]
             changes = only_requested(changes, names)
 
-        record = audit.base_record(
+        record = base_record(
             self.env,
             list(self.op.argv),
             self.op.command or "",
@@ -146,11 +147,11 @@ class _Attempt:
             exit_code=exit_code,
             duration_s=round(duration_s, 3),
             changes=dict(changes or {"installed": [], "removed": []}),
-            requested=audit.redacted_requested(self.op),
-            index=audit.index_options(self.op),
+            requested=redacted_requested(self.op),
+            index=index_options(self.op),
         )
         try:
-            return audit.append(record, self.locations())
+            return append(record, self.locations())
         except SafePipError as error:
             print(
                 f"{PROG}: warning: this operation was not recorded: {error.message}",
@@ -222,9 +223,9 @@ def _guarded(
             decision = _with_next_step(op, env, policy, decision, environ)
         return _deny(attempt, decision, contact)
 
-    from safe_pip import audit
+    from safe_pip.audit.locations import writable_location
 
-    if policy.flag("audit.required") and audit.writable_location(attempt.locations()) is None:
+    if policy.flag("audit.required") and writable_location(attempt.locations()) is None:
         return _deny(
             attempt,
             Decision(

@@ -127,9 +127,9 @@ def conda_specs_known(env: Environment) -> bool:
 def _spec_lines(
     op: Operation, env: Environment, policy: Policy, environ: Mapping[str, str]
 ) -> list[str]:
+    from safe_pip.audit.redact import redact_text
     from safe_pip.commands.export import render
     from safe_pip.export import environment_name
-    from safe_pip.redact import redact_text
 
     requirements = requested_requirements(op)
     url = policy.text("conda-store.url").rstrip("/")

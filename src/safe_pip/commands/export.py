@@ -58,7 +58,7 @@ def read_audit_records(
     through ``records_that_matter``: only lines that can still change the
     result are parsed.
     """
-    from safe_pip import audit
+    from safe_pip.audit.locations import log_locations
     from safe_pip.errors import PolicyError
     from safe_pip.policy import load_policy
 
@@ -70,7 +70,7 @@ def read_audit_records(
         problems.append(f"the policy cannot be read ({error.message}); reading the default logs")
     per_file: list[list[dict[str, Any]]] = []
     seen: set[str] = set()
-    for path in audit.log_locations(env, policy, environ):
+    for path in log_locations(env, policy, environ):
         real = os.path.realpath(path)
         if real in seen:
             continue

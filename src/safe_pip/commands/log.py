@@ -17,11 +17,14 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from safe_pip import audit
+from safe_pip.audit.locations import log_locations
+from safe_pip.audit.reader import RecordFilter, read_all
+from safe_pip.audit.record import redact_record, utc_time
+from safe_pip.audit.redact import redact_argv
+from safe_pip.audit.verify import verify
 from safe_pip.commands import target_environment
 from safe_pip.errors import ExitCode, PolicyError, UsageError
 from safe_pip.policy import Policy, load_policy
-from safe_pip.redact import redact_argv
 
 PROG = "safe-pip"
 COMMAND_WIDTH = 60
@@ -61,7 +64,7 @@ def parse_time(text: str, *, end: bool = False) -> str:
             hint="for example 2024-05-01, 2024-05-01T14:30 or 2024-05-01T14:30:00+02:00 "
             "(times without a zone are UTC)",
         ) from error
-    return audit.utc_time(moment.timestamp())
+    return utc_time(moment.timestamp())
 
 
 def _policy(prefix: str) -> Policy | None:
@@ -172,7 +175,7 @@ def _json_line(record: Mapping[str, Any]) -> str:
         return stored.decode("utf-8", "replace")
     line = json.dumps(record, separators=(",", ":"))
     if "@" in line or "-----BEGIN" in line:
-        line = json.dumps(audit.redact_record(record), separators=(",", ":"))
+        line = json.dumps(redact_record(record), separators=(",", ":"))
     return line
 
 
@@ -219,7 +222,7 @@ def _verify(locations: Sequence[str]) -> int:
         return int(ExitCode.OK)
     broken = False
     for path in existing:
-        intact, problems = audit.verify(path)
+        intact, problems = verify(path)
         if intact:
             print(f"{path}: the hash chain is intact")
             continue
@@ -234,19 +237,19 @@ def _verify(locations: Sequence[str]) -> int:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
-    locations = audit.log_locations(env, _policy(env.prefix), environ)
+    locations = log_locations(env, _policy(env.prefix), environ)
     if args.verify:
         return _verify(locations)
     if args.limit is not None and args.limit < 0:
         raise UsageError(f"--limit must be 0 or more, not {args.limit}")
-    filters = audit.RecordFilter(
+    filters = RecordFilter(
         package=args.package,
         decision=args.decision,
         user=args.user,
         since=parse_time(args.since) if args.since else None,
         until=parse_time(args.until, end=True) if args.until else None,
     )
-    reading = audit.read_all(locations, newest=args.limit, filters=filters)
+    reading = read_all(locations, newest=args.limit, filters=filters)
     for why in reading.unreadable.values():
         print(f"{PROG}: warning: {why}; its records are not shown", file=sys.stderr)
     shown = _print_json(reading.records) if args.json else _print_table(reading.records)

@@ -105,12 +105,12 @@ def collect(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _drift(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> dict[str, Any]:
-    from safe_pip import audit
+    from safe_pip.audit.locations import log_locations
     from safe_pip.conda_records import read_records
     from safe_pip.drift import compute_drift, log_state
     from safe_pip.inventory import scan_all
 
-    logged = log_state(audit.log_locations(env, policy, environ), environ)
+    logged = log_state(log_locations(env, policy, environ), environ)
     installed = scan_all([env.purelib, env.platlib])
     return compute_drift(env, installed, read_records(env.prefix), logged, environ).as_dict()
 

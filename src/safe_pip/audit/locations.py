@@ -1,0 +1,101 @@
+"""Where an env's records go: ``log_locations``, from the policy's ``audit.location``."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from safe_pip.audit.record import line_hash
+
+if TYPE_CHECKING:
+    from safe_pip.environment import Environment
+    from safe_pip.policy import Policy
+
+#: The env's own log, relative to its prefix.
+ENV_LOG = os.path.join("var", "log", "safe-pip", "audit.jsonl")
+LOCK_SUFFIX = ".lock"
+
+
+def prefix_hash(prefix: str) -> str:
+    """12 hex digits naming a prefix in per-user file names (``{prefix_hash}``)."""
+    return line_hash(os.path.normpath(prefix).encode("utf-8", "surrogateescape"))[:12]
+
+
+def _safe_file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64].lstrip(".") or "env"
+
+
+def state_home(environ: Mapping[str, str]) -> str | None:
+    """``$XDG_STATE_HOME``, else ``~/.local/state`` (None without a home directory)."""
+    configured = environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(configured):
+        return configured
+    home = environ.get("HOME", "")
+    if not os.path.isabs(home):
+        try:
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except (ImportError, KeyError):
+            return None
+    return os.path.join(home, ".local", "state")
+
+
+def user_log_path(env: Environment, environ: Mapping[str, str]) -> str | None:
+    """The per-user file for this env: ``<state home>/safe-pip/<env_name>-<prefix_hash>.jsonl``."""
+    home = state_home(environ)
+    if home is None:
+        return None
+    name = f"{_safe_file_name(env.name)}-{prefix_hash(env.prefix)}.jsonl"
+    return os.path.join(home, "safe-pip", name)
+
+
+def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> list[str]:
+    """Where this env's records go, in order of preference (``append`` uses the first that works).
+
+    ``audit.location``: ``"env"`` (default; also without a usable policy) ->
+    ``<prefix>/var/log/safe-pip/audit.jsonl`` then the per-user file; ``"user"``
+    -> the per-user file only; an absolute path -> that path only, with
+    ``{env_name}`` and ``{prefix_hash}`` expanded.
+    """
+    setting = "env" if policy is None else policy.text("audit.location")
+    user_file = user_log_path(env, environ)
+    if setting == "env":
+        locations = [os.path.join(env.prefix, ENV_LOG)]
+        if user_file is not None:
+            locations.append(user_file)
+        return locations
+    if setting == "user":
+        return [user_file] if user_file is not None else []
+    path = setting.replace("{env_name}", _safe_file_name(env.name))
+    path = path.replace("{prefix_hash}", prefix_hash(env.prefix))
+    return [path]
+
+
+def _could_open(path: str) -> bool:
+    """``path`` is a regular file we may read and write, or could be created (no side effects)."""
+    if os.path.lexists(path):
+        return (
+            os.path.isfile(path) and not os.path.islink(path) and os.access(path, os.R_OK | os.W_OK)
+        )
+    probe = os.path.dirname(path)
+    while not os.path.lexists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return os.path.isdir(probe) and os.access(probe, os.W_OK | os.X_OK)
+
+
+def writable_location(locations: Sequence[str]) -> str | None:
+    """The first location ``append`` can most likely write, or None; creates nothing.
+
+    For the ``audit.required`` check before pip runs.  A full disk or a lock
+    held for longer than LOCK_TIMEOUT_S can still make ``append`` fail.
+    """
+    for path in locations:
+        if _could_open(path) and _could_open(path + LOCK_SUFFIX):
+            return path
+    return None

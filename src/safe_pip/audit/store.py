@@ -1,0 +1,222 @@
+"""Writing records: directories and modes, the lock, and ``append``.
+
+``append`` writes each record as one line with one ``write`` on an ``O_APPEND``
+descriptor while holding ``<log>.lock``, and chains it to the line before
+(``prev``: sha256 of that line).
+
+Start-up matters here (every install appends): the module imports nothing that
+the pip path has not already loaded, and takes its lock with ``fcntl.flock``
+directly (the lock ``filelock.FileLock`` takes on the same path; filelock itself
+is imported only where flock is unavailable, its import alone costs 20-50 ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import stat
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from safe_pip.audit.locations import LOCK_SUFFIX, state_home
+from safe_pip.audit.record import line_hash, record_packages, redact_record
+from safe_pip.errors import AuditError
+
+#: How long ``append`` waits for another safe-pip holding the lock, per location.
+LOCK_TIMEOUT_S = 10.0
+
+_CHUNK = 1 << 22
+
+
+def _is_private(directory: str) -> bool:
+    """Inside this process's user state dir (``$XDG_STATE_HOME``, ``~/.local/state``):
+    directories there are created 0700 and files 0600, as the XDG spec asks."""
+    home = state_home(os.environ)
+    return home is not None and (
+        directory == home or directory.startswith(home.rstrip(os.sep) + os.sep)
+    )
+
+
+def _shared_mode(directory: str) -> int:
+    """A file's mode in ``directory``: owner rw, plus the read/write the dir gives group/others.
+
+    So a log in a group-writable env (``0o2775``) is ``0o664`` and every member
+    can append; in a ``0o755`` dir it is ``0o644``.
+    """
+    try:
+        dir_mode = os.stat(directory).st_mode
+    except OSError:
+        return 0o644
+    return 0o600 | (dir_mode & 0o066)
+
+
+def _make_dirs(directory: str, private: bool) -> None:
+    missing: list[str] = []
+    probe = directory
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    for path in reversed(missing):
+        if private:
+            mode = 0o700
+        else:
+            parent_mode = os.stat(os.path.dirname(path)).st_mode
+            mode = 0o700 | (parent_mode & (0o077 | stat.S_ISGID | stat.S_ISVTX))
+        try:
+            os.mkdir(path, mode)
+        except FileExistsError:
+            continue
+        os.chmod(path, mode)  # past the umask
+
+
+def _open_shared(path: str, flags: int, mode: int) -> int:
+    """Open a regular file (never a symlink, FIFO or device), creating it with ``mode``.
+
+    An existing file is opened without O_CREAT, so ``fs.protected_regular`` does
+    not refuse a log another user created in a sticky directory.
+    """
+    flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        try:
+            fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, mode)  # past the umask
+        except FileExistsError:
+            fd = os.open(path, flags)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    return fd
+
+
+def _lock(lock_path: str, mode: int) -> Callable[[], None]:
+    """Hold ``lock_path`` exclusively; returns the function that releases it."""
+    fd = _open_shared(lock_path, os.O_RDWR, mode)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on the Linux hubs safe-pip is for
+        os.close(fd)
+        return _filelock(lock_path)
+    deadline = time.monotonic() + LOCK_TIMEOUT_S
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as error:
+            if error.errno in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP):
+                os.close(fd)
+                return _filelock(lock_path)
+            if error.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                os.close(fd)
+                raise
+        if time.monotonic() >= deadline:
+            os.close(fd)
+            raise OSError(errno.ETIMEDOUT, f"lock held by another process for {LOCK_TIMEOUT_S:g} s")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+    def release() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    return release
+
+
+def _filelock(lock_path: str) -> Callable[[], None]:
+    """filelock's own lock, for filesystems without flock (it falls back to a soft lock)."""
+    import filelock
+
+    lock = filelock.FileLock(lock_path, timeout=LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except filelock.Timeout as error:
+        raise OSError(errno.ETIMEDOUT, "lock held by another process") from error
+
+    def release() -> None:
+        lock.release()
+
+    return release
+
+
+def _last_line(fd: int, size: int) -> tuple[bytes | None, bool]:
+    """(the last line without its newline or None for an empty file, file ends with a newline)."""
+    if size == 0:
+        return None, True
+    block = 4096
+    position = size
+    buffer = b""
+    while True:
+        count = min(block, position)
+        position -= count
+        buffer = os.pread(fd, count, position) + buffer
+        terminated = buffer.endswith(b"\n")
+        body = buffer[:-1] if terminated else buffer
+        cut = body.rfind(b"\n")
+        if cut >= 0 or position == 0:
+            return body[cut + 1 :], terminated
+        block = min(block * 4, _CHUNK)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _append_to(path: str, record: Mapping[str, Any], fsync: bool) -> None:
+    directory = os.path.dirname(path) or "."
+    private = _is_private(directory)
+    _make_dirs(directory, private)
+    mode = 0o600 if private else _shared_mode(directory)
+    release = _lock(path + LOCK_SUFFIX, mode)
+    try:
+        fd = _open_shared(path, os.O_RDWR | os.O_APPEND, mode)
+        try:
+            size = os.fstat(fd).st_size
+            last, terminated = _last_line(fd, size)
+            chained = {**record, "prev": None if last is None else line_hash(last)}
+            data = json.dumps(chained, separators=(",", ":"), default=str).encode("ascii")
+            # a torn last line (crash mid-write) stays a line of its own
+            _write_all(fd, (b"" if terminated else b"\n") + data + b"\n")
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        release()
+
+
+def append(record: Mapping[str, Any], locations: Sequence[str], *, fsync: bool = False) -> str:
+    """Append ``record`` to the first location that works; returns its path.
+
+    The record is redacted again and chained (``prev``) to the file's last line.
+    Raises AuditError when no location works.  ``fsync`` also waits for the
+    disk (see docs/performance.md for what it costs).
+    """
+    redacted = redact_record(dict(record))
+    redacted["packages"] = sorted(record_packages(redacted))
+    problems = []
+    for path in locations:
+        try:
+            _append_to(path, redacted, fsync)
+        except OSError as error:
+            problems.append(f"{path}: {error.strerror or error}")
+            continue
+        return path
+    raise AuditError(
+        "cannot write the audit record: " + ("; ".join(problems) or "no location configured"),
+        hint="ask the admin to make the env's var/log/safe-pip writable for you, "
+        "or to set audit.location in the policy",
+    )
