@@ -1,6 +1,36 @@
-"""Fixtures for integration tests: real prefixes, a wheelhouse, safe-pip, and `run`.
+"""Test tiers and the shared fixtures for integration tests.
 
-All of them are lazy (nothing is built unless a test asks) and need root: they
+Two tiers
+---------
+* **unit**: pure logic on in-memory fakes or files under `tmp_path`; no root, no
+  subprocess, no real pip. The whole tier runs in well under a minute:
+  `./scripts/test --fast` (ruff, mypy, then `pytest -m "not integration"`).
+* **integration**: real pip on real prefixes, run as root and as uid 65534.
+  `./scripts/test` (what CI runs) runs both tiers.
+
+A test is in the integration tier when it is marked `integration`. You rarely
+mark it yourself: every test that uses one of the fixtures in
+`INTEGRATION_FIXTURES` below (directly or through another fixture) is marked
+automatically at collection. Mark by hand (`@pytest.mark.integration`, or
+`pytestmark = pytest.mark.integration` for a module) only a test that starts a
+process or needs root without those fixtures. In the unit tier, starting a
+subprocess fails the test with a message saying to mark it (see
+`_no_subprocess_in_unit_tests`).
+
+Sharing expensive set-ups
+-------------------------
+The suite has a time budget (README "Development"). Anything that costs more
+than a second (a prefix with packages installed, a server, a kernel, a
+conda channel) is built once per session and shared:
+
+* build it in a `scope="session"` fixture under `shared_session_tmp` (or under
+  `support.prefixes.cache_dir()` with `cached_build` when it can outlive the
+  session and be shared by concurrent runs; that is lock-safe);
+* hand each test a fresh copy only when the test modifies it;
+* a server or kernel started by a session fixture is stopped in its teardown
+  by its own pid (never by name).
+
+Fixtures are lazy (nothing is built unless a test asks) and need root: they
 chown, switch uid with setpriv and copy the interpreter from /root/.pyenv.
 Without root they skip. Set SAFE_PIP_KEEP_TMP=1 to keep the per-test
 directories under /tmp/safe-pip-tests for inspection.
@@ -8,11 +38,13 @@ directories under /tmp/safe-pip-tests for inspection.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +56,61 @@ from support.run import Runner, safe_pip_cmd
 from support.wheels import build_wheel
 
 SHARED_TMP_ROOT = Path("/tmp/safe-pip-tests")
+
+# A test that uses any of these (directly or through another fixture) is in the
+# integration tier. Add a fixture here when it builds prefixes, runs pip or
+# starts processes.
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "shared_tmp",
+        "shared_session_tmp",
+        "base_python",
+        "prefix_factory",
+        "wheelhouse",
+        "safe_pip_bin",
+        "run",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses an integration fixture `integration`."""
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+@contextlib.contextmanager
+def _no_subprocess_in_unit_tests(item: pytest.Item) -> Iterator[None]:
+    """Unit tests (and their fixtures) start no process: fail one that does, naming the fix."""
+    if item.get_closest_marker("integration") is not None:
+        yield
+        return
+    original = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError(
+            f"{item.nodeid} starts a subprocess: it belongs in the integration tier; "
+            "mark it @pytest.mark.integration (see tests/conftest.py)"
+        )
+
+    subprocess.Popen._execute_child = refuse  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        subprocess.Popen._execute_child = original  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    with _no_subprocess_in_unit_tests(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    with _no_subprocess_in_unit_tests(item):
+        yield
 
 
 def _require_root() -> None:

@@ -336,6 +336,7 @@ _WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.integration
 def test_concurrent_appends_lose_nothing_and_never_interleave(tmp_path: Path) -> None:
     log = tmp_path / "shared" / "audit.jsonl"
     script = _WORKER.format(src=SRC)

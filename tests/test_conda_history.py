@@ -26,10 +26,7 @@ from safe_pip.conda_history import (
     spec_name,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "conda-meta"
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURES.is_dir(), reason=f"shared fixtures not found at {FIXTURES}"
-)
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "conda-meta"
 
 # file -> (requested specs in conda's dict order, packages installed at the end, channels)
 EXPECTED: dict[str, tuple[list[tuple[str, str]], int, list[str]]] = {
@@ -177,12 +174,10 @@ EXPECTED: dict[str, tuple[list[tuple[str, str]], int, list[str]]] = {
 # --- the real files -------------------------------------------------------------------
 
 
-@needs_fixtures
 def test_every_history_fixture_is_expected() -> None:
     assert sorted(p.name for p in FIXTURES.glob("*history")) == sorted(EXPECTED)
 
 
-@needs_fixtures
 @pytest.mark.parametrize("filename", sorted(EXPECTED))
 def test_fixture_parses_cleanly(filename: str) -> None:
     history = read_history(FIXTURES / filename)
@@ -196,7 +191,6 @@ def test_fixture_parses_cleanly(filename: str) -> None:
     assert history.channels() == channels
 
 
-@needs_fixtures
 def test_fixture_grammar_details() -> None:
     # conda 3.8: the first block lists the whole environment, without +/-
     first = read_history(FIXTURES / "Eigenstate__dabble__miniconda_conda-meta_history").blocks[0]
@@ -243,7 +237,6 @@ def test_fixture_grammar_details() -> None:
     assert pixi.last_change_time() is None
 
 
-@needs_fixtures
 def test_read_history_accepts_a_prefix(tmp_path: Path) -> None:
     source = FIXTURES / "Kim-yk__autodock-gpu__conda-meta_history"
     (tmp_path / "conda-meta").mkdir()

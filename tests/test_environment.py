@@ -19,7 +19,7 @@ from safe_pip.environment import (
 )
 from safe_pip.target import Target, resolve_target
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "conda-meta"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "conda-meta"
 
 
 def conda_prefix(root: Path, history: str | None = None) -> Path:
@@ -55,8 +55,6 @@ def test_envs_alone_is_not_enough(tmp_path: Path) -> None:
 )
 def test_base_from_a_real_constructor_history(tmp_path: Path, fixture: str, base: bool) -> None:
     source = FIXTURES / fixture
-    if not source.exists():
-        pytest.skip(f"fixture {source} not found")
     prefix = conda_prefix(tmp_path / "p")
     shutil.copy(source, prefix / "conda-meta" / "history")
     assert is_conda_base(str(prefix), {}) is base
@@ -123,6 +121,7 @@ def test_target_resolution_order(tmp_path: Path) -> None:
     assert chosen.python == str(python) and chosen.how.startswith("pip option --python")
 
 
+@pytest.mark.integration
 def test_this_interpreter_is_inspected(tmp_path: Path) -> None:
     env = inspect_environment(Target(sys.executable, "test"), dict(os.environ))
     assert env.version.startswith(f"{sys.version_info[0]}.{sys.version_info[1]}")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
@@ -38,9 +36,8 @@ from safe_pip.export import (
 )
 from support.fakes import fake_environment
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "conda-meta"
-HISTORIES = sorted(p for p in FIXTURES.glob("*_history")) if FIXTURES.is_dir() else []
-needs_fixtures = pytest.mark.skipif(not HISTORIES, reason=f"no fixtures at {FIXTURES}")
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "conda-meta"
+HISTORIES = sorted(FIXTURES.glob("*_history"))
 
 # conda-store's rules (conda_store_server/_internal/schema.py, CondaSpecification and
 # check_pip): the env name, and each pip item a PEP 508 requirement or one of three options.
@@ -60,32 +57,8 @@ def conda_store_accepts_pip_item(item: str) -> bool:
 
 
 def yaml_load(text: str) -> Any:
-    """Parse YAML with PyYAML: here, or in a system python3 that has it; else skip."""
-    try:
-        import yaml  # type: ignore[import-untyped]
-    except ImportError:
-        pass
-    else:
-        return yaml.safe_load(text)
-    for python in ("/usr/bin/python3", shutil.which("python3")):
-        if not python or not os.path.exists(python):
-            continue
-        if os.path.realpath(python) == os.path.realpath(sys.executable):
-            continue
-        done = subprocess.run(
-            [
-                python,
-                "-c",
-                "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
-            ],
-            input=text,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode == 0:
-            return json.loads(done.stdout)
-    pytest.skip("PyYAML is not available to parse the YAML back")
+    """Parse YAML with PyYAML (a test dependency), as conda and conda-store do."""
+    return yaml.safe_load(text)
 
 
 NO_INDEX_OPTIONS: dict[str, Any] = {
@@ -528,7 +501,6 @@ def test_comments_cannot_break_out_of_their_line() -> None:
 # --- the conda part, from real conda-meta files --------------------------------------------
 
 
-@needs_fixtures
 @pytest.mark.parametrize("history_file", HISTORIES, ids=lambda p: p.name)
 def test_real_histories_export_valid_yaml(history_file: Path) -> None:
     history = read_history(history_file)
@@ -547,7 +519,6 @@ def test_real_histories_export_valid_yaml(history_file: Path) -> None:
     assert all(isinstance(d, str) for d in data["dependencies"][:-1])
 
 
-@needs_fixtures
 def test_astromarb_base_from_history() -> None:
     history = read_history(FIXTURES / "astromarb__sci-cluster__miniconda3_conda-meta_history")
     specs = history.export_specs(history.installed())
@@ -617,7 +588,6 @@ def conda_prefix(tmp_path: Path) -> Path:
     return prefix
 
 
-@needs_fixtures
 def test_command_exports_a_conda_env(
     monkeypatch: pytest.MonkeyPatch,
     conda_prefix: Path,
@@ -664,6 +634,7 @@ def test_command_exports_a_conda_env(
     assert not list(out.parent.glob(".*.tmp"))
 
 
+@pytest.mark.integration
 def test_command_in_a_plain_prefix_writes_python_and_pip(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -728,6 +699,7 @@ def test_command_rejects_an_invalid_name(monkeypatch: pytest.MonkeyPatch, tmp_pa
         run_export(monkeypatch, env, "--name", "has space")
 
 
+@pytest.mark.integration
 def test_command_without_log_or_conda_meta(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -110,7 +110,7 @@ def test_export_rebuilds_the_same_distributions(
     assert ("demo-a", "2.0") in distributions(fresh.site_packages)
     assert not any(name == "six" for name, _ in distributions(fresh.site_packages))
 
-    data = yaml_load(text)  # last: skips when no PyYAML is at hand
+    data = yaml_load(text)
     assert data["dependencies"][-1] == {"pip": items}
     assert CONDA_STORE_NAME.match(data["name"])
 

@@ -26,6 +26,9 @@ from safe_pip.commands.log import parse_time
 from safe_pip.environment import Environment
 from safe_pip.policy import default_policy
 
+# `log --python` inspects the interpreter in a subprocess.
+pytestmark = pytest.mark.integration
+
 
 def make_fake_env(prefix: Path) -> Path:
     probe = subprocess.run(

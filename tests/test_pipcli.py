@@ -577,6 +577,7 @@ def test_user_site_false_is_explicit_but_not_a_user_install() -> None:
 # --- start-up cost -------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_import_stays_light() -> None:
     heavy = "{'packaging', 'configparser', 'optparse', 'locale', 'subprocess'}"
     code = f"import sys, safe_pip.pipcli; print(sorted({heavy} & set(sys.modules)))"
