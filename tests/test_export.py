@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
-from safe_pip import export as export_module
+from safe_pip.audit import reader as reader_module
+from safe_pip.audit.reader import deciding_records
 from safe_pip.commands import export as export_command
 from safe_pip.conda_history import read_history
 from safe_pip.conda_records import read_records
@@ -29,7 +30,6 @@ from safe_pip.export import (
     environment_name,
     environment_yml,
     pip_requirements,
-    records_that_matter,
     requirements_txt,
     strip_credentials,
     yaml_scalar,
@@ -127,7 +127,7 @@ def test_net_effect_counts_failed_and_interrupted_runs_but_not_denials() -> None
         record([dist("half", "1.0")], outcome="interrupted"),
         record([dist("denied", "1.0")], decision="denied", outcome="denied"),
         record([dist("dry", "1.0")], outcome="dry-run"),
-        {**record([dist("future", "1.0")]), "schema": 2},
+        {**record([dist("future", "1.0")]), "schema": 3},
     ]
     pip = pip_requirements(records)
     assert pip.requirements == ["half==1.0", "kept==1.0"]
@@ -779,7 +779,7 @@ _event = st.one_of(
     st.booleans(),
     st.sampled_from([16, 200, 1 << 18]),
 )
-def test_records_that_matter_replay_like_all_records(
+def test_deciding_records_replay_like_all_records(
     events: list[Any], compact: bool, chunk: int
 ) -> None:
     lines = [
@@ -789,44 +789,44 @@ def test_records_that_matter_replay_like_all_records(
         for e in events
     ]
     data = b"".join(line + b"\n" for line in lines)
-    old = export_module._SELECT_CHUNK
-    export_module._SELECT_CHUNK = chunk
+    old = reader_module._DECIDING_CHUNK
+    reader_module._DECIDING_CHUNK = chunk
     try:
-        chosen, damaged = records_that_matter(data)
+        chosen, damaged = deciding_records(data)
     finally:
-        export_module._SELECT_CHUNK = old
+        reader_module._DECIDING_CHUNK = old
     assert pip_requirements(chosen) == replay_all(data)
     torn = [n for n, line in enumerate(lines, 1) if line == b"{torn"]
     assert damaged == torn
 
 
-def test_records_that_matter_parses_few_lines() -> None:
+def test_deciding_records_parses_few_lines() -> None:
     many = [record([dist(f"p{n % 50}", f"1.{n}")]) for n in range(2000)]
     many += [record(decision="denied", outcome="denied") for _ in range(500)]
-    chosen, damaged = records_that_matter(jsonl(many))
+    chosen, damaged = deciding_records(jsonl(many))
     assert len(chosen) == 50
     assert damaged == []
     assert pip_requirements(chosen).requirements == pip_requirements(many).requirements
 
 
-def test_records_that_matter_ignores_an_unterminated_last_line() -> None:
+def test_deciding_records_ignores_an_unterminated_last_line() -> None:
     data = jsonl([record([dist("a", "1.0")])]) + b'{"schema":1,"decision":"allo'
-    chosen, damaged = records_that_matter(data)
+    chosen, damaged = deciding_records(data)
     assert [r["changes"]["installed"][0]["name"] for r in chosen] == ["a"]
     assert damaged == []
 
 
-def test_records_that_matter_names_with_escapes_are_always_read() -> None:
+def test_deciding_records_names_with_escapes_are_always_read() -> None:
     weird = dist('we"ird', "1.0")
     data = jsonl([record([weird]), record([dist("a", "1.0")]), record([dist("a", "2.0")])])
-    chosen, _ = records_that_matter(data)
+    chosen, _ = deciding_records(data)
     assert len(chosen) == 2  # the weird one and the newest "a"
     assert replay_all(data) == pip_requirements(chosen)
 
 
-def test_records_that_matter_blank_and_damaged_lines() -> None:
+def test_deciding_records_blank_and_damaged_lines() -> None:
     data = b"\n" + jsonl([record([dist("a", "1.0")])]) + b"not json\n\n[1]\n"
-    chosen, damaged = records_that_matter(data)
+    chosen, damaged = deciding_records(data)
     assert len(chosen) == 1
     assert damaged == [3, 5]
 

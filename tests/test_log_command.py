@@ -302,3 +302,34 @@ def test_log_reads_the_fallback_of_a_read_only_env(
     assert os.path.isfile(written)
     code, out, _ = log(env, environ, capsys, "--json")
     assert code == 0 and [r["decision"] for r in json_lines(out)] == ["denied"]
+
+
+def test_time_bounds_at_the_ends_of_the_calendar(
+    history: Environment, environ: dict[str, str], capsys: Any
+) -> None:
+    code, out, _ = log(history, environ, capsys, "--json", "--until", "9999-12-31")
+    assert code == 0 and len(json_lines(out)) == 3
+    code, out, _ = log(history, environ, capsys, "--json", "--since", "0999-01-01")
+    assert code == 0 and len(json_lines(out)) == 3
+    code, out, _ = log(history, environ, capsys, "--json", "--until", "0999-01-01")
+    assert code == 0 and json_lines(out) == []
+    for bad in ("9999-12-32", "10000-01-01", "0000-01-01", "x" * 10_000):
+        code, _, err = log(history, environ, capsys, "--since", bad)
+        assert code == 12 and "not an ISO 8601" in err
+    assert parse_time("0999-01-01") == "0999-01-01T00:00:00.000000Z"
+    assert parse_time("9999-12-31", end=True) is None
+    assert parse_time("9999-12-31T23:30:00-01:00", end=True) is None
+
+
+def test_a_fifo_log_is_refused_without_blocking(
+    env: Environment, environ: dict[str, str], capsys: Any
+) -> None:
+    path = Path(log_locations(env, default_policy(), environ)[0])
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    code, _, err = log(env, environ, capsys)
+    assert code == 0 and "not a regular file" in err
+    code, out, _ = log(env, environ, capsys, "--verify")
+    assert code == 14 and "not a regular file" in out
+    code = main(["export", "--python", env.prefix, "-o", str(path.parent / "x.yml")], environ)
+    assert code == 0 and "not a regular file" in capsys.readouterr().err

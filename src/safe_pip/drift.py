@@ -18,8 +18,8 @@ would cost seconds, so the state of each log file is cached in
 ``$XDG_CACHE_HOME/safe-pip/`` with the file's identity, size and last bytes:
 while the log only grows, only the new lines are read; anything else (a new
 inode, a shorter file, changed bytes) reads the file again, through
-``export.records_that_matter`` (which parses only the records that decide the
-state).  A cache that cannot be read or written is ignored.
+``audit.reader.read_deciding`` (which parses only the records that decide the
+state), replayed by ``audit.replay``.  A cache that cannot be read or written is ignored.
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ from safe_pip.userdirs import cache_dir
 
 #: what ensurepip/venv put into a fresh non-conda env
 BOOTSTRAP_DISTS = frozenset({"pip", "setuptools", "wheel"})
-#: audit outcomes after which the record's ``changes`` are real
-CHANGED_OUTCOMES = frozenset({"ok", "failed", "interrupted"})
 
 _HEADER = re.compile(rb"^==> ?(.+?) ?<==\s*$", re.MULTILINE)
 _CACHE_FORMAT = "safe-pip/audit-state"
@@ -122,50 +120,18 @@ def last_history_time(prefix: str, tail_bytes: int = 65536) -> str | None:
 LogState = dict[str, tuple[str, "str | None"]]
 
 
-def apply_record(state: LogState, record: Mapping[str, Any]) -> None:
-    """One audit record's real changes, as export's replay applies them."""
-    if record.get("decision") != "allowed" or record.get("outcome") not in CHANGED_OUTCOMES:
-        return
-    changes = record.get("changes")
-    if not isinstance(changes, Mapping):
-        return
-    when = str(record.get("time") or "")
-    for item in changes.get("removed") or []:
-        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
-            state[distribution_key(item["name"])] = (when, None)
-    for item in changes.get("installed") or []:
-        if not isinstance(item, Mapping):
-            continue
-        name, version = item.get("name"), item.get("version")
-        if isinstance(name, str) and name and isinstance(version, str):
-            state[distribution_key(name)] = (when, version)
+def _replayed(records: list[dict[str, Any]], state: LogState) -> None:
+    """``state`` updated with the net changes of ``records`` (newer than what it holds)."""
+    from safe_pip.audit.replay import replay
 
-
-def _parse_lines(data: bytes, state: LogState) -> None:
-    for line in data.split(b"\n"):
-        if b'"name"' not in line:
-            continue  # no change items in it
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            apply_record(state, record)
+    state.update(replay(records).versions())
 
 
 def _full_state(path: str) -> LogState:
-    import mmap
-
-    from safe_pip.export import records_that_matter
+    from safe_pip.audit.reader import read_deciding
 
     state: LogState = {}
-    with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return state
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            records, _damaged = records_that_matter(view)
-    for record in records:
-        apply_record(state, record)
+    _replayed(read_deciding([path]).records, state)
     return state
 
 
@@ -248,7 +214,9 @@ def log_file_state(log: str, environ: Mapping[str, str], *, use_cache: bool = Tr
                 }
                 if size > start:
                     handle.seek(start)
-                    _parse_lines(handle.read(size - start), state)
+                    from safe_pip.audit.reader import records_in
+
+                    _replayed(records_in(handle.read(size - start)), state)
                 else:
                     return state
     if state is None:

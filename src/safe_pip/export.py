@@ -3,14 +3,10 @@
 Pure functions only; ``commands/export.py`` gathers the inputs.
 
 * ``pip_requirements(records)`` replays the audit log's ``changes`` (what pip
-  really did on disk) in order and returns the net pip state as a
+  really did on disk) in order (``audit.replay``) and returns the net pip state as a
   ``PipSection``: pinned PEP 508 requirements, index options, and comments for
   what cannot be rebuilt elsewhere (editable dev installs, ``--find-links``
   dirs, entries that would not pass a PEP 508 parser).
-* ``records_that_matter(data)`` picks, from the bytes of one log file, the
-  records whose replay gives the same net state as replaying them all (the
-  newest event of every name), parsing only those lines: 100,000 records
-  are one regex pass and a few thousand ``json.loads``.
 * ``environment_yml(...)`` and ``requirements_txt(...)`` render it.  The YAML
   is written by hand (a small, fixed shape) and follows both readers of the
   file: conda's (``conda/env/env.py``: ``dependencies`` required, strings
@@ -23,17 +19,14 @@ Pure functions only; ``commands/export.py`` gathers the inputs.
 
 from __future__ import annotations
 
-import json
-import mmap
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from safe_pip.audit.record import change_names
-from safe_pip.environment import normalize_name
+from safe_pip.audit.replay import replay
 
 __all__ = [
     "CONDA_STORE_NAME_RE",
@@ -45,7 +38,6 @@ __all__ = [
     "environment_name",
     "environment_yml",
     "pip_requirements",
-    "records_that_matter",
     "requirement_without_credentials",
     "requirements_txt",
     "strip_credentials",
@@ -60,9 +52,6 @@ CONDA_STORE_NAME_RE = re.compile(r"[A-Za-z0-9\-+_@$&?^~.=]+\Z")
 #: names ``conda env create -n`` refuses (conda/base/constants.py RESERVED_ENV_NAMES).
 CONDA_RESERVED_NAMES = frozenset({"base", "root"})
 
-#: audit outcomes whose ``changes`` describe what really happened on disk.
-_CHANGED_OUTCOMES = frozenset({"ok", "failed", "interrupted"})
-_SUPPORTED_SCHEMA = 1
 #: query keys that carry secrets (tokens, pre-signed signatures); dropped from URLs.
 _SECRET_QUERY_RE = re.compile(
     r"(?:.*token.*|.*secret.*|.*passw(?:or)?d.*|pwd|auth.*|.*api[-_]?key.*|key|"
@@ -87,12 +76,6 @@ _YAML_SPECIAL_WORDS = frozenset(
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 #: lone surrogates (from JSON ``\udXXX`` escapes) cannot be written as UTF-8
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
-_MAX_PROBLEMS = 20
-#: the ``"name"`` members of a JSON line (change items are the only objects with one)
-#: (an escaped quote ends the match early: such a name has a backslash and is never skipped)
-_NAME_MEMBER_RE = re.compile(rb'"name"\s*:\s*"([^"]*)"')
-#: bytes of log read at a time by ``records_that_matter``
-_SELECT_CHUNK = 1 << 18
 #: userinfo made only of ``${VAR}`` references: pip expands them from the environment
 _ENV_REFERENCE_RE = re.compile(r"\$\{[A-Za-z0-9_]+\}(?::\$\{[A-Za-z0-9_]+\})?\Z")
 #: conda's default channel_alias (conda/base/context.py), with and without TLS
@@ -292,180 +275,6 @@ def _one_line(text: str) -> str:
     return _CONTROL_RE.sub(" ", _SURROGATE_RE.sub("\ufffd", text)).strip()
 
 
-@dataclass
-class _Replay:
-    state: dict[str, tuple[Mapping[str, Any], int]] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    problem_count: int = 0
-
-    def problem(self, text: str) -> None:
-        self.problem_count += 1
-        if len(self.problems) < _MAX_PROBLEMS:
-            self.problems.append(text)
-
-
-def _counts(record: Mapping[str, Any]) -> bool:
-    """True when the record's ``changes`` are what really happened on disk."""
-    return (
-        record.get("decision") == "allowed"
-        and record.get("outcome") in _CHANGED_OUTCOMES
-        and record.get("schema") == _SUPPORTED_SCHEMA
-        and isinstance(record.get("changes"), Mapping)
-    )
-
-
-class _Selection:
-    """The state of ``records_that_matter`` while it walks a log backwards."""
-
-    def __init__(self) -> None:
-        self.decided: set[str] = set()  # normalised names whose newest change is known
-        self.decided_raw: set[bytes] = set()  # their spellings as found in lines
-        self.normalized: dict[bytes, str | None] = {}
-        self.found: list[dict[str, Any]] = []
-        self.damaged_at: list[int] = []
-
-    def settled(self, names: list[bytes]) -> bool:
-        """True when every name has a newer real change already (spellings are learnt)."""
-        if self.decided_raw.issuperset(names):
-            return True
-        for raw in names:
-            if raw in self.decided_raw:
-                continue
-            if raw not in self.normalized:
-                # a name with an escape is not compared: its line is always parsed
-                self.normalized[raw] = (
-                    None if b"\\" in raw else normalize_name(raw.decode("utf-8", "replace"))
-                )
-            key = self.normalized[raw]
-            if key is None or key not in self.decided:
-                return False
-            self.decided_raw.add(raw)
-        return True
-
-    def take(self, line: bytes, offset: int, names: list[bytes]) -> None:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict):
-            self.damaged_at.append(offset)
-            return
-        if _counts(record):
-            self.found.append(record)
-            self.decided.update(change_names(record))
-            self.settled(names)  # learn the spellings now decided
-
-    def lines(self, chunk: bytes, base: int) -> None:
-        """Every line of ``chunk`` (whole lines, newline-terminated), newest first."""
-        end = len(chunk)
-        while end > 0:
-            start = chunk.rfind(b"\n", 0, end - 1) + 1
-            line = chunk[start : end - 1]
-            end = start
-            names = _NAME_MEMBER_RE.findall(line)
-            if self.settled(names) and line[:1] == b"{" and line[-1:] == b"}":
-                continue
-            if line.strip():
-                self.take(line, base + start, names)
-
-
-def _whole_records(chunk: bytes) -> bool:
-    """Every line of the chunk looks like one JSON object (``{...}``), none is blank."""
-    return (
-        chunk[:1] == b"{"
-        and chunk[-2:] == b"}\n"
-        and chunk.count(b"\n") == chunk.count(b"}\n{") + 1
-    )
-
-
-def records_that_matter(data: bytes | mmap.mmap) -> tuple[list[dict[str, Any]], list[int]]:
-    """The records of one JSON Lines log that decide the net pip state, oldest first,
-    and the numbers of the damaged lines met.
-
-    Replaying the records returned gives the same ``pip_requirements`` as
-    replaying every record of the file: the file is walked from its end, in
-    chunks of whole lines, and a line is parsed only when it names a
-    distribution (a ``"name"`` member, which only change items have) whose
-    newest real change has not been seen yet, or when it does not look like
-    one whole JSON object.  A chunk whose names are all settled and whose lines
-    all look whole is skipped with two byte counts and one regex pass.  An
-    unterminated last line (a record being written) is ignored.
-    """
-    selection = _Selection()
-    end = len(data)
-    if end and data[end - 1 : end] != b"\n":
-        end = data.rfind(b"\n") + 1  # drop the unterminated last line
-    while end > 0:
-        start = 0 if end <= _SELECT_CHUNK else data.rfind(b"\n", 0, end - _SELECT_CHUNK) + 1
-        chunk = data[start:end]
-        if not (selection.settled(_NAME_MEMBER_RE.findall(chunk)) and _whole_records(chunk)):
-            selection.lines(chunk, start)
-        end = start
-    selection.found.reverse()
-    numbers: list[int] = []
-    line, position = 1, 0
-    for offset in sorted(selection.damaged_at):
-        line += data[position:offset].count(b"\n")
-        position = offset
-        numbers.append(line)
-    return selection.found, numbers
-
-
-def _replay(records: Iterable[Mapping[str, Any]]) -> tuple[_Replay, list[Mapping[str, Any]]]:
-    """Apply every real change in order; keep, per surviving name, its item and record."""
-    replay = _Replay()
-    contributing: list[Mapping[str, Any]] = []
-    skipped_schema = 0
-    for number, record in enumerate(records, 1):
-        if not isinstance(record, Mapping):
-            replay.problem(f"audit record {number}: not a JSON object; skipped")
-            continue
-        if record.get("decision") != "allowed" or record.get("outcome") not in _CHANGED_OUTCOMES:
-            continue
-        schema = record.get("schema")
-        if schema != _SUPPORTED_SCHEMA:
-            skipped_schema += 1
-            continue
-        changes = record.get("changes")
-        if changes is None:
-            continue
-        if not isinstance(changes, Mapping):
-            replay.problem(f"audit record {number}: 'changes' is not an object; skipped")
-            continue
-        removed = changes.get("removed") or []
-        installed = changes.get("installed") or []
-        if not isinstance(removed, list) or not isinstance(installed, list):
-            replay.problem(f"audit record {number}: 'changes' lists are malformed; skipped")
-            continue
-        # removals first: an upgrade may list the old version as removed and the new
-        # one as installed; a removal of a conda package's name is a no-op here
-        for item in removed:
-            name = item.get("name") if isinstance(item, Mapping) else None
-            if not isinstance(name, str) or not name:
-                replay.problem(f"audit record {number}: a removed item without a name")
-                continue
-            replay.state.pop(normalize_name(name), None)
-        index = len(contributing)
-        used = False
-        for item in installed:
-            if not isinstance(item, Mapping):
-                replay.problem(f"audit record {number}: an installed item is not an object")
-                continue
-            name, version = item.get("name"), item.get("version")
-            if not isinstance(name, str) or not name or not isinstance(version, str):
-                replay.problem(f"audit record {number}: an installed item without name/version")
-                continue
-            replay.state[normalize_name(name)] = (item, index)
-            used = True
-        if used:
-            contributing.append(record)
-    if skipped_schema:
-        replay.problem(
-            f"{skipped_schema} audit record(s) of a schema other than {_SUPPORTED_SCHEMA} skipped"
-        )
-    return replay, contributing
-
-
 def _package(key: str, item: Mapping[str, Any], cleaned: list[str]) -> PipPackage:
     name = str(item["name"])
     version = str(item["version"])
@@ -619,11 +428,12 @@ def pip_requirements(records: Iterable[Mapping[str, Any]]) -> PipSection:
     each record's removals are applied before its installs.  Packages come
     out sorted by normalised name.
     """
-    replay, contributing = _replay(records)
+    net = replay(records)
+    state = net.installed()
     cleaned: list[str] = []
-    packages = [_package(key, replay.state[key][0], cleaned) for key in sorted(replay.state)]
-    options = _index_options(packages, replay.state, contributing, cleaned)
-    comments = _find_links_notes(packages, replay.state, contributing)
+    packages = [_package(key, state[key][0], cleaned) for key in sorted(state)]
+    options = _index_options(packages, state, net.records, cleaned)
+    comments = _find_links_notes(packages, state, net.records)
     if cleaned:
         comments.append(
             "credentials were removed from URLs ("
@@ -631,9 +441,7 @@ def pip_requirements(records: Iterable[Mapping[str, Any]]) -> PipSection:
             + "): give them at build time (pip's keyring support, PIP_INDEX_URL), "
             "never in the spec"
         )
-    problems = list(replay.problems)
-    if replay.problem_count > len(replay.problems):
-        problems.append(f"... and {replay.problem_count - len(replay.problems)} more problems")
+    problems = net.all_problems()
     return PipSection(
         options=tuple(options),
         packages=tuple(packages),

@@ -12,11 +12,14 @@ import contextlib
 import json
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
 from safe_pip.audit.locations import log_locations
-from safe_pip.audit.record import record_packages
+from safe_pip.audit.record import change_names, record_packages
+from safe_pip.audit.replay import changes_are_real
+from safe_pip.environment import normalize_name
 from safe_pip.errors import AuditError
 
 if TYPE_CHECKING:
@@ -27,6 +30,30 @@ if TYPE_CHECKING:
 
 _TAIL_BLOCK = 1 << 16
 _CHUNK = 1 << 22
+
+
+_FIXED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
+def comparable_time(value: object) -> str | None:
+    """A record's ``time`` in the fixed-width UTC form, where text order is time order
+    (so ``--since``/``--until`` compare real times); None when it is not a time."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    if _FIXED_TIME.fullmatch(value):
+        return value
+    from datetime import datetime, timezone
+
+    from safe_pip.audit.record import fixed_width_time
+
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+    return fixed_width_time(moment)
 
 
 class RecordFilter:
@@ -70,7 +97,9 @@ class RecordFilter:
         if self.user is not None and self.user not in (record.get("user"), record.get("hub_user")):
             return False
         if self.since is not None or self.until is not None:
-            when = str(record.get("time") or "")
+            when = comparable_time(record.get("time"))
+            if when is None:
+                return False
             if self.since is not None and when < self.since:
                 return False
             if self.until is not None and when >= self.until:
@@ -213,7 +242,11 @@ def _windows_backward(buffer: _Buffer) -> Iterator[tuple[int, int, bool]]:
 
 
 def map_file(path: str) -> _Buffer | None:
-    """The file's bytes (memory-mapped), or None when it does not exist."""
+    """The file's bytes (memory-mapped), or None when it does not exist.
+
+    Raises AuditError when it cannot be read or is not a regular file (opened
+    without blocking, so a FIFO there never stalls a reader).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (FileNotFoundError, NotADirectoryError):
@@ -221,7 +254,11 @@ def map_file(path: str) -> _Buffer | None:
     except OSError as error:
         raise AuditError(f"cannot read the audit log {path}: {error.strerror}") from error
     try:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            # a FIFO would block a reader forever, a device would never end
+            raise AuditError(f"cannot read the audit log {path}: not a regular file")
+        size = info.st_size
         if size == 0:
             return b""
         import mmap
@@ -339,6 +376,18 @@ class Reading:
         return count
 
 
+def _distinct(paths: Sequence[str]) -> list[str]:
+    """``paths`` without a second name (or a symlink) for a file already listed."""
+    seen: set[str] = set()
+    distinct = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            distinct.append(path)
+    return distinct
+
+
 def read_all(
     paths: Sequence[str], *, newest: int | None = None, filters: RecordFilter | None = None
 ) -> Reading:
@@ -350,13 +399,8 @@ def read_all(
     import heapq
 
     reading = Reading()
-    seen: set[str] = set()
     buffers: list[tuple[str, _Buffer]] = []
-    for path in paths:
-        real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
+    for path in _distinct(paths):
         try:
             buffer = map_file(path)
         except AuditError as error:
@@ -401,3 +445,155 @@ def read_env_records(
     reading = read_all(log_locations(env, policy, environ), newest=newest, filters=filters)
     records = list(reading.records)
     return records, reading.damaged
+
+
+# --- the records that decide the net pip state (export, drift) ------------------------------
+
+#: the ``"name"`` members of a JSON line (change items are the only objects with one)
+#: (an escaped quote ends the match early: such a name has a backslash and is never skipped)
+_NAME_MEMBER_RE = re.compile(rb'"name"\s*:\s*"([^"]*)"')
+#: bytes of log read at a time by ``deciding_records``
+_DECIDING_CHUNK = 1 << 18
+
+
+class _Selection:
+    """The state of ``deciding_records`` while it walks a log backwards."""
+
+    def __init__(self) -> None:
+        self.decided: set[str] = set()  # normalised names whose newest change is known
+        self.decided_raw: set[bytes] = set()  # their spellings as found in lines
+        self.normalized: dict[bytes, str | None] = {}
+        self.found: list[dict[str, Any]] = []
+        self.damaged_at: list[int] = []
+
+    def settled(self, names: list[bytes]) -> bool:
+        """True when every name has a newer real change already (spellings are learnt)."""
+        if self.decided_raw.issuperset(names):
+            return True
+        for raw in names:
+            if raw in self.decided_raw:
+                continue
+            if raw not in self.normalized:
+                # a name with an escape is not compared: its line is always parsed
+                self.normalized[raw] = (
+                    None if b"\\" in raw else normalize_name(raw.decode("utf-8", "replace"))
+                )
+            key = self.normalized[raw]
+            if key is None or key not in self.decided:
+                return False
+            self.decided_raw.add(raw)
+        return True
+
+    def take(self, line: bytes, offset: int, names: list[bytes]) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            self.damaged_at.append(offset)
+            return
+        if changes_are_real(record):
+            self.found.append(record)
+            self.decided.update(change_names(record))
+            self.settled(names)  # learn the spellings now decided
+
+    def lines(self, chunk: bytes, base: int) -> None:
+        """Every line of ``chunk`` (whole lines, newline-terminated), newest first."""
+        end = len(chunk)
+        while end > 0:
+            start = chunk.rfind(b"\n", 0, end - 1) + 1
+            line = chunk[start : end - 1]
+            end = start
+            names = _NAME_MEMBER_RE.findall(line)
+            if self.settled(names) and line[:1] == b"{" and line[-1:] == b"}":
+                continue
+            if line.strip():
+                self.take(line, base + start, names)
+
+
+def _whole_records(chunk: bytes) -> bool:
+    """Every line of the chunk looks like one JSON object (``{...}``), none is blank."""
+    return (
+        chunk[:1] == b"{"
+        and chunk[-2:] == b"}\n"
+        and chunk.count(b"\n") == chunk.count(b"}\n{") + 1
+    )
+
+
+def deciding_records(data: _Buffer) -> tuple[list[dict[str, Any]], list[int]]:
+    """The records of one JSON Lines log that decide the net pip state, oldest first,
+    and the numbers of the damaged lines met.
+
+    Replaying the records returned gives the same ``pip_requirements`` as
+    replaying every record of the file: the file is walked from its end, in
+    chunks of whole lines, and a line is parsed only when it names a
+    distribution (a ``"name"`` member, which only change items have) whose
+    newest real change has not been seen yet, or when it does not look like
+    one whole JSON object.  A chunk whose names are all settled and whose lines
+    all look whole is skipped with two byte counts and one regex pass.  An
+    unterminated last line (a record being written) is ignored.
+    """
+    selection = _Selection()
+    end = len(data)
+    if end and data[end - 1 : end] != b"\n":
+        end = data.rfind(b"\n") + 1  # drop the unterminated last line
+    while end > 0:
+        start = 0 if end <= _DECIDING_CHUNK else data.rfind(b"\n", 0, end - _DECIDING_CHUNK) + 1
+        chunk = data[start:end]
+        if not (selection.settled(_NAME_MEMBER_RE.findall(chunk)) and _whole_records(chunk)):
+            selection.lines(chunk, start)
+        end = start
+    selection.found.reverse()
+    numbers: list[int] = []
+    line, position = 1, 0
+    for offset in sorted(selection.damaged_at):
+        line += data[position:offset].count(b"\n")
+        position = offset
+        numbers.append(line)
+    return selection.found, numbers
+
+
+class Deciding:
+    """What ``read_deciding`` found: ``records`` (oldest first, merged by time),
+    ``damaged`` (line numbers skipped, by file) and ``unreadable`` (file: why)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.damaged: dict[str, list[int]] = {}
+        self.unreadable: dict[str, str] = {}
+
+
+def read_deciding(paths: Sequence[str]) -> Deciding:
+    """The records of several log files that decide the env's net pip state
+    (``deciding_records`` of each), merged by time; the same file named twice is read once."""
+    import heapq
+
+    found = Deciding()
+    per_file: list[list[dict[str, Any]]] = []
+    for path in _distinct(paths):
+        try:
+            buffer = map_file(path)
+        except AuditError as error:
+            found.unreadable[path] = error.message
+            continue
+        if buffer is None:
+            continue
+        try:
+            records, damaged = deciding_records(buffer)
+        finally:
+            close_buffer(buffer)
+        if damaged:
+            found.damaged[path] = damaged
+        if records:
+            per_file.append(records)
+    if len(per_file) == 1:
+        found.records = per_file[0]
+    else:
+        found.records = list(heapq.merge(*per_file, key=_time_of))
+    return found
+
+
+def records_in(data: bytes) -> list[dict[str, Any]]:
+    """The records among whole lines (``data`` ends with a newline); damaged ones skipped."""
+    records, _damaged = _Selector(None).select(data, 0, len(data), False)
+    return records

@@ -19,6 +19,8 @@ from safe_pip import __version__
 from safe_pip.audit.redact import redact_argv, redact_requirement_file_lines, redact_text
 
 if TYPE_CHECKING:
+    import datetime
+
     from safe_pip.environment import Environment
     from safe_pip.pipcli import Operation
 
@@ -36,6 +38,14 @@ def utc_time(epoch: float | None = None) -> str:
     if micros == 1_000_000:
         seconds, micros = seconds + 1, 0
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+def fixed_width_time(moment: datetime.datetime) -> str:
+    """A UTC ``datetime`` in the records' fixed-width form (a 4-digit year, also before 1000)."""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+        f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}Z"
+    )
 
 
 def new_id() -> str:

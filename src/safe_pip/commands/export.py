@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import heapq
-import mmap
 import os
 import sys
 import tempfile
@@ -36,7 +34,6 @@ from safe_pip.export import (
     environment_name,
     environment_yml,
     pip_requirements,
-    records_that_matter,
     requirement_without_credentials,
     requirements_txt,
 )
@@ -55,10 +52,11 @@ def read_audit_records(
     """The records of every log the env's records may be in, that decide its pip state.
 
     Oldest first (merged by time), with the problems met.  Each file is read
-    through ``records_that_matter``: only lines that can still change the
+    through ``audit.reader.read_deciding``: only lines that can still change the
     result are parsed.
     """
     from safe_pip.audit.locations import log_locations
+    from safe_pip.audit.reader import read_deciding
     from safe_pip.errors import PolicyError
     from safe_pip.policy import load_policy
 
@@ -68,44 +66,13 @@ def read_audit_records(
     except PolicyError as error:
         policy = None
         problems.append(f"the policy cannot be read ({error.message}); reading the default logs")
-    per_file: list[list[dict[str, Any]]] = []
-    seen: set[str] = set()
-    for path in log_locations(env, policy, environ):
-        real = os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
-        try:
-            records, damaged = _records_of_file(path)
-        except OSError as error:
-            problems.append(f"{path}: cannot read: {error.strerror or error}")
-            continue
-        if damaged:
-            shown = ", ".join(str(n) for n in damaged[:10])
-            more = f" and {len(damaged) - 10} more" if len(damaged) > 10 else ""
-            problems.append(f"{path}: damaged lines skipped: {shown}{more}")
-        if records:
-            per_file.append(records)
-    if len(per_file) == 1:
-        return per_file[0], problems
-    return list(heapq.merge(*per_file, key=lambda r: str(r.get("time") or ""))), problems
-
-
-def _records_of_file(path: str) -> tuple[list[dict[str, Any]], list[int]]:
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the mmap
-    except FileNotFoundError:
-        return [], []
-    with handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
-            return [], []
-        try:
-            view = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            return records_that_matter(handle.read())
-        with view:
-            return records_that_matter(view)
+    found = read_deciding(log_locations(env, policy, environ))
+    problems.extend(found.unreadable.values())
+    for path, damaged in found.damaged.items():
+        shown = ", ".join(str(n) for n in damaged[:10])
+        more = f" and {len(damaged) - 10} more" if len(damaged) > 10 else ""
+        problems.append(f"{path}: damaged lines skipped: {shown}{more}")
+    return found.records, problems
 
 
 def _clock() -> datetime.datetime:

@@ -19,11 +19,11 @@ from typing import Any
 
 from safe_pip.audit.locations import log_locations
 from safe_pip.audit.reader import RecordFilter, read_all
-from safe_pip.audit.record import redact_record, utc_time
+from safe_pip.audit.record import fixed_width_time, redact_record
 from safe_pip.audit.redact import redact_argv
 from safe_pip.audit.verify import verify
 from safe_pip.commands import target_environment
-from safe_pip.errors import ExitCode, PolicyError, UsageError
+from safe_pip.errors import AuditError, ExitCode, PolicyError, UsageError
 from safe_pip.policy import Policy, load_policy
 
 PROG = "safe-pip"
@@ -34,7 +34,10 @@ MIN_ARG_WIDTH = 12
 MAX_PROBLEMS_SHOWN = 20
 
 
-def parse_time(text: str, *, end: bool = False) -> str:
+_EARLIEST = "0001-01-01T00:00:00.000000Z"
+
+
+def parse_time(text: str, *, end: bool = False) -> str | None:
     """An ISO 8601 date or time as a bound in the records' UTC form.
 
     A time without a zone is UTC.  A date alone means the start of that day,
@@ -51,7 +54,10 @@ def parse_time(text: str, *, end: bool = False) -> str:
             day = date.fromisoformat(value)
             moment = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
             if end:
-                moment += timedelta(days=1)
+                try:
+                    moment += timedelta(days=1)
+                except OverflowError:
+                    return None  # --until 9999-12-31: no upper bound
         else:
             if value.endswith(("Z", "z")):
                 value = value[:-1] + "+00:00"
@@ -64,7 +70,11 @@ def parse_time(text: str, *, end: bool = False) -> str:
             hint="for example 2024-05-01, 2024-05-01T14:30 or 2024-05-01T14:30:00+02:00 "
             "(times without a zone are UTC)",
         ) from error
-    return utc_time(moment.timestamp())
+    try:
+        moment = moment.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+01:00, 9999-12-31T23:59-01:00
+        return None if end or moment.year > 1 else _EARLIEST
+    return fixed_width_time(moment)
 
 
 def _policy(prefix: str) -> Policy | None:
@@ -222,7 +232,12 @@ def _verify(locations: Sequence[str]) -> int:
         return int(ExitCode.OK)
     broken = False
     for path in existing:
-        intact, problems = verify(path)
+        try:
+            intact, problems = verify(path)
+        except AuditError as error:
+            broken = True
+            print(f"{path}: cannot be verified: {error.message}")
+            continue
         if intact:
             print(f"{path}: the hash chain is intact")
             continue
