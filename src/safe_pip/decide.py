@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from safe_pip import rules
-from safe_pip.environment import Environment, EnvKind, is_within, normalize_name
-from safe_pip.pipcli import Operation, Setting
+from safe_pip.destinations import LEXICAL, Destination, place_destinations
+from safe_pip.environment import Environment, EnvKind, normalize_name
+from safe_pip.pipcli import Operation
 from safe_pip.policy import Policy
 
 #: safe-pip's own flag to replace conda-owned packages; removed before pip runs.
@@ -81,53 +82,6 @@ def _own_env_hint(env: Environment) -> str:
     )
 
 
-def _user_site_route(op: Operation, env: Environment) -> str | None:
-    """Where an explicit user install comes from, or None."""
-    setting = op.user_site
-    if setting is not None and setting.value:
-        return setting.source
-    return None
-
-
-def _destinations(op: Operation, env: Environment) -> list[tuple[str, Setting]]:
-    """(directory pip would write to, the option) for --target/--prefix/--root."""
-    found: list[tuple[str, Setting]] = []
-    for setting in (op.target_dir, op.prefix_path, op.root_path):
-        if setting is not None and setting.value is not None:
-            # pip does not expand ~ in these values; an empty one is a real (odd) location
-            found.append((os.path.abspath(str(setting.value)) if setting.value else "", setting))
-    return found
-
-
-def _inside_user_base(path: str, env: Environment) -> bool:
-    return bool(env.user_base) and is_within(path, env.user_base)
-
-
-def _root_points_at_env(root: str, env: Environment) -> bool:
-    # --root R writes R + <env path>; R = "/" lands in the env itself
-    return os.path.realpath(root) == os.sep
-
-
-def _destination_in_env(path: str, setting: Setting, op: Operation, env: Environment) -> bool:
-    if setting is op.root_path:
-        return _root_points_at_env(path, env)
-    return env.contains(path)
-
-
-def destinations_outside(op: Operation, env: Environment) -> list[str]:
-    """The --target/--prefix/--root directories that lie outside the env."""
-    return [
-        path
-        for path, setting in _destinations(op, env)
-        if path and not _destination_in_env(path, setting, op, env)
-    ]
-
-
-def writes_env(op: Operation, env: Environment) -> bool:
-    """True unless every --target/--prefix/--root points outside the env."""
-    return all(_destination_in_env(path, s, op, env) for path, s in _destinations(op, env))
-
-
 def _with_extra(op: Operation, extra: list[str]) -> tuple[str, ...]:
     """pip arguments: the user's (less --python and our own flags), ours after the command."""
     args = [a for a in op.argv_without_python() if a != REPLACE_CONDA_FLAG]
@@ -164,16 +118,281 @@ def corrected_command(op: Operation, *, add: list[str], drop: tuple[str, ...] = 
     return shlex.join(["pip", *args[:position], *add, *args[position:]])
 
 
+# --- the rule table ---------------------------------------------------------------------
+#
+# A rule is a small function that returns a ``Refusal`` (why, and what to do instead) or
+# None, and one entry in a table that gives it its rule id.  ``decide`` asks the rules in
+# table order; the first refusal is the decision.  Adding a rule: an id in ``rules.py``,
+# one function here, one entry in the table, one entry in docs/rules.md.
+
+
+@dataclass(frozen=True)
+class Case:
+    """Everything a rule may look at: the inputs of ``decide``, with the destinations placed."""
+
+    op: Operation
+    env: Environment
+    policy: Policy
+    destinations: tuple[Destination, ...]
+    #: a developer install (-e of local source trees only)
+    dev: bool
+
+    @property
+    def mode(self) -> str:
+        """What the policy allows in this kind of env: allow, dev-only or deny."""
+        return self.policy.mode_for(self.env.kind.value)
+
+    @property
+    def into_env(self) -> bool:
+        """pip writes into the env (no destination in a directory the policy lists)."""
+        return not any(d.listed and not d.in_env for d in self.destinations)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One entry of the table: a rule id and the check that may refuse under it."""
+
+    id: str
+    check: Callable[[Case], Refusal | None]
+
+
+def _explicit_user_site(case: Case) -> Refusal | None:
+    setting = case.op.user_site
+    if setting is None or not setting.value:
+        return None
+    env = case.env
+    return Refusal(
+        f"a user install ({setting.source}) puts packages in {env.user_site or '~/.local'}, "
+        f"which every env of Python {env.short_version} sees: one user install can break "
+        "other envs and JupyterLab itself",
+        "install into the environment instead (drop --user / unset PIP_USER / remove "
+        "`user = true` from pip.conf), or " + _own_env_hint(env),
+    )
+
+
+def _frozen_env(case: Case) -> Refusal | None:
+    if not case.env.frozen:
+        return None
+    return Refusal(
+        f"the environment {case.env.prefix} is frozen (conda-meta/frozen): nothing may change it",
+        "change the environment's spec and rebuild it, or " + _own_env_hint(case.env),
+    )
+
+
+def _empty_destination(dest: Destination, _case: Case) -> Refusal | None:
+    if dest.path:
+        return None
+    return Refusal(
+        f"{dest.setting.source} is empty: pip would then write relative to / or the current "
+        "directory and skip the environment's PEP 668 check",
+        "give the option a directory, or leave it out to install into the environment",
+    )
+
+
+def _destination_in_user_base(dest: Destination, case: Case) -> Refusal | None:
+    if not dest.in_user_base:
+        return None
+    return Refusal(
+        f"{dest.setting.source} points into your user base {case.env.user_base}: that is a "
+        "user install by another route",
+        _own_env_hint(case.env),
+    )
+
+
+def _destination_in_base_env(dest: Destination, case: Case) -> Refusal | None:
+    kind = dest.foreign
+    if not dest.elsewhere or kind != EnvKind.CONDA_BASE:
+        return None
+    if case.policy.mode_for(kind.value) != "deny":
+        return None
+    return Refusal(
+        f"{dest.setting.source} = {dest.path} writes into a conda base environment, which runs "
+        "conda and JupyterLab; pip may not change it",
+        _own_env_hint(case.env),
+    )
+
+
+def _destination_in_system_python(dest: Destination, case: Case) -> Refusal | None:
+    kind = dest.foreign
+    if not dest.elsewhere or kind != EnvKind.SYSTEM or case.policy.mode_for(kind.value) != "deny":
+        return None
+    return Refusal(
+        f"{dest.setting.source} = {dest.path} writes into the system Python",
+        _own_env_hint(case.env),
+    )
+
+
+def _destination_outside_env(dest: Destination, case: Case) -> Refusal | None:
+    if not dest.elsewhere:
+        return None
+    allowed_dirs = case.policy.paths("install.allowed-destinations")
+    listed = ", ".join(allowed_dirs) if allowed_dirs else "none"
+    return Refusal(
+        f"{dest.setting.source} = {dest.path} writes outside the target environment "
+        f"{case.env.prefix} (directories the policy allows: {listed})",
+        "install into the environment itself (drop the option), or ask the admin to list "
+        "the directory under install.allowed-destinations",
+    )
+
+
+def _env_kind_denied(case: Case, kind: EnvKind) -> bool:
+    return case.into_env and case.mode == "deny" and case.env.kind == kind
+
+
+def _base_env(case: Case) -> Refusal | None:
+    if not _env_kind_denied(case, EnvKind.CONDA_BASE):
+        return None
+    return Refusal(
+        f"{case.env.prefix} is the conda base environment, which runs conda and JupyterLab; "
+        "pip may not change it (--break-system-packages does not change this)",
+        _own_env_hint(case.env),
+    )
+
+
+def _system_python(case: Case) -> Refusal | None:
+    if not _env_kind_denied(case, EnvKind.SYSTEM):
+        return None
+    return Refusal(
+        f"{case.env.prefix} is the system Python, managed by the distribution "
+        "(--break-system-packages does not change this)",
+        _own_env_hint(case.env),
+    )
+
+
+def _env_denied(case: Case) -> Refusal | None:
+    env = case.env
+    if not case.into_env or case.mode != "deny":
+        return None
+    if env.kind in (EnvKind.CONDA_BASE, EnvKind.SYSTEM):
+        return None  # their own rules above
+    return Refusal(
+        f"the policy allows no pip {case.op.command} in {env.kind} environments like {env.prefix}",
+        "change the environment's spec and rebuild it, or " + _own_env_hint(env),
+    )
+
+
+def _dev_only_env(case: Case) -> Refusal | None:
+    if not case.into_env or case.mode != "dev-only":
+        return None
+    op = case.op
+    if op.command == "uninstall":
+        # removing one's own editable installs is part of developing
+        names = {normalize_name(a) for a in op.args}
+        if names and names <= case.env.editable_dists:
+            return None
+    elif case.dev and case.policy.flag("install.dev-installs"):
+        return None
+    return Refusal(
+        f"{case.env.prefix} accepts developer installs only "
+        "(pip install -e <local dir>); other packages come from its spec",
+        "for a package, add it to the environment's spec and rebuild; for your "
+        "own code: pip install --no-build-isolation -e <dir>",
+    )
+
+
+def _dev_installs_off(case: Case) -> Refusal | None:
+    if not case.into_env or case.mode != "allow":
+        return None
+    if not case.dev or case.policy.flag("install.dev-installs"):
+        return None
+    return Refusal(
+        "the policy does not allow developer installs here (install.dev-installs = false)",
+        _own_env_hint(case.env),
+    )
+
+
+def _read_only_env(case: Case) -> Refusal | None:
+    env = case.env
+    if not case.into_env or env.writable:
+        return None
+    fallback = (
+        f"so pip would fall back to a user install in {env.user_site}, which every env of "
+        f"Python {env.short_version} sees"
+        if env.user_site_enabled
+        else "so pip cannot write there"
+    )
+    return Refusal(
+        f"the environment {env.prefix} is not writable by you, {fallback}",
+        "add the package to the environment's spec and have it rebuilt, or " + _own_env_hint(env),
+    )
+
+
+def _isolated_build_in_conda_env(case: Case) -> Refusal | None:
+    op = case.op
+    if not (
+        op.command == "install"
+        and case.env.is_conda
+        and case.policy.flag("install.require-no-build-isolation")
+        and op.build_isolation
+        and any(_local_source(r) for r in (*op.editables, *op.args))
+    ):
+        return None
+    fixed = corrected_command(op, add=["--no-build-isolation"])
+    return Refusal(
+        "an isolated build compiles your source tree against fresh PyPI wheels, not the "
+        "conda packages of this env, so the result may not work with them",
+        f"run: {fixed}\n(make sure the build requirements, e.g. setuptools, are installed "
+        "in the env first: `conda install setuptools`)",
+    )
+
+
+def _each_destination(
+    check: Callable[[Destination, Case], Refusal | None],
+) -> Callable[[Case], Refusal | None]:
+    """A rule about one --target/--prefix/--root, asked of each in turn."""
+
+    def rule(case: Case) -> Refusal | None:
+        for dest in case.destinations:
+            refusal = check(dest, case)
+            if refusal is not None:
+                return refusal
+        return None
+
+    rule.__name__ = check.__name__
+    return rule
+
+
+#: The rules for a mutating pip command, in the order they are asked; the first refusal
+#: is the decision.
+RULES: tuple[Rule, ...] = (
+    Rule(rules.USER_SITE, _explicit_user_site),
+    Rule(rules.FROZEN_ENV, _frozen_env),
+    Rule(rules.OUTSIDE_ENV, _each_destination(_empty_destination)),
+    Rule(rules.USER_SITE, _each_destination(_destination_in_user_base)),
+    Rule(rules.BASE_ENV, _each_destination(_destination_in_base_env)),
+    Rule(rules.SYSTEM_PYTHON, _each_destination(_destination_in_system_python)),
+    Rule(rules.OUTSIDE_ENV, _each_destination(_destination_outside_env)),
+    Rule(rules.BASE_ENV, _base_env),
+    Rule(rules.SYSTEM_PYTHON, _system_python),
+    Rule(rules.ENV_DENIED, _env_denied),
+    Rule(rules.DEV_ONLY, _dev_only_env),
+    Rule(rules.ENV_DENIED, _dev_installs_off),
+    Rule(rules.READ_ONLY_ENV, _read_only_env),
+    Rule(rules.BUILD_ISOLATION, _isolated_build_in_conda_env),
+)
+
+
 def decide(
     op: Operation,
     env: Environment,
     policy: Policy,
     foreign: Mapping[str, EnvKind] | None = None,
+    *,
+    destinations: Sequence[Destination] | None = None,
 ) -> Decision:
-    """Decide one mutating pip operation.
+    """Decide one pip operation.  Pure: ask the rules in ``RULES`` order.
 
-    ``foreign`` maps --target/--prefix/--root destinations outside the env to
-    the kind of protected env they lie in (a conda base, the system Python).
+    ``destinations``: the operation's --target/--prefix/--root, placed by the
+    shell (``destinations.place_destinations`` with the filesystem resolver).
+    When not given they are placed as written, and ``foreign`` maps a
+    destination to the kind of protected env it lies in (a conda base, the
+    system Python).
     """
     if not op.mutating:
         return Decision(
@@ -182,172 +401,36 @@ def decide(
             reason=f"`pip {op.command or ''}` changes no environment",
             pip_args=tuple(op.argv_without_python()),
         )
-    asked = command_text(op)
-    dev = is_dev_install(op)
+    if destinations is None:
+        kinds = dict(foreign or {})
+        resolver = replace(LEXICAL, env_kind=kinds.get)
+        allowed = policy.paths("install.allowed-destinations")
+        destinations = place_destinations(op, env, allowed, resolver)
+    case = Case(op, env, policy, tuple(destinations), dev=is_dev_install(op))
+    for rule in RULES:
+        refusal = rule.check(case)
+        if refusal is not None:
+            return _deny(rule.id, refusal.reason, refusal.hint)
+    return _allowed(case)
 
-    # 1. user site, explicitly
-    route = _user_site_route(op, env)
-    if route is not None:
-        return _deny(
-            rules.USER_SITE,
-            f"a user install ({route}) puts packages in {env.user_site or '~/.local'}, which every "
-            f"env of Python {env.short_version} sees: one user install can break other envs and "
-            "JupyterLab itself",
-            "install into the environment instead (drop --user / unset PIP_USER / remove "
-            "`user = true` from pip.conf), or " + _own_env_hint(env),
-        )
 
-    # 2. frozen env
-    if env.frozen:
-        return _deny(
-            rules.FROZEN_ENV,
-            f"the environment {env.prefix} is frozen (conda-meta/frozen): nothing may change it",
-            "change the environment's spec and rebuild it, or " + _own_env_hint(env),
-        )
-
-    # 3. --target / --prefix / --root
-    into_env = True
-    for path, setting in _destinations(op, env):
-        if not path:
-            return _deny(
-                rules.OUTSIDE_ENV,
-                f"{setting.source} is empty: pip would then write relative to / or the current "
-                "directory and skip the environment's PEP 668 check",
-                "give the option a directory, or leave it out to install into the environment",
-            )
-        if _inside_user_base(path, env):
-            return _deny(
-                rules.USER_SITE,
-                f"{setting.source} points into your user base {env.user_base}: that is a user "
-                "install by another route",
-                _own_env_hint(env),
-            )
-        if _destination_in_env(path, setting, op, env):
-            continue
-        allowed_dirs = policy.paths("install.allowed-destinations")
-        if any(is_within(path, allowed) for allowed in allowed_dirs):
-            into_env = False
-            continue
-        kind = (foreign or {}).get(path)
-        if kind == EnvKind.CONDA_BASE and policy.mode_for(kind.value) == "deny":
-            return _deny(
-                rules.BASE_ENV,
-                f"{setting.source} = {path} writes into a conda base environment, which runs "
-                "conda and JupyterLab; pip may not change it",
-                _own_env_hint(env),
-            )
-        if kind == EnvKind.SYSTEM and policy.mode_for(kind.value) == "deny":
-            return _deny(
-                rules.SYSTEM_PYTHON,
-                f"{setting.source} = {path} writes into the system Python",
-                _own_env_hint(env),
-            )
-        listed = ", ".join(allowed_dirs) if allowed_dirs else "none"
-        return _deny(
-            rules.OUTSIDE_ENV,
-            f"{setting.source} = {path} writes outside the target environment {env.prefix} "
-            f"(directories the policy allows: {listed})",
-            "install into the environment itself (drop the option), or ask the admin to list "
-            "the directory under install.allowed-destinations",
-        )
-
-    # 4. what the policy allows in this kind of env
-    if into_env:
-        denial = _decide_env_write(op, env, policy, dev, asked)
-        if denial is not None:
-            return denial
-
-    # 5. conda envs build local source trees against the env's own packages
-    if (
-        op.command == "install"
-        and env.is_conda
-        and policy.flag("install.require-no-build-isolation")
-        and op.build_isolation
-        and any(_local_source(r) for r in (*op.editables, *op.args))
-    ):
-        fixed = corrected_command(op, add=["--no-build-isolation"])
-        return _deny(
-            rules.BUILD_ISOLATION,
-            "an isolated build compiles your source tree against fresh PyPI wheels, not the "
-            "conda packages of this env, so the result may not work with them",
-            f"run: {fixed}\n(make sure the build requirements, e.g. setuptools, are installed "
-            "in the env first: `conda install setuptools`)",
-        )
-
+def _allowed(case: Case) -> Decision:
+    op, env = case.op, case.env
     extra: list[str] = []
-    if into_env and op.command == "install" and not _destinations(op, env):
+    if case.into_env and op.command == "install" and not case.destinations:
         # never let pip fall back to a user install behind our back
         extra.append("--no-user")
     if env.marker and _supports_break_system_packages(env.pip_version):
         extra.append("--break-system-packages")
     return Decision(
         allowed=True,
-        rule=rules.DEV_INSTALL if dev else rules.ALLOWED,
+        rule=rules.DEV_INSTALL if case.dev else rules.ALLOWED,
         reason="a developer install of a local source tree"
-        if dev
+        if case.dev
         else f"the policy allows pip {op.command} in this {env.kind} environment",
         pip_args=_with_extra(op, extra),
-        dev_install=dev,
+        dev_install=case.dev,
     )
-
-
-def _decide_env_write(
-    op: Operation, env: Environment, policy: Policy, dev: bool, asked: str
-) -> Decision | None:
-    mode = policy.mode_for(env.kind.value)
-    if mode == "deny":
-        if env.kind == EnvKind.CONDA_BASE:
-            return _deny(
-                rules.BASE_ENV,
-                f"{env.prefix} is the conda base environment, which runs conda and JupyterLab; "
-                "pip may not change it (--break-system-packages does not change this)",
-                _own_env_hint(env),
-            )
-        if env.kind == EnvKind.SYSTEM:
-            return _deny(
-                rules.SYSTEM_PYTHON,
-                f"{env.prefix} is the system Python, managed by the distribution "
-                "(--break-system-packages does not change this)",
-                _own_env_hint(env),
-            )
-        return _deny(
-            rules.ENV_DENIED,
-            f"the policy allows no pip {op.command} in {env.kind} environments like {env.prefix}",
-            "change the environment's spec and rebuild it, or " + _own_env_hint(env),
-        )
-    if mode == "dev-only" or (dev and not policy.flag("install.dev-installs")):
-        allowed_dev = dev and policy.flag("install.dev-installs")
-        if op.command == "uninstall":
-            names = {normalize_name(a) for a in op.args}
-            allowed_dev = bool(names) and names <= env.editable_dists
-        if not allowed_dev:
-            if mode == "dev-only":
-                return _deny(
-                    rules.DEV_ONLY,
-                    f"{env.prefix} accepts developer installs only "
-                    "(pip install -e <local dir>); other packages come from its spec",
-                    "for a package, add it to the environment's spec and rebuild; for your "
-                    "own code: pip install --no-build-isolation -e <dir>",
-                )
-            return _deny(
-                rules.ENV_DENIED,
-                "the policy does not allow developer installs here (install.dev-installs = false)",
-                _own_env_hint(env),
-            )
-    if not env.writable:
-        fallback = (
-            f"so pip would fall back to a user install in {env.user_site}, which every env of "
-            f"Python {env.short_version} sees"
-            if env.user_site_enabled
-            else "so pip cannot write there"
-        )
-        return _deny(
-            rules.READ_ONLY_ENV,
-            f"the environment {env.prefix} is not writable by you, {fallback}",
-            "add the package to the environment's spec and have it rebuilt, or "
-            + _own_env_hint(env),
-        )
-    return None
 
 
 @dataclass(frozen=True)

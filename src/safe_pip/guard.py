@@ -24,7 +24,6 @@ from safe_pip.decide import (
     command_text,
     decide,
     decide_conda_conflicts,
-    writes_env,
 )
 from safe_pip.environment import (
     Environment,
@@ -207,15 +206,11 @@ def _guarded(
     if op.command == "uninstall":
         env = replace(env, editable_dists=editable_distributions(env))
         attempt.env = env
-    from safe_pip.decide import destinations_outside
-    from safe_pip.environment import enclosing_env_kind
+    from safe_pip.destinations import filesystem, place_destinations
 
-    foreign = {}
-    for path in destinations_outside(op, env):
-        kind = enclosing_env_kind(path, environ)
-        if kind is not None:
-            foreign[path] = kind
-    decision = decide(op, env, policy, foreign)
+    allowed = policy.paths("install.allowed-destinations")
+    placed = place_destinations(op, env, allowed, filesystem(environ))
+    decision = decide(op, env, policy, destinations=placed)
     if decision.allowed and op.command == "uninstall" and env.is_conda:
         decision = _uninstall_conflicts(op, env, policy, override, decision)
     if not decision.allowed:
@@ -366,13 +361,18 @@ def _run_checked_install(
     Returns (the run, pip's report, a denial verdict or None), or None when the
     check is needed but this pip offers no point to make it (nothing ran).
     """
+    from safe_pip.destinations import filesystem, writes_env
     from safe_pip.preflight import run_checked
     from safe_pip.runner import run_pip
 
     op, env = attempt.op, attempt.env
     assert attempt.policy is not None
     policy = attempt.policy
-    protect = env.is_conda and writes_env(op, env) and policy.flag("conda.protect-conda-packages")
+    protect = (
+        env.is_conda
+        and writes_env(op, env, filesystem(attempt.environ))
+        and policy.flag("conda.protect-conda-packages")
+    )
     verdict: Decision | None = None
 
     def check(report: dict[str, Any] | None) -> tuple[bool, object]:

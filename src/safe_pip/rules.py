@@ -1,7 +1,7 @@
 """The rule ids: the shared vocabulary of the code, the messages, docs/rules.md and the log.
 
-Adding a rule means adding it here (id and one-line summary), deciding it in
-``decide.py``, and documenting it in ``docs/rules.md``.
+Adding a rule means adding it here (id and one-line summary), one function and
+its entry in ``decide.RULES``, and its row in ``docs/rules.md``.
 """
 
 from __future__ import annotations
