@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from safe_pip.errors import Denied, ExitCode, SafePipError, exit_code_for
+from safe_pip.errors import Denied, ExitCode, SafePipError, UsageError, exit_code_for
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -40,6 +40,17 @@ def _split_own_command(argv: Sequence[str]) -> tuple[str, list[str]] | None:
     return None
 
 
+def _require_working_directory() -> None:
+    """Relative paths mean nothing once the working directory is gone: say so, plainly."""
+    try:
+        os.getcwd()
+    except OSError as error:
+        raise UsageError(
+            f"the current directory cannot be used: {error.strerror or error}",
+            hint="cd to a directory that exists, then run the command again",
+        ) from None
+
+
 def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     env_vars: Mapping[str, str] = os.environ if environ is None else environ
     try:
@@ -52,6 +63,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
             leading = passthrough.leading_python(argv)
             if leading is not None:
                 return passthrough.become_pip(leading[1], env_vars, leading[0], "--python")
+        _require_working_directory()
         if own is not None:
             from safe_pip import commands
 

@@ -101,7 +101,7 @@ print(json.dumps({
 """
 
 
-def _probe_interpreter(python: str) -> dict[str, str]:
+def _probe_interpreter(python: str, environ: Mapping[str, str]) -> dict[str, str]:
     if (
         os.path.realpath(python) == os.path.realpath(sys.executable)
         and sys.prefix == sys.base_prefix
@@ -120,9 +120,13 @@ def _probe_interpreter(python: str) -> dict[str, str]:
         os.path.isfile(os.path.join(d, "pyvenv.cfg")) for d in (here, os.path.dirname(here))
     )
     flags = ["-I"] if in_venv else ["-I", "-S"]
+    from safe_pip.passthrough import interpreter_environ
+
     try:
         proc = subprocess.run(
             [python, *flags, "-c", _PROBE],
+            # pip runs without these too (passthrough.pip_environ)
+            env=interpreter_environ(environ),
             capture_output=True,
             text=True,
             check=False,
@@ -286,14 +290,15 @@ def _writable(*paths: str) -> bool:
 
 
 def inspect_environment(target: Target, environ: Mapping[str, str]) -> Environment:
-    info = _probe_interpreter(target.python)
+    info = _probe_interpreter(target.python, environ)
     prefix = info["prefix"]
     base_prefix = info["base_prefix"]
-    cfg = _read_pyvenv_cfg(prefix)
     system_site = False
-    if cfg is not None or prefix != base_prefix:
+    # what the interpreter itself reports, not the presence of a pyvenv.cfg
+    if prefix != base_prefix:
         kind = EnvKind.VENV
-        system_site = (cfg or {}).get("include-system-site-packages", "false").lower() == "true"
+        cfg = _read_pyvenv_cfg(prefix) or {}
+        system_site = cfg.get("include-system-site-packages", "false").lower() == "true"
     elif os.path.isdir(os.path.join(prefix, "conda-meta")):
         kind = EnvKind.CONDA_BASE if is_conda_base(prefix, environ) else EnvKind.CONDA_ENV
     elif _is_distro_python(prefix, info["purelib"]):

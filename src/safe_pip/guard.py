@@ -73,13 +73,38 @@ def run_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     args = [a for a in argv if a != REPLACE_CONDA_FLAG]
     try:
         op = parse_pip_command_line(args, environ, load_pip_config(environ, site_prefix=None))
-    except (UsageError, PolicyError):
+    except (UsageError, PolicyError) as error:
         if _mentions_mutation(args):
+            _record_unparsable(args, environ, error)
             raise
         op = None
     if op is None or not op.mutating:
         return _pass_through(argv, op, environ)
     return _guarded(args, op, environ, override)
+
+
+def _record_unparsable(
+    args: Sequence[str], environ: Mapping[str, str], error: SafePipError
+) -> None:
+    """Record the refusal of a command line that cannot be understood (best effort:
+    the env is the one pip would act on without --python)."""
+    from safe_pip.errors import TargetError
+
+    try:
+        env = inspect_environment(resolve_target(None, "", environ), environ)
+        policy = load_policy(env.prefix)
+    except (TargetError, PolicyError, OSError):
+        return
+    command = next((a for a in args if a in ("install", "uninstall")), "")
+    attempt = _Attempt(Operation(command=command, argv=tuple(args)), env, environ)
+    attempt.policy = policy
+    rule = rules.POLICY_INVALID if isinstance(error, PolicyError) else rules.UNKNOWN_OPTION
+    code = ExitCode.POLICY_ERROR if isinstance(error, PolicyError) else ExitCode.USAGE_ERROR
+    attempt.record(
+        Decision(allowed=False, rule=rule, reason=error.message, hint=error.hint),
+        outcome="denied",
+        exit_code=int(code),
+    )
 
 
 def _pass_through(argv: Sequence[str], op: Operation | None, environ: Mapping[str, str]) -> int:

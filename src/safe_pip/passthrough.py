@@ -56,21 +56,54 @@ def become_pip(
     return 0  # pragma: no cover - exec does not return
 
 
+#: Variables that change which interpreter runs or where it imports from.  safe-pip
+#: probes the target with ``-I`` (which ignores them), so pip must not see them
+#: either: pip then acts on the interpreter that was probed, and its build
+#: subprocesses import what that interpreter imports.
+INTERPRETER_VARIABLES = (
+    "PYTHONHOME",
+    "PYTHONPATH",
+    "PYTHONUSERBASE",
+    "PYTHONPLATLIBDIR",
+    "PYTHONEXECUTABLE",
+    "PYTHONSTARTUP",
+    "PYTHONINSPECT",
+    "PYTHONSAFEPATH",
+)
+
+
+def interpreter_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the variables that change the interpreter (see above)."""
+    return {k: v for k, v in environ.items() if k not in INTERPRETER_VARIABLES}
+
+
 def pip_environ(environ: Mapping[str, str], *, chosen: bool = True) -> dict[str, str]:
-    """The environment pip runs with: the user's own, less safe-pip's binding.
+    """The environment pip runs with: the user's own, less safe-pip's binding and
+    the variables that would make pip's interpreter differ from the one probed.
 
     ``chosen``: safe-pip has already chosen the interpreter from --python,
     PIP_PYTHON or a config file's ``python =``, so pip must not re-run itself.
     """
-    env = dict(environ)
+    env = interpreter_environ(environ)
     env.pop(BOUND_PYTHON_VAR, None)
     if chosen:
         env[PIP_SUBPROCESS_MARKER] = "1"
     return env
 
 
+#: ``python -m pip``, except that the working directory is never on ``sys.path``:
+#: with ``-c`` it is ``sys.path[0]`` (``''``), dropped before anything is imported
+#: (``-P`` would do it from Python 3.11 only).  pip's own ``__main__`` then runs.
+RUN_PIP = (
+    "import sys\n"
+    "if sys.path and sys.path[0] == '': del sys.path[0]\n"
+    "import runpy\n"
+    "runpy.run_module('pip', run_name='__main__', alter_sys=True)\n"
+)
+
+
 def pip_command(python: str, pip_args: Sequence[str]) -> list[str]:
-    return [python, "-m", "pip", *pip_args]
+    return [python, "-c", RUN_PIP, *pip_args]
 
 
 def exec_pip(

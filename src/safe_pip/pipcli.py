@@ -80,6 +80,7 @@ checked against pip 23.2.1 and 26.3 where marked "verified"):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -794,12 +795,10 @@ def requirement_file_requirements(op: Operation) -> list[str]:
     """
     found: list[str] = []
     for path in op.requirement_files:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                lines = handle.read().splitlines()
-        except OSError:
+        text = read_requirement_file(path)
+        if text is None:
             continue
-        for line in lines:
+        for line in text.splitlines():
             if line.lstrip().startswith("#"):
                 continue
             for marker in (" #", "\t#"):
@@ -808,3 +807,27 @@ def requirement_file_requirements(op: Operation) -> list[str]:
             if line and not line.startswith("-"):
                 found.append(line)
     return found
+
+
+def read_requirement_file(path: str, limit: int = 1 << 20) -> str | None:
+    """The text of a requirements file, or None when reading it could change it or
+    block: only a regular file is read (``/dev/stdin``, a pipe or a FIFO would be
+    consumed, and then pip would see nothing).  Those stay pip's to read; safe-pip
+    then judges what pip resolved (preflight).
+    """
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(limit)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace")

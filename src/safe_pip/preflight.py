@@ -41,12 +41,13 @@ ASK = b"check"
 NO_HOOK = b"nohook"
 
 BOOTSTRAP = r"""
-import os, sys, warnings
+import sys
+# never import from the working directory (``-c`` puts it first on sys.path)
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+import os, warnings
 
 def _safe_pip_bootstrap():
-    # what pip/__main__.py does first under `python -m pip`
-    if sys.path and sys.path[0] in ("", os.getcwd()):
-        sys.path.pop(0)
     answer_fd, ask_fd = (int(x) for x in os.environ.pop("SAFE_PIP_PREFLIGHT_FDS").split(","))
     report_path = os.environ.pop("SAFE_PIP_PREFLIGHT_REPORT")
     os.set_inheritable(answer_fd, False)

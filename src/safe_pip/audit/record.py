@@ -126,11 +126,11 @@ def _strings(value: object) -> list[str]:
 
 
 def _requirement_file_lines(path: str) -> list[str]:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read(1 << 20)
-    except OSError:
-        return []
+    from safe_pip.pipcli import read_requirement_file
+
+    text = read_requirement_file(path)
+    if text is None:
+        return []  # unreadable, or not a regular file (reading /dev/stdin would consume it)
     lines = []
     for line in redact_requirement_file_lines(text):
         stripped = line.strip()
