@@ -86,8 +86,10 @@ def test_read_only_commands_work_with_a_broken_policy(
     listing = run([*safe_pip_bin, "list"], env=path_env(env), system_policy=broken)
     assert listing.returncode == 0 and "demo-a" in listing.stdout
     status = run([*safe_pip_bin, "status"], env=path_env(env), system_policy=broken)
-    assert status.returncode == 0
+    # status serves as the deploy check: an invalid policy in force is a failure
+    assert status.returncode == 11
     assert "INVALID" in status.stdout and "/etc/safe-pip/policy.toml" in status.stdout
+    assert "admin" in status.stdout
 
 
 def test_download_is_read_only_for_the_env(

@@ -133,8 +133,9 @@ def test_status_reports_kind_and_policy(
 ) -> None:
     import json
 
-    base = prefix_factory("conda-base")
-    env = prefix_factory("conda-env")
+    # writable by the hub user status answers for when run as root
+    base = prefix_factory("conda-base", writable_by=NOBODY)
+    env = prefix_factory("conda-env", writable_by=NOBODY)
     for prefix, kind, install_ok in ((base, "conda-base", False), (env, "conda-env", True)):
         proc = run([*safe_pip_bin, "status", "--json"], env={"PATH": f"{prefix.bin}:/usr/bin:/bin"})
         assert proc.returncode == 0, proc.stderr
@@ -151,3 +152,33 @@ def test_status_reports_kind_and_policy(
         env={"PATH": f"{base.bin}:/usr/bin:/bin"},
     )
     assert "warning: the shell's `python`" in mismatch.stdout
+
+
+def test_status_as_root_answers_for_a_hub_user(
+    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix]
+) -> None:
+    """A root-owned shared env: root may install there, every hub user is refused."""
+    import json
+
+    env = prefix_factory("conda-env")
+    proc = run([*safe_pip_bin, "status", "--json", "--python", str(env.python)])
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["for_user"].startswith("a hub user")
+    assert data["env"]["writable"] is True and data["env"]["writable_for_user"] is False
+    install = next(a for a in data["allowed"] if a["operation"] == "install a package")
+    assert install["allowed"] is False and install["rule"] == "read-only-env"
+    assert any(
+        d.startswith("install a package: refused [read-only-env]") and d.endswith("for root")
+        for d in data["differences"]
+    )
+    text = run([*safe_pip_bin, "status", "--python", str(env.python), "--as-user", "nobody"])
+    assert "here (for nobody):" in text.stdout
+    assert "treated differently here" in text.stdout
+    # the same as the hub user sees it when running status themselves
+    own = run([*safe_pip_bin, "status", "--json", "--python", str(env.python)], user=NOBODY)
+    mine = json.loads(own.stdout)
+    assert mine["for_user"] is None and mine["differences"] == []
+    assert [a["allowed"] for a in mine["allowed"]] == [a["allowed"] for a in data["allowed"]]
+    unknown = run([*safe_pip_bin, "status", "--python", str(env.python), "--as-user", "no-such"])
+    assert unknown.returncode == 12

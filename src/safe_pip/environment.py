@@ -276,15 +276,42 @@ def pip_version_in(purelib: str) -> str | None:
     return None
 
 
+def _existing(path: str) -> str:
+    """``path``, or its nearest existing ancestor (what a write there needs)."""
+    probe = path
+    while probe and not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return probe
+
+
 def _writable(*paths: str) -> bool:
+    return all(os.access(_existing(path), os.W_OK) for path in paths)
+
+
+def writable_by(uid: int, gids: frozenset[int], *paths: str) -> bool:
+    """Whether a process with ``uid`` and groups ``gids`` may write in ``paths``.
+
+    From the permission bits (owner, group, other); root may write anywhere.
+    """
+    import stat
+
+    if uid == 0:
+        return True
     for path in paths:
-        probe = path
-        while probe and not os.path.exists(probe):
-            parent = os.path.dirname(probe)
-            if parent == probe:
-                break
-            probe = parent
-        if not os.access(probe, os.W_OK):
+        try:
+            info = os.stat(_existing(path))
+        except OSError:
+            return False
+        if info.st_uid == uid:
+            bit = stat.S_IWUSR
+        elif info.st_gid in gids:
+            bit = stat.S_IWGRP
+        else:
+            bit = stat.S_IWOTH
+        if not info.st_mode & bit:
             return False
     return True
 

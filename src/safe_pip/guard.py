@@ -34,7 +34,7 @@ from safe_pip.environment import (
 from safe_pip.errors import ExitCode, PolicyError, SafePipError, UsageError
 from safe_pip.pipcli import Operation, parse_pip_command_line, requirement_file_requirements
 from safe_pip.pipconfig import load_pip_config
-from safe_pip.policy import Policy, default_policy, load_policy
+from safe_pip.policy import Policy, contact_line, default_policy, load_policy, tell_the_admin
 from safe_pip.target import resolve_target
 
 TYPE_CHECKING = False
@@ -221,10 +221,9 @@ def _guarded(
                 rule=rules.POLICY_INVALID,
                 reason="the policy cannot be used, so nothing that changes an env is allowed: "
                 f"{error.message}",
-                hint=error.hint
-                or "ask the admin to fix the policy file; read-only commands (pip list, "
-                "pip show, safe-pip status) still work",
+                hint=tell_the_admin(),
             ),
+            contact_line(),
         )
     attempt.policy = policy
     contact = policy.text("messages.contact")

@@ -1,20 +1,26 @@
 """The policy: built-in hub defaults, the admin's system file, and per-env files.
 
 Layers, in order: the built-in defaults; ``/etc/safe-pip/policy.toml`` (the
-admin's); its ``[[envs]]`` tables whose ``path`` matches the target prefix;
-then ``<prefix>/etc/safe-pip/policy.toml``.  An env file may tighten any key
-but loosen only the keys the system file lists under ``delegate``.  Nothing a
+admin's); its ``[[envs]]`` tables whose ``path`` matches the target prefix, in
+file order, so that of two matching entries the later one wins; then
+``<prefix>/etc/safe-pip/policy.toml``.  An env file may tighten any key but
+loosen only the keys the system file lists under ``delegate``.  Nothing a
 user controls (variables, user files, flags) is read here.
+
+Every problem in a file is found, not only the first (``check_file``, for
+``safe-pip policy check``); each names the file, the line and the key, with a
+"did you mean" for a misspelt key or value.  ``load_policy`` raises the first.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from safe_pip.errors import PolicyError
@@ -25,12 +31,16 @@ ENV_POLICY = os.path.join("etc", "safe-pip", "policy.toml")
 MODES = ("allow", "dev-only", "deny")
 KINDS = ("conda-env", "conda-base", "venv", "system", "other")
 AUDIT_LOCATIONS = ("env", "user")
+#: how a refusal is carried out: ``warn`` lets the command run and records ``would-deny``
+ENFORCEMENT = ("warn", "enforce")
 
 DEFAULT_MARKER_MESSAGE = (
     "This environment is managed: install packages with `pip` (safe-pip), "
     "which checks them against the hub's policy and records them, or change "
     "the environment's spec (environment.yml) and rebuild it."
 )
+DEFAULT_TOKEN_ENV = "CONDA_STORE_TOKEN"
+DEFAULT_TOKEN_FILE = "~/.config/safe-pip/conda-store-token"
 
 
 def _mode_rank(value: object) -> int:
@@ -49,9 +59,40 @@ def _stricter_mode(old: object, new: object) -> bool:
     return _mode_rank(new) >= _mode_rank(old)
 
 
+def _stricter_enforcement(old: object, new: object) -> bool:
+    return ENFORCEMENT.index(str(new)) >= ENFORCEMENT.index(str(old))
+
+
 def _stricter_subset(old: object, new: object) -> bool:
     assert isinstance(old, (list, tuple)) and isinstance(new, (list, tuple))
     return set(new) <= set(old)
+
+
+def _stricter_allowlist(old: object, new: object) -> bool:
+    """An empty allowlist allows everything: any list is stricter; else a subset."""
+    assert isinstance(old, (list, tuple)) and isinstance(new, (list, tuple))
+    if not old:
+        return True
+    return bool(new) and set(new) <= set(old)
+
+
+def _stricter_table_enforce(old: object, new: object) -> bool:
+    """A table of enforcement settings (merged over ``old``): stricter when it adds
+    only ``enforce``."""
+    assert isinstance(old, Mapping) and isinstance(new, Mapping)
+    return all(value == "enforce" or old.get(name) == value for name, value in new.items())
+
+
+def _stricter_superset(old: object, new: object) -> bool:
+    assert isinstance(old, Mapping) and isinstance(new, Mapping)
+    return set(old) <= set(new)
+
+
+def _stricter_floors(old: object, new: object) -> bool:
+    from packaging.version import Version
+
+    assert isinstance(old, Mapping) and isinstance(new, Mapping)
+    return all(name in new and Version(new[name]) >= Version(v) for name, v in old.items())
 
 
 def _never(old: object, new: object) -> bool:
@@ -61,12 +102,26 @@ def _never(old: object, new: object) -> bool:
 @dataclass(frozen=True)
 class Key:
     name: str
-    kind: str  # "mode", "bool", "str", "paths", "str-choice"
+    #: "mode", "bool", "str", "paths", "choice", "urls", "choice-table",
+    #: "reason-table", "version-table"
+    kind: str
     default: object
     #: True when ``new`` is at least as strict as ``old``
     stricter: Callable[[object, object], bool]
     doc: str
     choices: tuple[str, ...] = ()
+    #: for tables: the names the table may have (empty: any)
+    names: Callable[[], tuple[str, ...]] | None = None
+
+
+def _rule_names() -> tuple[str, ...]:
+    from safe_pip import rules
+
+    return tuple(rules.CONFIGURABLE)
+
+
+def _kind_names() -> tuple[str, ...]:
+    return KINDS
 
 
 KEYS: dict[str, Key] = {
@@ -103,6 +158,64 @@ KEYS: dict[str, Key] = {
             (),
             _stricter_subset,
             "directories outside the env that --target/--prefix/--root may write to",
+        ),
+        Key(
+            "enforcement.mode",
+            "choice",
+            "enforce",
+            _stricter_enforcement,
+            "'enforce' refuses what the policy forbids; 'warn' lets it run, warns and "
+            "records would-deny (base-env, read-only-env, system-python and frozen-env "
+            "stay enforced unless enforcement.rules names them)",
+            ENFORCEMENT,
+        ),
+        Key(
+            "enforcement.kinds",
+            "choice-table",
+            {},
+            _stricter_table_enforce,
+            "enforce or warn per kind of environment, over enforcement.mode",
+            ENFORCEMENT,
+            _kind_names,
+        ),
+        Key(
+            "enforcement.rules",
+            "choice-table",
+            {},
+            _stricter_table_enforce,
+            "enforce or warn per rule id, over the kind and the global setting",
+            ENFORCEMENT,
+            _rule_names,
+        ),
+        Key(
+            "sources.allowed-indexes",
+            "urls",
+            (),
+            _stricter_allowlist,
+            "index URLs pip may use (--index-url, --extra-index-url, from any route); "
+            "a URL allows itself and everything under it; empty: any",
+        ),
+        Key(
+            "sources.allowed-find-links",
+            "urls",
+            (),
+            _stricter_allowlist,
+            "find-links locations pip may use (URLs or absolute paths); empty: any",
+        ),
+        Key(
+            "packages.deny",
+            "reason-table",
+            {},
+            _stricter_superset,
+            "project names or glob patterns pip may not install, each with the reason "
+            "shown to the user",
+        ),
+        Key(
+            "packages.minimum-versions",
+            "version-table",
+            {},
+            _stricter_floors,
+            "the lowest version pip may install of a project",
         ),
         Key(
             "conda.protect-conda-packages",
@@ -153,12 +266,54 @@ KEYS: dict[str, Key] = {
             "str",
             "",
             _never,
-            "the hub's conda-store URL, named in the next step of a read-only env denial",
+            "the hub's conda-store URL: named in the next step of a read-only env denial, "
+            "and where `safe-pip request` submits",
+        ),
+        Key(
+            "conda-store.namespace",
+            "str",
+            "",
+            _never,
+            "the conda-store namespace `safe-pip request` submits to (default: the env's "
+            "own, from its path, else the user's name)",
+        ),
+        Key(
+            "conda-store.token-env",
+            "str",
+            DEFAULT_TOKEN_ENV,
+            _never,
+            "the environment variable `safe-pip request` reads the user's token from",
+        ),
+        Key(
+            "conda-store.token-file",
+            "str",
+            DEFAULT_TOKEN_FILE,
+            _never,
+            "the token file `safe-pip request` reads when the variable is unset "
+            "(~ is the user's home; the user must own it)",
         ),
     )
 }
 
 SYSTEM_ONLY = ("delegate", "envs")
+TOP_LEVEL = ("version", *SYSTEM_ONLY)
+
+
+@dataclass(frozen=True)
+class EnvEntry:
+    """One ``[[envs]]`` table of the system file."""
+
+    number: int  # 1-based, in file order
+    pattern: str
+    line: int | None
+    values: Mapping[str, object]
+
+    def matches(self, prefix: str) -> bool:
+        real = os.path.realpath(prefix)
+        return fnmatch.fnmatch(prefix, self.pattern) or fnmatch.fnmatch(real, self.pattern)
+
+    def label(self) -> str:
+        return f"[[envs]] #{self.number} (path = {self.pattern!r})"
 
 
 @dataclass(frozen=True)
@@ -168,6 +323,10 @@ class Policy:
     delegate: frozenset[str] = frozenset()
     #: loosening attempts that were ignored, for `status`
     notes: tuple[str, ...] = ()
+    #: key -> where its value comes from ("built-in default", "FILE:LINE", ...)
+    origins: Mapping[str, str] = field(default_factory=dict)
+    #: the [[envs]] entries that matched the prefix, in the order applied
+    matched: tuple[str, ...] = ()
 
     def mode_for(self, kind: str) -> str:
         return str(self.values[f"install.{kind}"])
@@ -183,9 +342,114 @@ class Policy:
         assert isinstance(value, tuple)
         return tuple(str(v) for v in value)
 
+    def table(self, key: str) -> dict[str, str]:
+        value = self.values.get(key, KEYS[key].default)
+        assert isinstance(value, Mapping)
+        return {str(k): str(v) for k, v in value.items()}
+
+    def enforcement(self, kind: str, rule: str) -> str:
+        """``enforce`` or ``warn`` for a rule in a kind of env: the rule's own setting,
+        else (except for the rules that protect other users' envs) the kind's, else
+        ``enforcement.mode``."""
+        from safe_pip import rules
+
+        if rule not in rules.CONFIGURABLE:
+            return "enforce"
+        named = self.table("enforcement.rules")
+        if rule in named:
+            return named[rule]
+        if rule in rules.PROTECTED:
+            return "enforce"
+        kinds = self.table("enforcement.kinds")
+        return kinds.get(kind) or self.text("enforcement.mode")
+
+    def origin(self, key: str) -> str:
+        return self.origins.get(key, "built-in default")
+
 
 def default_policy() -> Policy:
     return Policy(values={name: key.default for name, key in KEYS.items()})
+
+
+# --- where a key is written -------------------------------------------------------------------
+
+_BARE = r"[A-Za-z0-9_-]+"
+_QUOTED = r"\"[^\"]*\"|'[^']*'"
+_PART = rf"(?:{_BARE}|{_QUOTED})"
+_DOTTED = rf"{_PART}(?:\s*\.\s*{_PART})*"
+_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]\]?")
+_ASSIGN = re.compile(rf"^\s*({_DOTTED})\s*=")
+_INLINE = re.compile(rf"[{{,]\s*({_DOTTED})\s*=")
+
+
+def _dotted(text: str) -> str:
+    parts = re.findall(_PART, text)
+    return ".".join(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+def key_lines(text: str) -> dict[str, int]:
+    """Dotted key -> the line it is set on; ``[[envs]]`` entries are ``envs[N]`` (0-based)."""
+    lines: dict[str, int] = {}
+    table = ""
+    entries: dict[str, int] = {}
+    in_string = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        if raw.count('"""') % 2 or raw.count("'''") % 2:
+            was = in_string
+            in_string = not in_string
+            if was:
+                continue
+        elif in_string:
+            continue
+        header = _HEADER.match(raw)
+        if header is not None:
+            name = _dotted(header[2])
+            if header[1] == "[[":
+                index = entries[name] = entries.get(name, -1) + 1
+                table = f"{name}[{index}]"
+            else:
+                head, _, rest = name.partition(".")
+                table = f"{head}[{entries[head]}].{rest}" if head in entries and rest else name
+            lines.setdefault(table, number)
+            continue
+        assign = _ASSIGN.match(raw)
+        if assign is None:
+            continue
+        key = f"{table}.{_dotted(assign[1])}" if table else _dotted(assign[1])
+        lines.setdefault(key, number)
+        for inner in _INLINE.finditer(raw, assign.end()):
+            lines.setdefault(f"{key}.{_dotted(inner[1])}", number)
+    return lines
+
+
+class _Located:
+    """Problems of one file, each with its line."""
+
+    def __init__(self, path: str, text: str) -> None:
+        self.path = path
+        self.text = text
+        self.lines = key_lines(text)
+        self.problems: list[PolicyError] = []
+
+    def line(self, where: str) -> int | None:
+        while where:
+            if where in self.lines:
+                return self.lines[where]
+            where = where.rpartition(".")[0]
+        return None
+
+    def add(self, message: str, where: str, key: str, hint: str = "") -> None:
+        self.problems.append(
+            PolicyError(message, path=self.path, line=self.line(where), key=key, hint=hint)
+        )
+
+
+def did_you_mean(value: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# --- reading and validating ------------------------------------------------------------------
 
 
 def _load_toml(text: str, path: str) -> dict[str, Any]:
@@ -203,65 +467,174 @@ def _load_toml(text: str, path: str) -> dict[str, Any]:
         raise PolicyError(f"not valid TOML: {error}", path=path, line=line) from error
 
 
-def _line_of(text: str, key: str) -> int | None:
-    leaf = key.rsplit(".", 1)[-1]
-    pattern = re.compile(rf"^\s*[\"']?{re.escape(leaf)}[\"']?\s*=", re.MULTILINE)
-    match = pattern.search(text)
-    if match is None:
-        return None
-    return text.count("\n", 0, match.start()) + 1
-
-
-def _flatten(data: Mapping[str, Any], path: str, text: str) -> dict[str, object]:
+def _flatten(data: Mapping[str, Any], located: _Located, where: str = "") -> dict[str, object]:
+    """The valid keys of one table level (a file, or an [[envs]] entry); problems noted."""
     flat: dict[str, object] = {}
+    sections = sorted({name.split(".")[0] for name in KEYS})
     for section, body in data.items():
-        if section in SYSTEM_ONLY or section == "version":
+        if not where and section in TOP_LEVEL:
+            continue
+        place = f"{where}.{section}" if where else section
+        if section not in sections:
+            known = sections if where else [*sections, *TOP_LEVEL]
+            located.add(
+                f"unknown table or key {section!r}{did_you_mean(section, known)}",
+                place,
+                section,
+            )
             continue
         if not isinstance(body, dict):
-            raise PolicyError(
-                "expected a table like [install]",
-                path=path,
-                line=_line_of(text, section),
-                key=section,
-            )
+            located.add(f"expected a table like [{section}]", place, section)
+            continue
         for leaf, value in body.items():
             name = f"{section}.{leaf}"
-            flat[name] = _validate(name, value, path, text)
+            checked = _validate(name, value, located, f"{place}.{leaf}")
+            if checked is not _INVALID:
+                flat[name] = checked
     return flat
 
 
-def _validate(name: str, value: object, path: str, text: str) -> object:
+_INVALID = object()
+
+
+def _validate(name: str, value: object, located: _Located, where: str) -> object:
     key = KEYS.get(name)
-    line = _line_of(text, name)
     if key is None:
-        raise PolicyError(
-            "unknown key", path=path, line=line, key=name, hint="see docs/policy.md for the keys"
-        )
-    if key.kind == "mode":
-        if value not in MODES:
-            raise PolicyError(
-                f"must be one of {', '.join(MODES)}, not {value!r}", path=path, line=line, key=name
-            )
-        return value
-    if key.kind == "bool":
-        if not isinstance(value, bool):
-            raise PolicyError(
-                f"must be true or false, not {value!r}", path=path, line=line, key=name
-            )
-        return value
-    if key.kind == "paths":
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and os.path.isabs(v) for v in value
-        ):
-            raise PolicyError("must be a list of absolute paths", path=path, line=line, key=name)
-        return tuple(os.path.normpath(v) for v in value)
-    if not isinstance(value, str):
-        raise PolicyError(f"must be a string, not {value!r}", path=path, line=line, key=name)
-    if name == "audit.location" and value not in AUDIT_LOCATIONS and not os.path.isabs(value):
-        raise PolicyError(
-            "must be 'env', 'user' or an absolute path", path=path, line=line, key=name
-        )
+        section = name.split(".")[0]
+        leaves = [k.split(".", 1)[1] for k in KEYS if k.startswith(section + ".")]
+        leaf = name.split(".", 1)[1]
+        located.add(f"unknown key{did_you_mean(leaf, leaves)}", where, name)
+        return _INVALID
+    problem = _VALIDATORS[key.kind](key, value)
+    if isinstance(problem, _Problem):
+        located.add(problem.message, f"{where}.{problem.part}" if problem.part else where, name)
+        return _INVALID
+    return problem
+
+
+@dataclass(frozen=True)
+class _Problem:
+    message: str
+    #: the table entry at fault, for its line
+    part: str = ""
+
+
+def _check_mode(key: Key, value: object) -> object:
+    if value not in key.choices:
+        shown = repr(value)
+        mean = did_you_mean(value, key.choices) if isinstance(value, str) else ""
+        return _Problem(f"must be one of {', '.join(key.choices)}, not {shown}{mean}")
     return value
+
+
+def _check_bool(key: Key, value: object) -> object:
+    if not isinstance(value, bool):
+        return _Problem(f"must be true or false, not {value!r}")
+    return value
+
+
+def _check_paths(key: Key, value: object) -> object:
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and os.path.isabs(v) for v in value
+    ):
+        return _Problem("must be a list of absolute paths")
+    return tuple(os.path.normpath(v) for v in value)
+
+
+def _check_str(key: Key, value: object) -> object:
+    if not isinstance(value, str):
+        return _Problem(f"must be a string, not {value!r}")
+    if key.name == "audit.location" and value not in AUDIT_LOCATIONS and not os.path.isabs(value):
+        return _Problem(
+            f"must be 'env', 'user' or an absolute path, not {value!r}"
+            + did_you_mean(value, AUDIT_LOCATIONS)
+        )
+    if key.name == "conda-store.url" and value and not re.match(r"https?://", value):
+        return _Problem(f"must be an http:// or https:// URL, not {value!r}")
+    return value
+
+
+def _check_urls(key: Key, value: object) -> object:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        return _Problem("must be a list of URLs (or absolute paths)")
+    bad = [v for v in value if not re.match(r"[a-z][a-z0-9+.-]*://", v) and not os.path.isabs(v)]
+    if bad:
+        return _Problem(f"not a URL or an absolute path: {bad[0]!r}")
+    return tuple(normalize_location(v) for v in value)
+
+
+def _check_choice_table(key: Key, value: object) -> object:
+    if not isinstance(value, dict):
+        return _Problem('must be a table like { name = "warn" }')
+    names = key.names() if key.names is not None else ()
+    for name, setting in value.items():
+        if names and name not in names:
+            return _Problem(f"unknown name {name!r}{did_you_mean(name, names)}", name)
+        if setting not in key.choices:
+            mean = did_you_mean(setting, key.choices) if isinstance(setting, str) else ""
+            return _Problem(
+                f"{name} must be one of {', '.join(key.choices)}, not {setting!r}{mean}", name
+            )
+    return dict(value)
+
+
+_NAME_OR_PATTERN = re.compile(r"^[A-Za-z0-9*?\[\]!._-]+$")
+
+
+def _check_reason_table(key: Key, value: object) -> object:
+    if not isinstance(value, dict):
+        return _Problem('must be a table like { "name-or-pattern" = "the reason" }')
+    for name, reason in value.items():
+        if not _NAME_OR_PATTERN.match(name):
+            return _Problem(f"not a project name or glob pattern: {name!r}", name)
+        if not isinstance(reason, str):
+            return _Problem(f"the reason for {name!r} must be a string, not {reason!r}", name)
+    return {name.lower(): reason for name, reason in value.items()}
+
+
+def _check_version_table(key: Key, value: object) -> object:
+    from packaging.version import InvalidVersion, Version
+
+    if not isinstance(value, dict):
+        return _Problem('must be a table like { urllib3 = "2.2.2" }')
+    floors = {}
+    for name, version in value.items():
+        if not re.match(r"^[A-Za-z0-9._-]+$", name):
+            return _Problem(f"not a project name: {name!r}", name)
+        if not isinstance(version, str):
+            return _Problem(f"the version of {name!r} must be a string, not {version!r}", name)
+        try:
+            Version(version)
+        except InvalidVersion:
+            return _Problem(f"not a version: {version!r} (for {name})", name)
+        floors[normalize_project(name)] = version
+    return floors
+
+
+_VALIDATORS: dict[str, Callable[[Key, object], object]] = {
+    "mode": _check_mode,
+    "choice": _check_mode,
+    "bool": _check_bool,
+    "paths": _check_paths,
+    "str": _check_str,
+    "urls": _check_urls,
+    "choice-table": _check_choice_table,
+    "reason-table": _check_reason_table,
+    "version-table": _check_version_table,
+}
+
+
+def normalize_project(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def normalize_location(value: str) -> str:
+    """An index or find-links location as compared: no trailing slash, lower-case scheme/host."""
+    match = re.match(r"^([a-z][a-z0-9+.-]*://)([^/]*)(.*)$", value, re.IGNORECASE)
+    if match is None:
+        return os.path.normpath(value) if os.path.isabs(value) else value.rstrip("/")
+    host = match[2].rpartition("@")[2].lower()
+    return (match[1].lower() + host + match[3]).rstrip("/")
 
 
 def _read(path: str) -> str | None:
@@ -279,98 +652,178 @@ def _read(path: str) -> str | None:
         raise PolicyError("not UTF-8 text", path=path, line=line) from error
 
 
-def _check_version(data: Mapping[str, Any], path: str, text: str) -> None:
+def _check_version(data: Mapping[str, Any], located: _Located) -> None:
     version = data.get("version", 1)
     if version != 1:
-        raise PolicyError(
+        located.add(
             f"unsupported policy version {version!r} (this safe-pip reads version 1)",
-            path=path,
-            line=_line_of(text, "version"),
-            key="version",
+            "version",
+            "version",
         )
 
 
-def _env_tables(
-    data: Mapping[str, Any], path: str, text: str
-) -> list[tuple[str, dict[str, object]]]:
+def _env_tables(data: Mapping[str, Any], located: _Located) -> list[EnvEntry]:
     tables = data.get("envs", [])
     if not isinstance(tables, list):
-        raise PolicyError(
-            "expected [[envs]] tables", path=path, line=_line_of(text, "envs"), key="envs"
-        )
+        located.add("expected [[envs]] tables", "envs", "envs")
+        return []
     result = []
-    for table in tables:
+    for index, table in enumerate(tables):
+        where = f"envs[{index}]"
         if not isinstance(table, dict) or not isinstance(table.get("path"), str):
-            raise PolicyError(
-                'each [[envs]] table needs a path = "glob"',
-                path=path,
-                line=_line_of(text, "envs"),
-                key="envs.path",
-            )
+            located.add('each [[envs]] table needs a path = "glob"', where, "envs.path")
+            continue
         nested = {k: v for k, v in table.items() if k != "path"}
-        result.append((str(table["path"]), _flatten(nested, path, text)))
+        values = _flatten(nested, located, where)
+        result.append(
+            EnvEntry(index + 1, str(table["path"]), located.line(f"{where}.path"), values)
+        )
     return result
 
 
-def _delegated(data: Mapping[str, Any], path: str, text: str) -> frozenset[str]:
+def _delegated(data: Mapping[str, Any], located: _Located) -> frozenset[str]:
     delegate = data.get("delegate", [])
     if isinstance(delegate, dict):
         delegate = delegate.get("keys", [])
     if not isinstance(delegate, list) or not all(isinstance(k, str) for k in delegate):
-        raise PolicyError(
-            "must be a list of key names",
-            path=path,
-            line=_line_of(text, "delegate"),
-            key="delegate",
-        )
-    unknown = [k for k in delegate if k not in KEYS]
-    if unknown:
-        raise PolicyError(
-            f"unknown key {unknown[0]!r}",
-            path=path,
-            line=_line_of(text, unknown[0]),
-            key="delegate",
-        )
-    return frozenset(delegate)
+        located.add("must be a list of key names", "delegate", "delegate")
+        return frozenset()
+    good = []
+    for name in delegate:
+        if name in KEYS:
+            good.append(name)
+        else:
+            located.add(
+                f"unknown key {name!r}{did_you_mean(name, list(KEYS))}", "delegate", "delegate"
+            )
+    return frozenset(good)
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What one policy file says, and every problem in it."""
+
+    path: str
+    exists: bool
+    problems: tuple[PolicyError, ...] = ()
+    values: Mapping[str, object] = field(default_factory=dict)
+    envs: tuple[EnvEntry, ...] = ()
+    delegate: frozenset[str] = frozenset()
+    #: key -> line
+    lines: Mapping[str, int] = field(default_factory=dict)
+    #: top-level sections a per-env file may not hold
+    system_only: tuple[str, ...] = ()
+
+
+def check_file(path: str) -> FileCheck:
+    """Read and validate one policy file, collecting every problem."""
+    try:
+        text = _read(path)
+    except PolicyError as error:
+        return FileCheck(path, True, (error,))
+    if text is None:
+        return FileCheck(path, False)
+    try:
+        data = _load_toml(text, path)
+    except PolicyError as error:
+        return FileCheck(path, True, (error,))
+    located = _Located(path, text)
+    _check_version(data, located)
+    values = _flatten(data, located)
+    delegate = _delegated(data, located)
+    envs = _env_tables(data, located)
+    lines = {name: line for name in values if (line := located.line(name)) is not None}
+    return FileCheck(
+        path,
+        True,
+        tuple(located.problems),
+        values,
+        tuple(envs),
+        delegate,
+        lines,
+        tuple(s for s in SYSTEM_ONLY if s in data),
+    )
+
+
+def _first_problem(check: FileCheck) -> None:
+    if check.problems:
+        raise check.problems[0]
 
 
 def load_policy(prefix: str | None, *, system_path: str = SYSTEM_POLICY) -> Policy:
     """The policy in force for ``prefix``; raises PolicyError for an unreadable/invalid file."""
     values: dict[str, object] = {name: key.default for name, key in KEYS.items()}
+    origins: dict[str, str] = {}
     files: list[str] = []
     notes: list[str] = []
+    matched: list[str] = []
     delegate: frozenset[str] = frozenset()
 
-    text = _read(system_path)
-    if text is not None:
+    system = check_file(system_path)
+    _first_problem(system)
+    if system.exists:
         files.append(system_path)
-        data = _load_toml(text, system_path)
-        _check_version(data, system_path, text)
-        values.update(_flatten(data, system_path, text))
-        delegate = _delegated(data, system_path, text)
+        values.update(system.values)
+        origins.update({k: f"{system_path}:{system.lines.get(k, '?')}" for k in system.values})
+        delegate = system.delegate
         if prefix is not None:
-            real = os.path.realpath(prefix)
-            for pattern, table in _env_tables(data, system_path, text):
-                if fnmatch.fnmatch(prefix, pattern) or fnmatch.fnmatch(real, pattern):
-                    values.update(table)
+            for entry in system.envs:
+                if entry.matches(prefix):
+                    values.update(entry.values)
+                    where = f"{system_path}:{entry.line or '?'} {entry.label()}"
+                    origins.update({k: where for k in entry.values})
+                    matched.append(entry.label())
 
     if prefix is not None:
         env_path = os.path.join(prefix, ENV_POLICY)
-        text = _read(env_path)
-        if text is not None:
+        own = check_file(env_path)
+        _first_problem(own)
+        if own.exists:
             files.append(env_path)
-            data = _load_toml(text, env_path)
-            _check_version(data, env_path, text)
-            for section in SYSTEM_ONLY:
-                if section in data:
-                    notes.append(f"{env_path}: {section!r} is read only from the system file")
-            for name, value in _flatten(data, env_path, text).items():
+            for section in own.system_only:
+                notes.append(f"{env_path}: {section!r} is read only from the system file")
+            for name, value in own.values.items():
                 key = KEYS[name]
+                if key.kind.endswith("-table"):
+                    # a table adds to (or overrides entries of) the system's
+                    before = values[name]
+                    assert isinstance(value, Mapping) and isinstance(before, Mapping)
+                    value = {**before, **value}
                 if key.stricter(values[name], value) or name in delegate:
                     values[name] = value
+                    origins[name] = f"{env_path}:{own.lines.get(name, '?')}"
                 else:
                     notes.append(
                         f"{env_path}: {name} = {value!r} would loosen the system policy "
                         f"({values[name]!r}) and is ignored; the admin can delegate it"
                     )
-    return Policy(values=values, files=tuple(files), delegate=delegate, notes=tuple(notes))
+    return Policy(
+        values=values,
+        files=tuple(files),
+        delegate=delegate,
+        notes=tuple(notes),
+        origins=origins,
+        matched=tuple(matched),
+    )
+
+
+def contact_line(system_path: str = SYSTEM_POLICY) -> str:
+    """``messages.contact`` of the system file even when the file is otherwise invalid."""
+    try:
+        text = _read(system_path)
+        data = _load_toml(text, system_path) if text is not None else {}
+    except PolicyError:
+        return ""
+    messages = data.get("messages")
+    contact = messages.get("contact") if isinstance(messages, dict) else None
+    return contact if isinstance(contact, str) else ""
+
+
+def tell_the_admin(system_path: str = SYSTEM_POLICY) -> str:
+    """What a user who meets an invalid policy should do: ask the admin, never edit the file."""
+    contact = contact_line(system_path)
+    where = f" ({contact})" if contact else ""
+    return (
+        f"the policy is the hub admin's to fix: tell them{where} what this message says; "
+        "read-only commands (pip list, pip show, safe-pip status) still work"
+    )

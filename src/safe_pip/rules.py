@@ -25,6 +25,9 @@ CONDA_OWNED = "conda-owned"
 AUDIT_REQUIRED = "audit-required"
 POLICY_INVALID = "policy-invalid"
 UNKNOWN_OPTION = "unknown-option"
+INDEX_NOT_ALLOWED = "index-not-allowed"
+PACKAGE_DENIED = "package-denied"
+VERSION_FLOOR = "version-floor"
 
 SUMMARY: dict[str, str] = {
     ALLOWED: "the policy allows this operation in this environment",
@@ -43,4 +46,27 @@ SUMMARY: dict[str, str] = {
     AUDIT_REQUIRED: "the operation cannot be recorded in the audit log",
     POLICY_INVALID: "the policy file cannot be read or is invalid",
     UNKNOWN_OPTION: "the pip command line cannot be understood",
+    INDEX_NOT_ALLOWED: "pip may use only the package indexes and find-links the policy lists",
+    PACKAGE_DENIED: "the policy denies this project (by name or pattern), also as a dependency",
+    VERSION_FLOOR: "the policy sets a minimum version for this project, also as a dependency",
 }
+
+#: the rules ``enforcement`` may set to ``warn`` (the others always hold)
+CONFIGURABLE = (
+    USER_SITE,
+    READ_ONLY_ENV,
+    BASE_ENV,
+    SYSTEM_PYTHON,
+    OUTSIDE_ENV,
+    FROZEN_ENV,
+    DEV_ONLY,
+    ENV_DENIED,
+    BUILD_ISOLATION,
+    CONDA_OWNED,
+    INDEX_NOT_ALLOWED,
+    PACKAGE_DENIED,
+    VERSION_FLOOR,
+)
+#: rules that protect environments other users rely on: enforced even in warn
+#: mode, unless ``enforcement.rules`` names them
+PROTECTED = (BASE_ENV, SYSTEM_PYTHON, READ_ONLY_ENV, FROZEN_ENV)

@@ -33,6 +33,20 @@ def _parser() -> argparse.ArgumentParser:
 
     status = with_python(sub.add_parser("status", help="what safe-pip sees and allows here"))
     status.add_argument("--json", action="store_true", help="versioned JSON output")
+    status.add_argument(
+        "--as-user",
+        metavar="NAME",
+        help="answer for this user (default as root: an unprivileged hub user)",
+    )
+
+    policy = sub.add_parser("policy", help="admin: check a policy file before deploying it")
+    policy_sub = policy.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    check = with_python(
+        policy_sub.add_parser("check", help="every problem with file, line and key; what applies")
+    )
+    check.add_argument(
+        "file", nargs="?", help="the policy file to check (default: /etc/safe-pip/policy.toml)"
+    )
 
     protect = with_python(
         sub.add_parser("protect", help="write the PEP 668 marker (and pip shims) into the env")
@@ -95,6 +109,10 @@ def run(command: str, argv: Sequence[str], environ: Mapping[str, str]) -> int:
         from safe_pip.commands import export
 
         return export.run(args, environ)
+    if command == "policy":
+        from safe_pip.commands import policy
+
+        return policy.run(args, environ)
     if command == "devenv":
         from safe_pip.commands import devenv
 

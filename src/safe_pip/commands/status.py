@@ -10,15 +10,16 @@ import json
 import os
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from safe_pip import __version__
 from safe_pip.commands import target_environment
 from safe_pip.decide import decide
-from safe_pip.environment import Environment
-from safe_pip.errors import PolicyError
+from safe_pip.environment import Environment, writable_by
+from safe_pip.errors import ExitCode, PolicyError, UsageError
 from safe_pip.pipcli import parse_pip_command_line
-from safe_pip.policy import Policy, load_policy
+from safe_pip.policy import Policy, load_policy, tell_the_admin
 
 SCHEMA = "safe-pip.status/1"
 
@@ -53,7 +54,63 @@ def shell_mismatch(env: Environment, environ: Mapping[str, str]) -> list[str]:
     return warnings
 
 
-def collect(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
+#: the uid status answers for when root asks without --as-user: a hub user owns nothing
+HUB_USER_UID = 65534
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whom status answers for, when that is not the user running it."""
+
+    label: str
+    uid: int
+    gids: frozenset[int]
+
+
+def viewer_for(as_user: str | None) -> Viewer | None:
+    """``--as-user NAME``; as root without it, an unprivileged hub user; else None (oneself)."""
+    if as_user:
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(as_user)
+        except KeyError:
+            raise UsageError(f"no such user: {as_user!r}") from None
+        groups = frozenset(os.getgrouplist(entry.pw_name, entry.pw_gid))
+        return Viewer(as_user, entry.pw_uid, groups)
+    if os.geteuid() == 0:
+        return Viewer(
+            f"a hub user (an unprivileged uid, {HUB_USER_UID})",
+            HUB_USER_UID,
+            frozenset({HUB_USER_UID}),
+        )
+    return None
+
+
+def _probes(env: Environment, policy: Policy) -> list[dict[str, Any]]:
+    allowed = []
+    for label, argv in PROBES:
+        op = parse_pip_command_line(argv, {}, None)
+        decision = decide(op, env, policy)
+        allowed.append(
+            {
+                "operation": label,
+                "command": "pip " + " ".join(argv),
+                "allowed": decision.allowed,
+                "rule": decision.rule,
+                "reason": decision.reason,
+            }
+        )
+    return allowed
+
+
+def _verdict(item: Mapping[str, Any]) -> str:
+    return "allowed" if item["allowed"] else f"refused [{item['rule']}]"
+
+
+def collect(
+    env: Environment, environ: Mapping[str, str], viewer: Viewer | None = None
+) -> dict[str, Any]:
     policy: Policy | None
     policy_error = None
     try:
@@ -62,19 +119,21 @@ def collect(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
         policy = None
         policy_error = error.message
     allowed: list[dict[str, Any]] = []
+    differences: list[str] = []
+    seen = env
+    if viewer is not None:
+        seen = replace(env, writable=writable_by(viewer.uid, viewer.gids, env.purelib, env.platlib))
     if policy is not None:
-        for label, argv in PROBES:
-            op = parse_pip_command_line(argv, {}, None)
-            decision = decide(op, env, policy)
-            allowed.append(
-                {
-                    "operation": label,
-                    "command": "pip " + " ".join(argv),
-                    "allowed": decision.allowed,
-                    "rule": decision.rule,
-                    "reason": decision.reason,
-                }
-            )
+        allowed = _probes(seen, policy)
+        if viewer is not None:
+            mine = _probes(env, policy)
+            me = "root" if os.geteuid() == 0 else "you"
+            differences = [
+                f"{theirs['operation']}: {_verdict(theirs)} for {viewer.label}, "
+                f"{_verdict(own)} for {me}"
+                for theirs, own in zip(allowed, mine)
+                if _verdict(theirs) != _verdict(own)
+            ]
     drift = _drift(env, policy, environ)
     return {
         "schema": SCHEMA,
@@ -92,13 +151,18 @@ def collect(env: Environment, environ: Mapping[str, str]) -> dict[str, Any]:
             "frozen": env.frozen,
             "conda_root": env.conda_root,
             "user_site": env.user_site,
+            "writable_for_user": seen.writable,
         },
         "policy": {
             "files": list(policy.files) if policy else [],
             "error": policy_error,
+            "tell": tell_the_admin() if policy_error else None,
+            "envs_matched": list(policy.matched) if policy else [],
             "notes": list(policy.notes) if policy else [],
         },
+        "for_user": viewer.label if viewer is not None else None,
         "allowed": allowed,
+        "differences": differences,
         "drift": drift,
         "warnings": shell_mismatch(env, environ),
     }
@@ -122,7 +186,12 @@ def render(data: Mapping[str, Any]) -> str:
         f"target:    {data['target']['python']}  (chosen by {data['target']['chosen_by']})",
         f"env:       {env['prefix']}  name {env['name']!r}, {env['kind']}",
         f"python:    {env['python']}   pip: {env['pip_version'] or 'not installed'}",
-        f"writable:  {yes_no[env['writable']]}",
+        f"writable:  {yes_no[env['writable']]}"
+        + (
+            f" (for {data['for_user']}: {yes_no[env['writable_for_user']]})"
+            if data.get("for_user")
+            else ""
+        ),
         f"marker:    {env['marker'] or 'none (bare pip is not stopped)'}",
     ]
     lines.extend(f"stale marker: {s} (left from an older Python)" for s in env["stale_markers"])
@@ -133,12 +202,17 @@ def render(data: Mapping[str, Any]) -> str:
     if policy["error"]:
         lines.append(f"  INVALID: {policy['error']}")
         lines.append("  installs and uninstalls are refused until it is fixed")
+        lines.append(f"  what to do: {policy['tell']}")
+    lines.extend(f"  [[envs]]: {label} applies here" for label in policy["envs_matched"])
     lines.extend(f"  note: {n}" for n in policy["notes"])
     if data["allowed"]:
-        lines.append("here:")
+        whom = f" (for {data['for_user']})" if data.get("for_user") else ""
+        lines.append(f"here{whom}:")
         for item in data["allowed"]:
-            verdict = "allowed" if item["allowed"] else f"refused [{item['rule']}]"
-            lines.append(f"  {item['operation']:<20} {verdict}")
+            lines.append(f"  {item['operation']:<20} {_verdict(item)}")
+    if data.get("differences"):
+        lines.append("treated differently here (status answers for the user above):")
+        lines.extend(f"  {line}" for line in data["differences"])
     drift = data["drift"]
     for item in drift["unexplained"]:
         lines.append(
@@ -171,9 +245,10 @@ def render(data: Mapping[str, Any]) -> str:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
-    data = collect(env, environ)
+    data = collect(env, environ, viewer_for(args.as_user))
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=False))
     else:
         print(render(data))
-    return 0
+    # an invalid policy in force is a failed check (deploy.md's check step)
+    return int(ExitCode.POLICY_ERROR if data["policy"]["error"] else ExitCode.OK)
