@@ -145,7 +145,7 @@ class Case:
     @property
     def into_env(self) -> bool:
         """pip writes into the env (no destination in a directory the policy lists)."""
-        return not any(d.listed and not d.in_env for d in self.destinations)
+        return not any(d.listed and not d.in_env for d in self.destinations if d.install)
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ def _destination_in_system_python(dest: Destination, case: Case) -> Refusal | No
 
 
 def _destination_outside_env(dest: Destination, case: Case) -> Refusal | None:
-    if not dest.elsewhere:
+    if not dest.elsewhere or not dest.install:
         return None
     allowed_dirs = case.policy.paths("install.allowed-destinations")
     listed = ", ".join(allowed_dirs) if allowed_dirs else "none"
@@ -417,7 +417,7 @@ def decide(
 def _allowed(case: Case) -> Decision:
     op, env = case.op, case.env
     extra: list[str] = []
-    if case.into_env and op.command == "install" and not case.destinations:
+    if case.into_env and op.command == "install" and not any(d.install for d in case.destinations):
         # never let pip fall back to a user install behind our back
         extra.append("--no-user")
     if env.marker and _supports_break_system_packages(env.pip_version):

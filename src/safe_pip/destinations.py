@@ -1,5 +1,15 @@
 """Where ``--target``/``--prefix``/``--root`` lead, placed before the decision.
 
+Two more kinds of location are placed with them, as *write locations* that are
+not install destinations: ``--src`` (where pip checks out ``-e`` VCS
+requirements) and every absolute or ``~`` path in an option that reaches the
+build backend or distutils (``-C``/``--config-settings``, ``--global-option``,
+``--build-option``, ``--install-option``): a path there can move built files
+anywhere (``-C--build-option=build_py --build-lib ~/.local/...``).  They may
+lie outside the env, but not in the user base nor in a protected env.  A
+relative path in a build option is relative to the build directory (pip's
+temporary copy of the source) and is not placed.
+
 The shell places each destination with ``FILESYSTEM`` (the working directory
 and symlinks resolved, the protected env it may lie in looked up on disk) and
 hands the result to ``decide``, which then only compares facts.  With
@@ -32,11 +42,18 @@ class Destination:
     listed: bool
     #: the protected env it lies in (a conda base, the system Python), if any
     foreign: EnvKind | None = None
+    #: an install destination (--target/--prefix/--root); False for a write location
+    #: that is not one (--src, a path in a build option)
+    install: bool = True
 
     @property
     def elsewhere(self) -> bool:
         """Outside the env and not in a directory the policy lists."""
         return not self.in_env and not self.listed
+
+
+#: options whose values reach the build backend or distutils (pipcli dests)
+BUILD_OPTION_DESTS = ("config_settings", "global_options", "build_options", "install_options")
 
 
 @dataclass(frozen=True)
@@ -64,8 +81,12 @@ def filesystem(environ: Mapping[str, str]) -> Resolver:
 
     from safe_pip.environment import enclosing_env_kind
 
+    def absolute(value: str) -> str:
+        # no lexical normalisation: `link/..` is the link's parent, as the kernel has it
+        return os.path.join(os.getcwd(), value)
+
     return Resolver(
-        absolute=os.path.abspath,
+        absolute=absolute,
         real=os.path.realpath,
         env_kind=lambda path: enclosing_env_kind(path, environ),
     )
@@ -81,7 +102,7 @@ def place_destinations(
 ) -> tuple[Destination, ...]:
     """The --target, --prefix and --root of ``op``, in that order, placed."""
     placed: list[Destination] = []
-    for setting in (op.target_dir, op.prefix_path, op.root_path):
+    for setting, install in _locations(op):
         if setting is None or setting.value is None:
             continue
         # pip does not expand ~ in these values; an empty one is a real (odd) location
@@ -97,10 +118,43 @@ def place_destinations(
         listed = any(under(real, resolver.real(a)) for a in allowed)
         outside = not in_env and not listed and not in_user_base
         foreign = resolver.env_kind(path) if outside else None
-        placed.append(Destination(setting, path, in_env, in_user_base, listed, foreign))
+        placed.append(Destination(setting, path, in_env, in_user_base, listed, foreign, install))
     return tuple(placed)
+
+
+def _locations(op: Operation) -> list[tuple[Setting | None, bool]]:
+    """(setting, is an install destination) for every location option of ``op``."""
+    found: list[tuple[Setting | None, bool]] = [
+        (op.target_dir, True),
+        (op.prefix_path, True),
+        (op.root_path, True),
+        (op.settings.get("src_dir"), False),
+    ]
+    for dest in BUILD_OPTION_DESTS:
+        setting = op.settings.get(dest)
+        if setting is None or not isinstance(setting.value, tuple):
+            continue
+        for value in setting.value:
+            for path in build_option_paths(str(value)):
+                found.append((Setting(path, f"{setting.source} ({path})"), False))
+    return found
+
+
+def build_option_paths(value: str) -> list[str]:
+    """The absolute and ``~`` paths in one build option value (``~`` expanded as a
+    shell or distutils would)."""
+    import os
+    import re
+
+    paths = []
+    for token in re.split(r"[\s=,:;\"']+", value):
+        if token.startswith("~"):
+            token = os.path.expanduser(token)
+        if token.startswith("/"):
+            paths.append(token)
+    return paths
 
 
 def writes_env(op: Operation, env: Environment, resolver: Resolver) -> bool:
     """True unless some --target/--prefix/--root points outside the env."""
-    return all(d.in_env for d in place_destinations(op, env, (), resolver))
+    return all(d.in_env for d in place_destinations(op, env, (), resolver) if d.install)
