@@ -61,14 +61,6 @@ def yaml_load(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-NO_INDEX_OPTIONS: dict[str, Any] = {
-    "index_url": None,
-    "extra_index_urls": [],
-    "find_links": [],
-    "no_index": False,
-}
-
-
 def record(
     installed: Sequence[Mapping[str, Any]] = (),
     removed: Sequence[Mapping[str, Any]] = (),

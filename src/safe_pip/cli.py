@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from safe_pip.errors import Denied, ExitCode, SafePipError, UsageError, exit_code_for
+from safe_pip.errors import ExitCode, SafePipError, UsageError, exit_code_for
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -21,8 +21,6 @@ OWN_COMMANDS = ("status", "protect", "unprotect", "log", "export", "devenv", "po
 
 
 def _print_error(error: SafePipError) -> None:
-    if isinstance(error, Denied):
-        return  # denials are printed by the guard with the full context
     print(f"{PROG}: error: {error.message}", file=sys.stderr)
     if error.hint:
         print(f"{PROG}: tip: {error.hint}", file=sys.stderr)

@@ -69,16 +69,6 @@ class Environment:
     def short_version(self) -> str:
         return ".".join(self.version.split(".")[:2])
 
-    def contains(self, path: str) -> bool:
-        """True when ``path`` lies inside this env's prefix (symlinks resolved)."""
-        return is_within(path, self.prefix)
-
-
-def is_within(path: str, directory: str) -> bool:
-    real = os.path.realpath(path)
-    root = os.path.realpath(directory)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
 
 _PROBE = r"""
 import json, os, sys, sysconfig

@@ -32,16 +32,6 @@ class SafePipError(Exception):
         self.hint = hint
 
 
-class Denied(SafePipError):
-    """The policy refuses the operation."""
-
-    exit_code = ExitCode.DENIED
-
-    def __init__(self, rule: str, message: str, hint: str = "") -> None:
-        super().__init__(message, hint)
-        self.rule = rule
-
-
 class InputError(SafePipError):
     """A file safe-pip reads is malformed: carries the file, line and key."""
 
@@ -89,6 +79,17 @@ class AuditError(SafePipError):
     """The audit log cannot be written or read."""
 
     exit_code = ExitCode.AUDIT_ERROR
+
+
+def exit_code_for_denial(rule: str) -> int:
+    """The exit status of a refusal: 11 when the policy cannot be used, else 10.
+
+    A refusal is a ``Decision`` (rule id, reason, hint) that the guard records
+    and prints itself; it is an outcome, not an exception.
+    """
+    from safe_pip.rules import POLICY_INVALID
+
+    return int(ExitCode.POLICY_ERROR if rule == POLICY_INVALID else ExitCode.DENIED)
 
 
 def exit_code_for(error: BaseException) -> int:

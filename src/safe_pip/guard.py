@@ -31,7 +31,7 @@ from safe_pip.environment import (
     inspect_environment,
     normalize_name,
 )
-from safe_pip.errors import ExitCode, PolicyError, SafePipError, UsageError
+from safe_pip.errors import PolicyError, SafePipError, UsageError, exit_code_for_denial
 from safe_pip.pipcli import Operation, parse_pip_command_line, requirement_file_requirements
 from safe_pip.pipconfig import load_pip_config
 from safe_pip.policy import Policy, contact_line, default_policy, load_policy, tell_the_admin
@@ -185,11 +185,11 @@ class _Attempt:
 
 
 def _deny(attempt: _Attempt, decision: Decision, contact: str = "") -> int:
-    code = ExitCode.POLICY_ERROR if decision.rule == rules.POLICY_INVALID else ExitCode.DENIED
+    code = exit_code_for_denial(decision.rule)
     # the record first: a stderr that cannot be written must not lose it
-    attempt.record(decision, outcome="denied", exit_code=int(code))
+    attempt.record(decision, outcome="denied", exit_code=code)
     _show(format_denial(attempt.op, attempt.env, decision, contact))
-    return int(code)
+    return code
 
 
 def _show(message: str) -> None:
@@ -355,12 +355,12 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
         attempt.record(
             verdict,
             outcome="denied",
-            exit_code=int(ExitCode.DENIED),
+            exit_code=exit_code_for_denial(verdict.rule),
             duration_s=run.duration_s,
             changes=changes,
         )
         _show(format_denial(op, env, verdict, contact))
-        return int(ExitCode.DENIED)
+        return exit_code_for_denial(verdict.rule)
     if replaced:
         decision = _overridden(decision, replaced)
     attempt.record(

@@ -50,11 +50,6 @@ class Details:
     installer: str
     direct_url: Mapping[str, Any] | None
 
-    @property
-    def editable(self) -> bool:
-        info = (self.direct_url or {}).get("dir_info") or {}
-        return bool(info.get("editable"))
-
 
 def _from_entry(path: str, entry: str, stamp: tuple[int, int]) -> Installed | None:
     if entry.endswith(".dist-info"):

@@ -202,12 +202,3 @@ def unprotect(env: Environment) -> list[Change]:
         except OSError:
             break
     return changes
-
-
-def is_shim(path: str) -> bool:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            head = handle.read(200)
-    except OSError:
-        return False
-    return SHIM_TAG in head

@@ -58,16 +58,3 @@ def wait_for(child: subprocess.Popen[bytes], interrupted: bool = False) -> tuple
         interrupted = interrupted or code == -signal.SIGINT
         code = 128 - code
     return code, interrupted
-
-
-def capture_pip(
-    python: str, pip_args: Sequence[str], environ: Mapping[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Run pip quietly and capture its output (preflight, inspection)."""
-    return subprocess.run(
-        pip_command(python, pip_args),
-        env=pip_environ(environ),
-        capture_output=True,
-        text=True,
-        check=False,
-    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping, Sequence
 
 from safe_pip import __version__
@@ -117,5 +116,4 @@ def run(command: str, argv: Sequence[str], environ: Mapping[str, str]) -> int:
         from safe_pip.commands import devenv
 
         return devenv.run(args, environ)
-    print(f"safe-pip: unknown command {command}", file=sys.stderr)  # pragma: no cover
-    return 12  # pragma: no cover
+    raise UsageError(f"unknown command {command}")  # pragma: no cover

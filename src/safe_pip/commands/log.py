@@ -165,10 +165,6 @@ def table_rows(records: Iterable[Mapping[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def format_table(records: Iterable[Mapping[str, Any]]) -> str:
-    return format_rows(table_rows(records))
-
-
 def format_rows(rows: list[list[str]]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     lines = []
