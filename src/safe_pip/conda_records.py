@@ -46,6 +46,7 @@ from functools import cached_property
 from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple, Union
 
+from .atomicwrite import write_atomic
 from .conda_history import KNOWN_SUBDIRS, normalise_channel
 from .userdirs import cache_dir as user_cache_dir
 
@@ -586,18 +587,6 @@ def _store_cache(
         "stamps": stamps,
         "reads": [read for _, read in reads],
     }
-    temp_name = f"{cache_file}.{os.getpid()}.tmp"
-    written = False
-    try:
-        os.makedirs(os.path.dirname(cache_file), mode=0o700, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        with open(os.open(temp_name, flags, 0o600), "w", encoding="utf-8") as stream:
-            json.dump(document, stream, separators=(",", ":"))
-        os.replace(temp_name, cache_file)  # readers see the old cache or the new one
-        written = True
-    except (OSError, ValueError):
-        pass
-    finally:
-        if not written:
-            with contextlib.suppress(OSError):
-                os.unlink(temp_name)
+    with contextlib.suppress(OSError, ValueError):
+        text = json.dumps(document, separators=(",", ":"))
+        write_atomic(cache_file, text, mode=0o600, dir_mode=0o700)

@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from safe_pip.atomicwrite import write_atomic
 from safe_pip.conda_records import RecordSet
 from safe_pip.environment import Environment
 from safe_pip.inventory import Installed, InstallerCache, distribution_key, scan_all
@@ -163,16 +164,8 @@ def _load_cache(path: str, log: str) -> dict[str, Any] | None:
 
 
 def _store_cache(path: str, document: Mapping[str, Any]) -> None:
-    temp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-        with open(os.open(temp, flags, 0o600), "w", encoding="utf-8") as handle:
-            json.dump(document, handle, separators=(",", ":"))
-        os.replace(temp, path)
-    except (OSError, ValueError):
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
+    with contextlib.suppress(OSError, ValueError):
+        write_atomic(path, json.dumps(document, separators=(",", ":")), mode=0o600, dir_mode=0o700)
 
 
 def _whole_lines(handle: BinaryIO, size: int) -> int:

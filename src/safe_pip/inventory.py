@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from safe_pip.atomicwrite import write_atomic
 from safe_pip.userdirs import cache_dir
 
 _SEPARATORS = re.compile(r"[-_.]+")
@@ -202,25 +203,15 @@ class InstallerCache:
         """Write the entries asked about in this run (the others are gone or unasked)."""
         if self._file is None or not (self._changed or len(self._new) != len(self._old)):
             return
-        temp = f"{self._file}.{os.getpid()}.tmp"
-        try:
-            os.makedirs(os.path.dirname(self._file), mode=0o700, exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
-            with open(os.open(temp, flags, 0o600), "w", encoding="utf-8") as handle:
-                json.dump(
-                    {
-                        "format": _CACHE_FORMAT,
-                        "version": _CACHE_VERSION,
-                        "prefix": self._prefix,
-                        "entries": self._new,
-                    },
-                    handle,
-                    separators=(",", ":"),
-                )
-            os.replace(temp, self._file)
-        except (OSError, ValueError):
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+        document = {
+            "format": _CACHE_FORMAT,
+            "version": _CACHE_VERSION,
+            "prefix": self._prefix,
+            "entries": self._new,
+        }
+        with contextlib.suppress(OSError, ValueError):
+            text = json.dumps(document, separators=(",", ":"))
+            write_atomic(self._file, text, mode=0o600, dir_mode=0o700)
 
 
 def _cache_file(prefix: str, environ: Mapping[str, str]) -> str | None:

@@ -14,10 +14,10 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from safe_pip.atomicwrite import write_atomic
 from safe_pip.environment import MARKER_NAME, Environment
 from safe_pip.errors import SafePipError, TargetError
 from safe_pip.target import BOUND_PYTHON_VAR
@@ -77,20 +77,6 @@ def shim_names(env: Environment) -> list[str]:
     return ["pip", f"pip{major}", f"pip{env.short_version}"]
 
 
-def _write_atomic(path: str, text: str, mode: int) -> None:
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".safe-pip-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _state_dir(env: Environment) -> Path:
     return Path(env.prefix, STATE_DIR)
 
@@ -113,10 +99,10 @@ def _save_manifest(env: Environment, entries: dict[str, dict[str, str]]) -> None
         shutil.rmtree(state, ignore_errors=True)
         return
     state.mkdir(parents=True, exist_ok=True)
-    _write_atomic(
+    write_atomic(
         str(state / MANIFEST),
         json.dumps({"version": 1, "entries": entries}, indent=2) + "\n",
-        0o644,
+        mode=0o644,
     )
 
 
@@ -145,10 +131,10 @@ def _install_file(
             }
         if existing.is_symlink():
             existing.unlink()
-        _write_atomic(path, text, mode)
+        write_atomic(path, text, mode=mode)
         return Change(path, "replaced")
     entries.setdefault(key, {"action": "created"})
-    _write_atomic(path, text, mode)
+    write_atomic(path, text, mode=mode)
     return Change(path, "created")
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import tempfile
 from collections.abc import Mapping
 
+from safe_pip.atomicwrite import write_atomic
 from safe_pip.decide import is_dev_install
 from safe_pip.environment import Environment
 from safe_pip.pipcli import Operation, requirement_file_requirements
@@ -54,18 +54,7 @@ def conda_store_env(env: Environment) -> tuple[str, str] | None:
 
 
 def _write(path: str, text: str) -> None:
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=".spec-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_atomic(path, text, mode=0o644, dir_mode=0o777)
 
 
 def requested_requirements(op: Operation) -> list[str]:

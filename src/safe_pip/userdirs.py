@@ -1,4 +1,4 @@
-"""The per-user directories safe-pip keeps things in (XDG base directories)."""
+"""The per-user directories safe-pip keeps things in (XDG base directories), in one place."""
 
 from __future__ import annotations
 
@@ -9,16 +9,39 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-def _xdg(environ: Mapping[str, str], variable: str, default: tuple[str, ...]) -> str | None:
-    configured = environ.get(variable, "")
-    if configured and os.path.isabs(configured):
-        return os.path.join(configured, "safe-pip")
-    home = environ.get("HOME") or os.path.expanduser("~")
-    if not os.path.isabs(home):
+def home_dir(environ: Mapping[str, str]) -> str | None:
+    """``$HOME`` when absolute, else the user's entry in the password database."""
+    home = environ.get("HOME", "")
+    if os.path.isabs(home):
+        return home
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_dir or None
+    except (ImportError, KeyError):
         return None
-    return os.path.join(home, *default, "safe-pip")
+
+
+def _base(environ: Mapping[str, str], variable: str, *default: str) -> str | None:
+    """``$<variable>`` when absolute (the XDG rule), else ``~/<default>``; None without a home."""
+    configured = environ.get(variable, "")
+    if os.path.isabs(configured):
+        return configured
+    home = home_dir(environ)
+    return os.path.join(home, *default) if home is not None else None
 
 
 def cache_dir(environ: Mapping[str, str]) -> str | None:
     """``$XDG_CACHE_HOME/safe-pip`` (default ``~/.cache/safe-pip``); None without a home."""
-    return _xdg(environ, "XDG_CACHE_HOME", (".cache",))
+    base = _base(environ, "XDG_CACHE_HOME", ".cache")
+    return os.path.join(base, "safe-pip") if base is not None else None
+
+
+def state_home(environ: Mapping[str, str]) -> str | None:
+    """``$XDG_STATE_HOME``, else ``~/.local/state`` (None without a home directory)."""
+    return _base(environ, "XDG_STATE_HOME", ".local", "state")
+
+
+def data_home(environ: Mapping[str, str]) -> str | None:
+    """``$XDG_DATA_HOME``, else ``~/.local/share`` (None without a home directory)."""
+    return _base(environ, "XDG_DATA_HOME", ".local", "share")

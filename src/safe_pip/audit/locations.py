@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from safe_pip.audit.record import line_hash
+from safe_pip.userdirs import state_home
 
 if TYPE_CHECKING:
     from safe_pip.environment import Environment
@@ -25,22 +26,6 @@ def prefix_hash(prefix: str) -> str:
 
 def _safe_file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:64].lstrip(".") or "env"
-
-
-def state_home(environ: Mapping[str, str]) -> str | None:
-    """``$XDG_STATE_HOME``, else ``~/.local/state`` (None without a home directory)."""
-    configured = environ.get("XDG_STATE_HOME", "")
-    if os.path.isabs(configured):
-        return configured
-    home = environ.get("HOME", "")
-    if not os.path.isabs(home):
-        try:
-            import pwd
-
-            home = pwd.getpwuid(os.getuid()).pw_dir
-        except (ImportError, KeyError):
-            return None
-    return os.path.join(home, ".local", "state")
 
 
 def user_log_path(env: Environment, environ: Mapping[str, str]) -> str | None:

@@ -21,9 +21,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from safe_pip.audit.locations import LOCK_SUFFIX, state_home
+from safe_pip.audit.locations import LOCK_SUFFIX
 from safe_pip.audit.record import line_hash, record_packages, redact_record
 from safe_pip.errors import AuditError
+from safe_pip.userdirs import state_home
 
 #: How long ``append`` waits for another safe-pip holding the lock, per location.
 LOCK_TIMEOUT_S = 10.0

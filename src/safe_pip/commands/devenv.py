@@ -30,6 +30,7 @@ from typing import Any
 from safe_pip.commands import target_environment
 from safe_pip.environment import Environment
 from safe_pip.errors import SafePipError, TargetError, UsageError
+from safe_pip.userdirs import data_home
 
 MARKER = "safe-pip-devenv.json"
 SCHEMA = "safe-pip.devenv/1"
@@ -53,9 +54,8 @@ def jupyter_data_dir(environ: Mapping[str, str]) -> Path:
     """Where Jupyter looks for a user's kernels (jupyter_core's rule on Linux)."""
     if environ.get("JUPYTER_DATA_DIR"):
         return Path(environ["JUPYTER_DATA_DIR"])
-    home = environ.get("HOME") or os.path.expanduser("~")
-    xdg = environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
-    return Path(xdg) / "jupyter"
+    data = data_home(environ) or os.path.expanduser(os.path.join("~", ".local", "share"))
+    return Path(data) / "jupyter"
 
 
 def _has_module(python: str, module: str) -> bool:

@@ -9,16 +9,15 @@ both.  Problems in the files read are notes on stderr, never a failure.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from safe_pip import __version__
+from safe_pip.atomicwrite import write_atomic
 from safe_pip.commands import target_environment
 from safe_pip.conda_history import read_history
 from safe_pip.conda_records import read_records
@@ -130,35 +129,13 @@ def _conda_dist_keys(dist_infos: Sequence[str]) -> set[str]:
 
 
 def _write_atomically(path: str, text: str) -> None:
-    target = os.path.abspath(path)
-    directory = os.path.dirname(target)
     try:
-        mode = os.stat(target).st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    temp = None
-    try:
-        handle, temp = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-        )
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(text.encode("utf-8", "replace"))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-        temp = None
+        write_atomic(path, text, durable=True)
     except OSError as error:
         raise UsageError(
             f"cannot write {path}: {error.strerror or error}",
             hint="give -o a file in a directory you can write to, or leave it out for stdout",
         ) from error
-    finally:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
 
 
 def _env_name(requested: str | None, env: Environment) -> str:
