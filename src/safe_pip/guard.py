@@ -31,7 +31,13 @@ from safe_pip.environment import (
     inspect_environment,
     normalize_name,
 )
-from safe_pip.errors import PolicyError, SafePipError, UsageError, exit_code_for_denial
+from safe_pip.errors import (
+    PolicyError,
+    SafePipError,
+    UsageError,
+    exit_code_for,
+    exit_code_for_denial,
+)
 from safe_pip.pipcli import Operation, parse_pip_command_line, requirement_file_requirements
 from safe_pip.pipconfig import load_pip_config
 from safe_pip.policy import Policy, contact_line, default_policy, load_policy, tell_the_admin
@@ -99,11 +105,10 @@ def _record_unparsable(
     attempt = _Attempt(Operation(command=command, argv=tuple(args)), env, environ)
     attempt.policy = policy
     rule = rules.POLICY_INVALID if isinstance(error, PolicyError) else rules.UNKNOWN_OPTION
-    code = ExitCode.POLICY_ERROR if isinstance(error, PolicyError) else ExitCode.USAGE_ERROR
     attempt.record(
         Decision(allowed=False, rule=rule, reason=error.message, hint=error.hint),
         outcome="denied",
-        exit_code=int(code),
+        exit_code=exit_code_for(error),
     )
 
 
