@@ -335,7 +335,7 @@ def _with_next_step(
 def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:
     from safe_pip.changes import compute_changes
     from safe_pip.inventory import scan
-    from safe_pip.runner import run_pip
+    from safe_pip.runner import run_pip, without_user_site
 
     op, env = attempt.op, attempt.env
     sites = [env.purelib, env.platlib]
@@ -346,7 +346,7 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     replaced: list[Conflict] = []
     if op.command != "install":
         # uninstall: conda-owned names were refused before pip ran
-        run = run_pip(env.python, decision.pip_args, attempt.environ)
+        run = run_pip(env.python, decision.pip_args, without_user_site(attempt.environ))
         report = None
     else:
         checked = _run_checked_install(attempt, decision, override, before, replaced)
@@ -392,7 +392,7 @@ def _run_checked_install(
     """
     from safe_pip.destinations import filesystem, writes_env
     from safe_pip.preflight import run_checked
-    from safe_pip.runner import run_pip
+    from safe_pip.runner import run_pip, without_user_site
 
     op, env = attempt.op, attempt.env
     assert attempt.policy is not None
@@ -419,13 +419,14 @@ def _run_checked_install(
 
     with tempfile.TemporaryDirectory(prefix="safe-pip-") as scratch:
         report_path = os.path.join(scratch, "install-report.json")
-        checked = run_checked(env.python, decision.pip_args, report_path, attempt.environ, check)
+        pip_environ = without_user_site(attempt.environ)
+        checked = run_checked(env.python, decision.pip_args, report_path, pip_environ, check)
         run, report = checked.run, checked.report
         if checked.hook_missing:
             if protect:
                 return None
             # nothing to check: the bootstrap stopped before pip started, run plain pip
-            run = run_pip(env.python, decision.pip_args, attempt.environ)
+            run = run_pip(env.python, decision.pip_args, pip_environ)
         if isinstance(checked.verdict, Decision):
             verdict = checked.verdict
     return run, report, verdict

@@ -2,24 +2,39 @@
 
 ``protect`` writes ``EXTERNALLY-MANAGED`` into the env's stdlib dir so bare
 pip refuses, and with ``--shim`` replaces ``bin/pip``, ``bin/pip3`` and
-``bin/pip3.X`` with launchers that run safe-pip bound to the env.  What it
-replaced is kept under ``<prefix>/etc/safe-pip/protect/`` with a manifest, so
+``bin/pip3.X`` with launchers that run safe-pip bound to the env.  It also
+adds ``user = false`` to the env's ``pip.conf`` and loads the ``%pip``
+extension in the env's IPython config (see ``envconfig``).  What it
+replaced or added to is kept under ``<prefix>/etc/safe-pip/protect/`` with a manifest, so
 ``unprotect`` restores the env exactly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from safe_pip.atomicwrite import write_atomic
+from safe_pip.envconfig import (
+    IPYTHON_DIR,
+    IPYTHON_FILES,
+    PIP_CONF,
+    has_block,
+    ipython_block,
+    with_ipython_block,
+    with_pip_conf_block,
+    without_blocks,
+)
 from safe_pip.environment import MARKER_NAME, Environment
 from safe_pip.errors import SafePipError, TargetError
+from safe_pip.launcher import launcher_code, tool_import_paths
 from safe_pip.target import BOUND_PYTHON_VAR
 
 STATE_DIR = os.path.join("etc", "safe-pip", "protect")
@@ -30,7 +45,22 @@ SHIM_TAG = "# safe-pip shim"
 @dataclass(frozen=True)
 class Change:
     path: str
-    action: str  # "created", "replaced", "kept", "removed", "restored"
+    #: "created", "replaced", "edited", "kept", "removed", "restored", "cleaned"
+    action: str
+
+
+def marker_message(template: str, env: Environment, terminal_pip: str, contact: str) -> str:
+    """The marker's message: ``{pip}`` and ``{prefix}`` filled in, the contact line added."""
+    message = template.replace("{pip}", terminal_pip).replace("{prefix}", env.prefix)
+    return f"{message.rstrip()}\n{contact}" if contact else message
+
+
+def terminal_pip(env: Environment, shim: bool, tool_python: str) -> str:
+    """The pip command that works for this env in a terminal, as a full path."""
+    if shim:
+        return os.path.join(env.scripts, "pip")
+    tool = os.path.join(os.path.dirname(tool_python), "safe-pip")
+    return f"{tool if os.path.isfile(tool) else 'safe-pip'} --python {env.prefix}"
 
 
 def marker_text(message: str) -> str:
@@ -39,29 +69,10 @@ def marker_text(message: str) -> str:
     return "[externally-managed]\n" + body + "\n"
 
 
-def tool_import_paths() -> list[str]:
-    """Where this safe-pip and its dependencies import from (for a shim that skips site)."""
-    import importlib.util
-
-    paths: list[str] = []
-    for module in ("safe_pip", "packaging", "filelock", "tomli"):
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            continue
-        for location in spec.submodule_search_locations:
-            parent = os.path.dirname(os.path.abspath(location))
-            if parent not in paths:
-                paths.append(parent)
-    return paths
-
-
 def shim_text(env: Environment, tool_python: str, paths: list[str] | None = None) -> str:
     """A /bin/sh launcher: safe-pip's interpreter with -I -S (no site: faster start)
     and safe-pip's own import paths, bound to this env."""
-    paths = tool_import_paths() if paths is None else paths
-    code = (
-        f"import sys; sys.path[:0] = {paths!r}; from safe_pip.cli import entrypoint; entrypoint()"
-    )
+    code = launcher_code(tool_import_paths() if paths is None else paths)
     return (
         "#!/bin/sh\n"
         f"{SHIM_TAG}: pip for this env goes through safe-pip, which applies the hub's policy.\n"
@@ -138,8 +149,112 @@ def _install_file(
     return Change(path, "created")
 
 
-def protect(env: Environment, message: str, *, shim: bool, tool_python: str = "") -> list[Change]:
-    """Write the marker (and the shims); idempotent; records what it replaced."""
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _digest(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _edit_file(
+    env: Environment,
+    entries: dict[str, dict[str, str]],
+    path: str,
+    edit: Callable[[str], str],
+) -> Change:
+    """Add protect's block to a file the admin may also write (pip.conf, IPython config).
+
+    The file as it was is kept, so that ``unprotect`` restores it byte for byte
+    while it still holds what protect wrote; otherwise only the block goes.
+    """
+    key = os.path.relpath(path, env.prefix)
+    current = _read_bytes(path)
+    text = "" if current is None else current.decode("utf-8", "surrogateescape")
+    if has_block(text):
+        return Change(path, "kept")
+    entry = {"action": "edited", "backup": ""}
+    mode = 0o644
+    if current is not None:
+        backup = _state_dir(env) / "backup" / key
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, backup)
+        entry["backup"] = str(backup.relative_to(_state_dir(env)))
+        mode = os.stat(path).st_mode & 0o7777
+    else:
+        _make_dirs(env, entries, os.path.dirname(path))
+    new = edit(text)
+    entry["written"] = _digest(new.encode("utf-8", "surrogateescape"))
+    entries[key] = entry
+    write_atomic(path, new, mode=mode)
+    return Change(path, "edited" if current is not None else "created")
+
+
+def _make_dirs(env: Environment, entries: dict[str, dict[str, str]], directory: str) -> None:
+    """Create ``directory`` and its missing parents, each recorded for unprotect."""
+    missing = []
+    probe = directory
+    while not os.path.isdir(probe):
+        missing.append(probe)
+        probe = os.path.dirname(probe)
+    for path in reversed(missing):
+        os.mkdir(path, 0o755)
+        os.chmod(path, 0o755)
+        entries.setdefault(os.path.relpath(path, env.prefix), {"action": "created-dir"})
+
+
+def _undo_edit(env: Environment, path: str, entry: dict[str, str]) -> Change | None:
+    current = _read_bytes(path)
+    if current is None:
+        return None
+    backup = _state_dir(env) / entry["backup"] if entry.get("backup") else None
+    if _digest(current) == entry.get("written"):
+        if backup is None:
+            os.unlink(path)
+            return Change(path, "removed")
+        shutil.copy2(backup, path)
+        return Change(path, "restored")
+    # changed since protect: keep everyone else's lines, take only ours out
+    left = without_blocks(current.decode("utf-8", "surrogateescape"))
+    if backup is None and not left.strip():
+        os.unlink(path)
+        return Change(path, "removed")
+    write_atomic(path, left)
+    return Change(path, "cleaned")
+
+
+def _config_files(env: Environment, tool: str) -> list[tuple[str, Callable[[str], str]]]:
+    """(path, edit) for pip.conf and IPython's config files of the env."""
+    import safe_pip
+    from safe_pip.launcher import tool_command
+
+    block = ipython_block(tool_command(tool), os.path.dirname(os.path.abspath(safe_pip.__file__)))
+    files: list[tuple[str, Callable[[str], str]]] = [
+        (os.path.join(env.prefix, PIP_CONF), with_pip_conf_block)
+    ]
+    for name in IPYTHON_FILES:
+        files.append(
+            (os.path.join(env.prefix, IPYTHON_DIR, name), lambda t: with_ipython_block(t, block))
+        )
+    return files
+
+
+def protect(
+    env: Environment,
+    message: str,
+    *,
+    shim: bool,
+    tool_python: str = "",
+    contact: str = "",
+) -> list[Change]:
+    """Write the marker, pip.conf's ``user = false``, the IPython config (and the
+    shims); idempotent; records what it replaced or added to."""
     if not os.access(env.stdlib, os.W_OK):
         raise TargetError(
             f"cannot write the marker into {env.stdlib}: not writable by you",
@@ -147,13 +262,11 @@ def protect(env: Environment, message: str, *, shim: bool, tool_python: str = ""
         )
     entries = _load_manifest(env)
     _state_dir(env).mkdir(parents=True, exist_ok=True)
-    changes = [
-        _install_file(
-            env, entries, os.path.join(env.stdlib, MARKER_NAME), marker_text(message), 0o644
-        )
-    ]
+    tool = tool_python or sys.executable
+    text = marker_text(marker_message(message, env, terminal_pip(env, shim, tool), contact))
+    changes = [_install_file(env, entries, os.path.join(env.stdlib, MARKER_NAME), text, 0o644)]
+    changes.extend(_edit_file(env, entries, path, edit) for path, edit in _config_files(env, tool))
     if shim:
-        tool = tool_python or sys.executable
         text = shim_text(env, tool)
         for name in shim_names(env):
             changes.append(
@@ -170,6 +283,13 @@ def unprotect(env: Environment) -> list[Change]:
     state = _state_dir(env)
     for key, entry in sorted(entries.items()):
         path = os.path.join(env.prefix, key)
+        if entry.get("action") == "created-dir":
+            continue  # below, once the files in it are gone
+        if entry.get("action") == "edited":
+            undone = _undo_edit(env, path, entry)
+            if undone is not None:
+                changes.append(undone)
+            continue
         if os.path.lexists(path):
             os.unlink(path)
         if entry.get("action") == "replaced":
@@ -181,6 +301,11 @@ def unprotect(env: Environment) -> list[Change]:
             changes.append(Change(path, "restored"))
         else:
             changes.append(Change(path, "removed"))
+    for key, entry in sorted(entries.items(), reverse=True):
+        if entry.get("action") == "created-dir":
+            with contextlib.suppress(OSError):  # only when empty: an admin's file stays
+                os.rmdir(os.path.join(env.prefix, key))
+                changes.append(Change(os.path.join(env.prefix, key), "removed"))
     shutil.rmtree(state, ignore_errors=True)
     for parent in (state.parent, state.parent.parent):
         try:

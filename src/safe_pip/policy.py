@@ -35,9 +35,9 @@ AUDIT_LOCATIONS = ("env", "user")
 ENFORCEMENT = ("warn", "enforce")
 
 DEFAULT_MARKER_MESSAGE = (
-    "This environment is managed: install packages with `pip` (safe-pip), "
-    "which checks them against the hub's policy and records them, or change "
-    "the environment's spec (environment.yml) and rebuild it."
+    "pip in this environment goes through safe-pip (the hub's policy):\n"
+    "in a notebook:  %pip install <package>\n"
+    "in a terminal:  {pip} install <package>"
 )
 DEFAULT_TOKEN_ENV = "CONDA_STORE_TOKEN"
 DEFAULT_TOKEN_FILE = "~/.config/safe-pip/conda-store-token"
@@ -252,7 +252,8 @@ KEYS: dict[str, Key] = {
             "str",
             DEFAULT_MARKER_MESSAGE,
             _never,
-            "the text `safe-pip protect` writes into EXTERNALLY-MANAGED",
+            "the text `safe-pip protect` writes into EXTERNALLY-MANAGED ({pip}: the env's "
+            "pip command, {prefix}: the env; messages.contact is added)",
         ),
         Key(
             "messages.contact",

@@ -14,7 +14,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
     if args.command == "protect":
         policy = load_policy(env.prefix)
-        changes = protect(env, policy.text("marker.message"), shim=args.shim)
+        changes = protect(
+            env,
+            policy.text("marker.message"),
+            shim=args.shim,
+            contact=policy.text("messages.contact"),
+        )
     else:
         changes = unprotect(env)
     for change in changes:

@@ -20,6 +20,7 @@ from safe_pip.environment import Environment, writable_by
 from safe_pip.errors import ExitCode, PolicyError, UsageError
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import Policy, load_policy, tell_the_admin
+from safe_pip.usersite import UserSiteCopy, describe, user_site_copies
 
 SCHEMA = "safe-pip.status/1"
 
@@ -164,6 +165,7 @@ def collect(
         "allowed": allowed,
         "differences": differences,
         "drift": drift,
+        "user_site": [copy.as_dict() for copy in user_site_copies(env)],
         "warnings": shell_mismatch(env, environ),
     }
 
@@ -226,12 +228,8 @@ def render(data: Mapping[str, Any]) -> str:
             f"changed it ({item['how']}{now}); `conda install --force-reinstall "
             f"{item['name']}={item['conda_version']}` restores conda's"
         )
-    for item in drift["user_site"]:
-        lines.append(
-            f"user site: {item['name']} {item['version']} in {env['user_site']} is imported "
-            "by this env too (and by every env of this Python); `pip uninstall --user` is "
-            f"refused here: delete {item['path']} and the package's files"
-        )
+    for copy in data["user_site"]:
+        lines.append(f"user site: {describe(UserSiteCopy(**copy), env['user_site'])}")
     if drift["layered"]:
         lines.append(
             f"layered:   conda changed this env ({drift['last_conda_change']}) after pip did "
