@@ -33,13 +33,13 @@ import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from safe_pip.atomicwrite import write_atomic
-from safe_pip.conda_records import RecordSet
+from safe_pip.conda_records import CondaRecord, RecordSet
 from safe_pip.environment import Environment
 from safe_pip.inventory import Installed, InstallerCache, distribution_key, scan_all
-from safe_pip.ownership import CONDA_INSTALLERS, OwnershipIndex, is_pip_note
+from safe_pip.ownership import CONDA_INSTALLERS, Owner, OwnershipIndex, is_pip_note
 from safe_pip.userdirs import cache_dir
 
 #: what ensurepip/venv put into a fresh non-conda env
@@ -267,97 +267,166 @@ def user_site_imported(env: Environment, environ: Mapping[str, str]) -> bool:
     )
 
 
-def compute_drift(
+@dataclass(frozen=True)
+class DriftFacts:
+    """What drift is classified from, gathered from disk by ``gather_drift``."""
+
+    is_conda: bool
+    #: every dist-info of the env's site dirs (``inventory.scan_all``), in scan order
+    installed: tuple[Installed, ...]
+    records: tuple[CondaRecord, ...]
+    logged: LogState
+    #: dist-info path -> its prefix-relative path (None: outside the prefix)
+    relative: Mapping[str, str | None]
+    #: dist-info path -> who owns it (for the first copy of each name)
+    owners: Mapping[str, Owner]
+    #: dist-info path -> its ``INSTALLER`` (for the dist-infos conda records list)
+    installers: Mapping[str, str]
+    #: the user site-packages' distributions this env's Python imports
+    user_site: tuple[Installed, ...] = ()
+    #: the newest ``conda-meta/history`` header (conda's local time text)
+    last_conda_change: str | None = None
+
+
+def gather_drift(
     env: Environment,
     installed: Iterable[Installed],
     records: RecordSet,
     logged: LogState,
     environ: Mapping[str, str],
-) -> Drift:
-    """``installed``: every dist-info of the env's site dirs (``inventory.scan_all``)."""
-    everything = list(installed)
-    first: dict[str, Installed] = {}
-    copies: dict[str, list[Installed]] = {}
-    for item in everything:
-        if item.key in first:
-            copies.setdefault(item.key, [first[item.key]]).append(item)
-        else:
-            first[item.key] = item
+) -> DriftFacts:
+    """Read what drift needs: owners, ``INSTALLER`` files, the user site, conda's history."""
+    everything = tuple(installed)
     versions = {key: value[1] for key, value in logged.items() if value[1] is not None}
     installers = InstallerCache(env.prefix, environ)
     index = OwnershipIndex(records, env, versions, installers.installer)
+    relative = {item.path: index.relative(item.path) for item in everything}
+    owners: dict[str, Owner] = {}
+    for item in _first_copies(everything).values():
+        owners[item.path] = index.owner_of(item, relative[item.path])
+    listed = {rel for record in records.records for rel in record.dist_infos}
+    read = {
+        item.path: installers.installer(item)
+        for item in everything
+        if relative[item.path] in listed
+    }
+    installers.save()
+    user_site = tuple(scan_all([env.user_site])) if user_site_imported(env, environ) else ()
+    return DriftFacts(
+        is_conda=env.is_conda,
+        installed=everything,
+        records=records.records,
+        logged=logged,
+        relative=relative,
+        owners=owners,
+        installers=read,
+        user_site=user_site,
+        last_conda_change=last_history_time(env.prefix) if env.is_conda else None,
+    )
+
+
+def _first_copies(installed: Iterable[Installed]) -> dict[str, Installed]:
+    """The first dist-info of each name (the one Python imports)."""
+    first: dict[str, Installed] = {}
+    for item in installed:
+        first.setdefault(item.key, item)
+    return first
+
+
+def _stamp_time(item: Installed) -> float | None:
+    """When a dist-info was written (seconds), when known."""
+    return item.stamp[1] / 1e9 if item.stamp[1] else None
+
+
+def _unexplained(facts: DriftFacts) -> tuple[list[dict[str, str]], list[float], list[str]]:
+    """Distributions neither conda nor the log explains; pip times; log times of the rest."""
+    unexplained: list[dict[str, str]] = []
     pip_times: list[float] = []
     log_times: list[str] = []  # ISO 8601 UTC: they sort as text
-
-    by_rel: dict[str, Installed] = {}
-    rels: dict[str, str | None] = {}
-    for item in everything:
-        rel = rels[item.path] = index.relative(item.path)
-        if rel is not None:
-            by_rel[rel] = item
-
-    unexplained = []
-    for key, item in first.items():
-        owner = index.owner_of(item, rels[item.path])
+    for key, item in _first_copies(facts.installed).items():
+        owner = facts.owners[item.path]
         if owner.conda:
             continue
-        if versions.get(key) == item.version:
-            log_times.append(logged[key][0])
+        logged = facts.logged.get(key)
+        if logged is not None and logged[1] == item.version:
+            log_times.append(logged[0])
             continue
-        if not env.is_conda and key in BOOTSTRAP_DISTS:
+        if not facts.is_conda and key in BOOTSTRAP_DISTS:
             continue
         unexplained.append({"name": item.name, "version": item.version, "owner": owner.owner})
-        if owner.owner != "unknown" and item.stamp[1]:
+        when = _stamp_time(item)
+        if owner.owner != "unknown" and when is not None:
             # a pip run that left no record still tells roughly when
-            pip_times.append(item.stamp[1] / 1e9)
+            pip_times.append(when)
+    return sorted(unexplained, key=lambda u: u["name"].lower()), pip_times, log_times
 
-    overwritten = []
-    for record in records.records:
-        if is_pip_note(record) or not record.dist_infos:
+
+class _Copies(NamedTuple):
+    """The installed dist-infos, looked up three ways."""
+
+    by_rel: dict[str, Installed]
+    first: dict[str, Installed]
+    by_key: dict[str, list[Installed]]
+
+
+def _copies(facts: DriftFacts) -> _Copies:
+    by_rel: dict[str, Installed] = {}
+    by_key: dict[str, list[Installed]] = {}
+    for item in facts.installed:
+        rel = facts.relative.get(item.path)
+        if rel is not None:
+            by_rel[rel] = item
+        by_key.setdefault(item.key, []).append(item)
+    return _Copies(by_rel, _first_copies(facts.installed), by_key)
+
+
+def _overwritten_one(
+    facts: DriftFacts, record: CondaRecord, rel: str, copies: _Copies
+) -> tuple[dict[str, str], Installed | None] | None:
+    """How pip changed one dist-info of a conda record (and the pip copy's dist-info)."""
+    entry = {"name": record.name, "conda_version": record.version}
+    mine = copies.by_rel.get(rel)
+    if mine is None:
+        now = copies.first.get(_dist_key(rel) or distribution_key(record.name))
+        if now is None:
+            return {**entry, "installed_version": "", "how": "removed"}, None
+        return {**entry, "installed_version": now.version, "how": "replaced"}, now
+    others = [c for c in copies.by_key[mine.key] if c is not mine]
+    if others:
+        how = "another copy installed over it"
+        return {**entry, "installed_version": others[0].version, "how": how}, None
+    installer = facts.installers.get(mine.path, "")
+    if installer and installer not in CONDA_INSTALLERS:
+        how = f"reinstalled by {installer}"
+        return {**entry, "installed_version": mine.version, "how": how}, mine
+    return None
+
+
+def _overwritten(facts: DriftFacts) -> tuple[list[dict[str, str]], list[float]]:
+    """conda packages whose files pip changed while conda's record stayed; pip times."""
+    copies = _copies(facts)
+    overwritten: list[dict[str, str]] = []
+    pip_times: list[float] = []
+    for record in facts.records:
+        if is_pip_note(record):
             continue
         for rel in record.dist_infos:
-            mine = by_rel.get(rel)
-            entry = {"name": record.name, "conda_version": record.version}
-            if mine is None:
-                now = first.get(_dist_key(rel) or distribution_key(record.name))
-                if now is None:
-                    overwritten.append({**entry, "installed_version": "", "how": "removed"})
-                else:
-                    overwritten.append(
-                        {**entry, "installed_version": now.version, "how": "replaced"}
-                    )
-                    if now.stamp[1]:
-                        pip_times.append(now.stamp[1] / 1e9)
+            found = _overwritten_one(facts, record, rel, copies)
+            if found is None:
                 continue
-            others = [c for c in copies.get(mine.key, ()) if c is not mine]
-            if others:
-                overwritten.append(
-                    {
-                        **entry,
-                        "installed_version": others[0].version,
-                        "how": "another copy installed over it",
-                    }
-                )
-                continue
-            installer = installers.installer(mine)
-            if installer and installer not in CONDA_INSTALLERS:
-                overwritten.append(
-                    {
-                        **entry,
-                        "installed_version": mine.version,
-                        "how": f"reinstalled by {installer}",
-                    }
-                )
-                if mine.stamp[1]:
-                    pip_times.append(mine.stamp[1] / 1e9)
-    installers.save()
+            overwritten.append(found[0])
+            when = _stamp_time(found[1]) if found[1] is not None else None
+            if when is not None:
+                pip_times.append(when)
+    return overwritten, pip_times
 
-    user_site: list[dict[str, str]] = []
-    if user_site_imported(env, environ):
-        for item in scan_all([env.user_site]):
-            user_site.append({"name": item.name, "version": item.version, "path": item.path})
 
-    conda_text = last_history_time(env.prefix) if env.is_conda else None
+def classify_drift(facts: DriftFacts) -> Drift:
+    """Drift from gathered facts.  Pure."""
+    unexplained, pip_times, log_times = _unexplained(facts)
+    overwritten, overwrite_times = _overwritten(facts)
+    pip_times += overwrite_times
+    conda_text = facts.last_conda_change
     conda_epoch = _conda_epoch(conda_text) if conda_text else None
     if log_times:
         when = _audit_epoch(min(log_times))
@@ -366,13 +435,24 @@ def compute_drift(
     first_pip = min(pip_times) if pip_times else None
     layered = bool(first_pip is not None and conda_epoch is not None and conda_epoch > first_pip)
     return Drift(
-        sorted(unexplained, key=lambda u: u["name"].lower()),
-        user_site,
+        unexplained,
+        [{"name": i.name, "version": i.version, "path": i.path} for i in facts.user_site],
         overwritten,
         layered,
         _utc_text(first_pip) if first_pip is not None else None,
         _utc_text(conda_epoch) if conda_epoch is not None else None,
     )
+
+
+def compute_drift(
+    env: Environment,
+    installed: Iterable[Installed],
+    records: RecordSet,
+    logged: LogState,
+    environ: Mapping[str, str],
+) -> Drift:
+    """``installed``: every dist-info of the env's site dirs (``inventory.scan_all``)."""
+    return classify_drift(gather_drift(env, installed, records, logged, environ))
 
 
 def _dist_key(dist_info: str) -> str:
