@@ -16,16 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
+from safe_pip import envspec
 from safe_pip.audit import reader as reader_module
 from safe_pip.audit.reader import deciding_records
 from safe_pip.commands import export as export_command
-from safe_pip.conda_history import read_history
+from safe_pip.conda_history import canonical_channels, read_history
 from safe_pip.conda_records import read_records
 from safe_pip.environment import Environment, EnvKind
 from safe_pip.errors import UsageError
 from safe_pip.export import (
     PipSection,
-    canonical_channels,
     conda_dependencies,
     environment_name,
     environment_yml,
@@ -554,7 +554,7 @@ def write_log(prefix: Path, lines: Sequence[str]) -> None:
 def run_export(monkeypatch: pytest.MonkeyPatch, env: Environment, *argv: str) -> int:
     monkeypatch.setattr(export_command, "target_environment", lambda python, environ: env)
     monkeypatch.setattr(
-        export_command, "read_records", lambda prefix: read_records(prefix, use_cache=False)
+        envspec, "read_records", lambda prefix: read_records(prefix, use_cache=False)
     )
     parser = argparse.ArgumentParser()
     parser.add_argument("--python")
@@ -665,7 +665,7 @@ def test_requested_urls_lose_their_credentials(
     # the spec offered for a refused install on a read-only env (nextstep) is a file in
     # the user's home: the tokens of the request stay out of it
     env = fake_env(tmp_path / "p", EnvKind.OTHER, name="p")
-    text = export_command.render(
+    text = envspec.render(
         env,
         {"XDG_STATE_HOME": str(tmp_path / "state")},
         extra_requirements=[
@@ -674,8 +674,7 @@ def test_requested_urls_lose_their_credentials(
             "demo-a>=1; python_version >= '3'",
             "git+ssh://git@github.com/org/other.git",
         ],
-        quiet=True,
-    )
+    ).text
     for secret in ("ghp_T0KEN", "pw%40x", "token=abc"):
         assert secret not in text
     assert "git+https://github.com/org/repo.git@v1#egg=repo" in text

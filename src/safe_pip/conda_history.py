@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,7 @@ __all__ = [
     "Dist",
     "History",
     "HistoryBlock",
+    "canonical_channels",
     "normalise_channel",
     "parse_dist",
     "parse_history",
@@ -302,6 +303,41 @@ def normalise_channel(channel: str) -> str:
     if sep and last in KNOWN_SUBDIRS and head and not head.endswith(("/", ":")):
         text = head
     return text
+
+
+#: conda's default channel_alias (conda/base/context.py), with and without TLS
+_CHANNEL_ALIASES = ("https://conda.anaconda.org/", "http://conda.anaconda.org/")
+#: conda's DEFAULT_CHANNELS (conda/base/constants.py), which ``defaults`` stands for
+_DEFAULT_CHANNELS = frozenset(
+    {
+        f"{scheme}{host}pkgs/{name}"
+        for scheme in ("https://", "http://", "")
+        for host in (("repo.anaconda.com/",) if scheme else ("",))
+        for name in ("main", "r", "msys2")
+    }
+)
+
+
+def canonical_channels(channels: Iterable[str]) -> list[str]:
+    """Channels as ``conda env export`` names them (``Channel.canonical_name``), deduplicated.
+
+    A channel under conda's default channel alias (``https://conda.anaconda.org/``)
+    is its name; Anaconda's default channels (``repo.anaconda.com/pkgs/main``,
+    ``pkgs/r``, ``pkgs/msys2``) are ``defaults``; anything else stays as given.
+    """
+    out: dict[str, None] = {}
+    for channel in channels:
+        text = channel.strip().rstrip("/")
+        lowered = text.lower()
+        for alias in _CHANNEL_ALIASES:
+            if lowered.startswith(alias) and len(text) > len(alias):
+                text = text[len(alias) :]
+                break
+        if text.lower() in _DEFAULT_CHANNELS:
+            text = "defaults"
+        if text:
+            out.setdefault(text, None)
+    return list(out)
 
 
 def parse_dist(text: str) -> Dist | None:

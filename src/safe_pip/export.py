@@ -33,7 +33,6 @@ __all__ = [
     "PYPI_INDEX",
     "PipPackage",
     "PipSection",
-    "canonical_channels",
     "conda_dependencies",
     "environment_name",
     "environment_yml",
@@ -78,17 +77,6 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 #: userinfo made only of ``${VAR}`` references: pip expands them from the environment
 _ENV_REFERENCE_RE = re.compile(r"\$\{[A-Za-z0-9_]+\}(?::\$\{[A-Za-z0-9_]+\})?\Z")
-#: conda's default channel_alias (conda/base/context.py), with and without TLS
-_CHANNEL_ALIASES = ("https://conda.anaconda.org/", "http://conda.anaconda.org/")
-#: conda's DEFAULT_CHANNELS (conda/base/constants.py), which ``defaults`` stands for
-_DEFAULT_CHANNELS = frozenset(
-    {
-        f"{scheme}{host}pkgs/{name}"
-        for scheme in ("https://", "http://", "")
-        for host in (("repo.anaconda.com/",) if scheme else ("",))
-        for name in ("main", "r", "msys2")
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -463,28 +451,6 @@ def environment_name(name: str) -> str:
     if text in CONDA_RESERVED_NAMES:
         text = f"{text}-copy"
     return text
-
-
-def canonical_channels(channels: Iterable[str]) -> list[str]:
-    """Channels as ``conda env export`` names them (``Channel.canonical_name``), deduplicated.
-
-    A channel under conda's default channel alias (``https://conda.anaconda.org/``)
-    is its name; Anaconda's default channels (``repo.anaconda.com/pkgs/main``,
-    ``pkgs/r``, ``pkgs/msys2``) are ``defaults``; anything else stays as given.
-    """
-    out: dict[str, None] = {}
-    for channel in channels:
-        text = channel.strip().rstrip("/")
-        lowered = text.lower()
-        for alias in _CHANNEL_ALIASES:
-            if lowered.startswith(alias) and len(text) > len(alias):
-                text = text[len(alias) :]
-                break
-        if text.lower() in _DEFAULT_CHANNELS:
-            text = "defaults"
-        if text:
-            out.setdefault(text, None)
-    return list(out)
 
 
 def _conda_name(spec: str) -> str:

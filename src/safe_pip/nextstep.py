@@ -117,7 +117,7 @@ def _spec_lines(
     op: Operation, env: Environment, policy: Policy, environ: Mapping[str, str]
 ) -> list[str]:
     from safe_pip.audit.redact import redact_text
-    from safe_pip.commands.export import render
+    from safe_pip.envspec import render
     from safe_pip.export import environment_name
 
     requirements = requested_requirements(op)
@@ -144,8 +144,7 @@ def _spec_lines(
         environ,
         name=environment_name(name) if store is not None else None,
         extra_requirements=requirements,
-        quiet=True,
-    )
+    ).text
     home = environ.get("HOME") or os.path.expanduser("~")
     path = spec_path(name, home)
     lines = [

@@ -70,7 +70,7 @@ def channel_label(channel: str) -> str:
     """``https://conda.anaconda.org/conda-forge`` -> ``conda-forge`` (for messages)."""
     if not channel:
         return ""
-    from safe_pip.export import canonical_channels  # only when a message names a channel
+    from safe_pip.conda_history import canonical_channels  # only when a message names one
 
     names = canonical_channels([channel])
     return names[0] if names else channel

@@ -1,131 +1,28 @@
 """``safe-pip export``: an environment.yml (or requirements file) that rebuilds the env.
 
-The conda part comes from ``conda-meta/history`` (what the users asked conda
-for, as ``conda env export --from-history`` lists it), the pip part from the
-audit log (what pip really changed, replayed); ``safe_pip.export`` renders
-both.  Problems in the files read are notes on stderr, never a failure.
+The command: the env, the options, where the text goes.  ``envspec`` gathers
+and renders the spec; its notes (problems in the files read, drift) go to
+stderr, never a failure.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import Mapping
 
-from safe_pip import __version__
 from safe_pip.atomicwrite import write_atomic
 from safe_pip.commands import target_environment
-from safe_pip.conda_history import read_history
-from safe_pip.conda_records import read_records
 from safe_pip.environment import Environment
+from safe_pip.envspec import render
 from safe_pip.errors import UsageError
-from safe_pip.export import (
-    CONDA_RESERVED_NAMES,
-    CONDA_STORE_NAME_RE,
-    PipPackage,
-    PipSection,
-    canonical_channels,
-    conda_dependencies,
-    environment_name,
-    environment_yml,
-    pip_requirements,
-    requirement_without_credentials,
-    requirements_txt,
-)
+from safe_pip.export import CONDA_RESERVED_NAMES, CONDA_STORE_NAME_RE, environment_name
 
 PROG = "safe-pip"
-_MAX_NOTES = 20
 
 
 def note(text: str) -> None:
     print(f"{PROG}: note: {text}", file=sys.stderr)
-
-
-def read_audit_records(
-    env: Environment, environ: Mapping[str, str]
-) -> tuple[list[dict[str, Any]], list[str]]:
-    """The records of every log the env's records may be in, that decide its pip state.
-
-    Oldest first (merged by time), with the problems met.  Each file is read
-    through ``audit.reader.read_deciding``: only lines that can still change the
-    result are parsed.
-    """
-    from safe_pip.audit.locations import log_locations
-    from safe_pip.audit.reader import read_deciding
-    from safe_pip.errors import PolicyError
-    from safe_pip.policy import load_policy
-
-    problems: list[str] = []
-    try:
-        policy = load_policy(env.prefix)
-    except PolicyError as error:
-        policy = None
-        problems.append(f"the policy cannot be read ({error.message}); reading the default logs")
-    found = read_deciding(log_locations(env, policy, environ))
-    problems.extend(found.unreadable.values())
-    for path, damaged in found.damaged.items():
-        shown = ", ".join(str(n) for n in damaged[:10])
-        more = f" and {len(damaged) - 10} more" if len(damaged) > 10 else ""
-        problems.append(f"{path}: damaged lines skipped: {shown}{more}")
-    return found.records, problems
-
-
-def _clock() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-
-
-def _drift_notes(env: Environment, pip: PipSection, conda_dists: set[str]) -> Iterator[str]:
-    """Where the site-packages disagree with the log (changes made around safe-pip)."""
-    from safe_pip.inventory import details, scan
-
-    installed = scan([env.purelib, env.platlib])
-    stale = [
-        f"{p.name} {p.version}"
-        + (f" (the env has {installed[p.key].version})" if p.key in installed else "")
-        for p in pip.packages
-        if p.key not in installed or installed[p.key].version != p.version
-    ]
-    if stale:
-        yield (
-            "in the audit log but not installed as logged (changed outside safe-pip?): "
-            + _short_list(stale)
-        )
-    logged = {p.key for p in pip.packages}
-    unlogged = [
-        f"{item.name} {item.version}"
-        for key, item in sorted(installed.items())
-        if key not in logged
-        and key not in conda_dists
-        and key != "pip"  # comes with the interpreter, and is in the conda part
-        and details(item).installer.lower() not in ("conda", "")
-    ]
-    if unlogged:
-        yield (
-            "installed by pip but not in the audit log, so not exported "
-            "(installed before safe-pip, or around it): " + _short_list(unlogged)
-        )
-
-
-def _short_list(items: Sequence[str]) -> str:
-    text = ", ".join(items[:_MAX_NOTES])
-    if len(items) > _MAX_NOTES:
-        text += f" and {len(items) - _MAX_NOTES} more"
-    return text
-
-
-def _conda_dist_keys(dist_infos: Sequence[str]) -> set[str]:
-    """Normalised names of the ``name-version.dist-info``/``.egg-info`` paths given."""
-    from safe_pip.environment import normalize_name
-
-    keys = set()
-    for path in dist_infos:
-        base = path.rpartition("/")[2]
-        keys.add(normalize_name(base.rsplit(".", 1)[0].partition("-")[0]))
-    return keys
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -154,118 +51,12 @@ def _env_name(requested: str | None, env: Environment) -> str:
     return name
 
 
-def render(
-    env: Environment,
-    environ: Mapping[str, str],
-    *,
-    fmt: str = "environment.yml",
-    name: str | None = None,
-    extra_requirements: Sequence[str] = (),
-    quiet: bool = False,
-) -> str:
-    """The export text; ``extra_requirements`` are added to the pip part (a request)."""
-    problems: list[str] = []
-    records_set = read_records(env.prefix)
-    problems.extend(records_set.problems)
-    has_conda_meta = os.path.isdir(os.path.join(env.prefix, "conda-meta"))
-    conda_specs: list[str] = []
-    channels: list[str] = []
-    conda_dists: set[str] = set()
-    if has_conda_meta:
-        history = read_history(env.prefix)
-        problems.extend(history.problems)
-        names = [record.name for record in records_set.records]
-        conda_specs = history.export_specs(names)
-        channels = canonical_channels(records_set.channels() or history.channels())
-        conda_dists = _conda_dist_keys(
-            [path for record in records_set.records for path in record.dist_infos]
-        )
-
-    audit_records, audit_problems = read_audit_records(env, environ)
-    problems.extend(audit_problems)
-    pip = pip_requirements(audit_records)
-    problems.extend(pip.problems)
-    if extra_requirements:
-        # the request is the user's command line: tokens in its URLs stay out of the spec
-        cleaned = [requirement_without_credentials(r) for r in extra_requirements]
-        pip = _with_requests(pip, cleaned, credentials_removed=cleaned != list(extra_requirements))
-        extra_requirements = cleaned
-
-    if not quiet:
-        for text in problems:
-            note(text)
-        for text in _drift_notes(env, pip, conda_dists):
-            note(text)
-
-    now = _clock().isoformat().replace("+00:00", "Z")
-    header = [
-        f"written by safe-pip {__version__} export at {now}",
-        f"from the env {env.prefix} ({env.kind}, Python {env.version})",
-    ]
-    if extra_requirements:
-        header.append("with the requested packages added: " + " ".join(extra_requirements))
-    if fmt == "requirements":
-        header.append("the pip part: the net effect of safe-pip's audit log")
-        return requirements_txt(pip, header_comments=header)
-    if has_conda_meta:
-        header.append(
-            "conda part: the specs asked for in conda-meta/history "
-            "(as `conda env export --from-history` lists them)"
-        )
-        deps = conda_dependencies(conda_specs, pip)
-    else:
-        header.append(
-            f"this env has no conda-meta: python={env.short_version} stands for its "
-            "interpreter, the rest is what safe-pip installed with pip"
-        )
-        deps = conda_dependencies([], pip, python_version=env.short_version)
-    header.append("pip part: the net effect of safe-pip's audit log")
-    text = environment_yml(
-        name or environment_name(env.name), channels, deps, pip, header_comments=header
-    )
-    if pip.options and not quiet:
-        note(
-            "the pip list names index options; conda-store accepts them, but its "
-            "conda-lock build step cannot read them yet (conda-store issue #1058)"
-        )
-    return text
-
-
-def _with_requests(
-    pip: PipSection, requirements: Sequence[str], *, credentials_removed: bool = False
-) -> PipSection:
-    """The pip part with the user's requested requirements added (replacing same names)."""
-    from safe_pip.environment import normalize_name
-
-    added = []
-    for requirement in requirements:
-        head = requirement.split(";", 1)[0].strip()
-        name = ""
-        for char in head:
-            if char.isalnum() or char in "-_.":
-                name += char
-            else:
-                break
-        if head[len(name) :].startswith(("+", ":")):
-            name = ""  # a bare URL (git+https://..., https://...): it names no project
-        key = normalize_name(name) if name else requirement
-        added.append(PipPackage(key, name or requirement, "", "requested", requirement))
-    keys = {p.key for p in added}
-    kept = [p for p in pip.packages if p.key not in keys]
-    comments = pip.comments
-    if credentials_removed:
-        comments = (
-            *comments,
-            "credentials were removed from the requested URLs: give them at build time "
-            "(pip's keyring support, netrc), never in the spec",
-        )
-    return replace(pip, packages=tuple([*kept, *added]), comments=comments)
-
-
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
     name = _env_name(args.name, env) if args.format != "requirements" else env.name
-    text = render(env, environ, fmt=args.format, name=name)
+    text, notes = render(env, environ, fmt=args.format, name=name)
+    for text_note in notes:
+        note(text_note)
     if args.output and args.output != "-":
         _write_atomically(args.output, text)
     else:
