@@ -16,6 +16,7 @@ from safe_pip.destinations import LEXICAL, Destination, place_destinations
 from safe_pip.environment import Environment, EnvKind, normalize_name
 from safe_pip.pipcli import Operation
 from safe_pip.policy import Policy
+from safe_pip.sources import DEFAULT_INDEX, SourceUse, option_uses, source_refusal
 
 #: safe-pip's own flag to replace conda-owned packages; removed before pip runs.
 REPLACE_CONDA_FLAG = "--replace-conda-packages"
@@ -31,6 +32,12 @@ class Decision:
     pip_args: tuple[str, ...] = ()
     #: True for a dev install (-e of local source trees only)
     dev_install: bool = False
+    #: refusals the policy sets to ``warn`` (``enforcement``): the command runs, and
+    #: the record says ``would-deny`` with the first one's rule
+    warnings: tuple[Decision, ...] = ()
+
+    def with_warning(self, refusal: Decision) -> Decision:
+        return replace(self, warnings=(*self.warnings, refusal))
 
 
 def _deny(rule: str, reason: str, hint: str) -> Decision:
@@ -136,6 +143,8 @@ class Case:
     destinations: tuple[Destination, ...]
     #: a developer install (-e of local source trees only)
     dev: bool
+    #: index and find-links options read from the requirement files (by the shell)
+    file_sources: tuple[SourceUse, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -360,6 +369,17 @@ def _each_destination(
 
 #: The rules for a mutating pip command, in the order they are asked; the first refusal
 #: is the decision.
+def _source_not_allowed(case: Case) -> Refusal | None:
+    if case.op.command != "install":
+        return None
+    uses = option_uses(case.op)
+    if any(u.where.endswith((" -i", " --index-url")) for u in case.file_sources):
+        # a requirement file's --index-url replaces pip's default index
+        uses = [u for u in uses if u.location != DEFAULT_INDEX]
+    refused = source_refusal([*uses, *case.file_sources], case.policy)
+    return Refusal(*refused) if refused is not None else None
+
+
 RULES: tuple[Rule, ...] = (
     Rule(rules.USER_SITE, _explicit_user_site),
     Rule(rules.FROZEN_ENV, _frozen_env),
@@ -375,6 +395,7 @@ RULES: tuple[Rule, ...] = (
     Rule(rules.ENV_DENIED, _dev_installs_off),
     Rule(rules.READ_ONLY_ENV, _read_only_env),
     Rule(rules.BUILD_ISOLATION, _isolated_build_in_conda_env),
+    Rule(rules.INDEX_NOT_ALLOWED, _source_not_allowed),
 )
 
 
@@ -385,6 +406,7 @@ def decide(
     foreign: Mapping[str, EnvKind] | None = None,
     *,
     destinations: Sequence[Destination] | None = None,
+    file_sources: Sequence[SourceUse] = (),
 ) -> Decision:
     """Decide one pip operation.  Pure: ask the rules in ``RULES`` order.
 
@@ -406,12 +428,29 @@ def decide(
         resolver = replace(LEXICAL, env_kind=kinds.get)
         allowed = policy.paths("install.allowed-destinations")
         destinations = place_destinations(op, env, allowed, resolver)
-    case = Case(op, env, policy, tuple(destinations), dev=is_dev_install(op))
+    case = Case(
+        op,
+        env,
+        policy,
+        tuple(destinations),
+        dev=is_dev_install(op),
+        file_sources=tuple(file_sources),
+    )
+    warned: list[Decision] = []
     for rule in RULES:
         refusal = rule.check(case)
-        if refusal is not None:
-            return _deny(rule.id, refusal.reason, refusal.hint)
-    return _allowed(case)
+        if refusal is None:
+            continue
+        denial = _deny(rule.id, refusal.reason, refusal.hint)
+        if not warns(policy, env, rule.id):
+            return denial
+        warned.append(denial)
+    return replace(_allowed(case), warnings=tuple(warned))
+
+
+def warns(policy: Policy, env: Environment, rule: str) -> bool:
+    """Whether the policy only warns for ``rule`` in this env (``enforcement``)."""
+    return policy.enforcement(env.kind.value, rule) == "warn"
 
 
 def _allowed(case: Case) -> Decision:

@@ -24,6 +24,7 @@ from safe_pip.decide import (
     command_text,
     decide,
     decide_conda_conflicts,
+    warns,
 )
 from safe_pip.environment import (
     Environment,
@@ -41,6 +42,13 @@ from safe_pip.errors import (
 from safe_pip.pipcli import Operation, parse_pip_command_line, requirement_file_requirements
 from safe_pip.pipconfig import load_pip_config
 from safe_pip.policy import Policy, contact_line, default_policy, load_policy, tell_the_admin
+from safe_pip.sources import (
+    SourceUse,
+    checks_plan,
+    plan_refusal,
+    planned_items,
+    requirement_file_uses,
+)
 from safe_pip.target import resolve_target
 
 TYPE_CHECKING = False
@@ -169,9 +177,7 @@ class _Attempt:
             when=self.started,
         )
         record.update(
-            decision="allowed" if decision.allowed else "denied",
-            rule=decision.rule,
-            reason=decision.reason,
+            **decision_fields(decision),
             outcome=outcome,
             exit_code=exit_code,
             duration_s=round(duration_s, 3),
@@ -187,6 +193,34 @@ class _Attempt:
                 file=sys.stderr,
             )
             return None
+
+
+def decision_fields(decision: Decision) -> dict[str, Any]:
+    """``decision``, ``rule`` and ``reason`` of the record; in warn mode ``would-deny``
+    with the first warned rule, and every warned rule in ``would_deny``."""
+    if decision.allowed and decision.warnings:
+        first = decision.warnings[0]
+        return {
+            "decision": "would-deny",
+            "rule": first.rule,
+            "reason": first.reason,
+            "would_deny": [{"rule": w.rule, "reason": w.reason} for w in decision.warnings],
+        }
+    return {
+        "decision": "allowed" if decision.allowed else "denied",
+        "rule": decision.rule,
+        "reason": decision.reason,
+    }
+
+
+def format_warning(decision: Decision) -> str:
+    """The short warning of warn mode: the rule, why (first line) and the hint (first line)."""
+    lines = [f"{PROG}: warning: the policy will refuse this once it is enforced (warn mode now)"]
+    lines.append(f"  rule:    {decision.rule} ({rules.SUMMARY.get(decision.rule, '')})")
+    lines.append(f"  why:     {(decision.reason.splitlines() or [''])[0]}")
+    if decision.hint:
+        lines.append(f"  instead: {decision.hint.splitlines()[0]}")
+    return "\n".join(lines)
 
 
 def _deny(attempt: _Attempt, decision: Decision, contact: str = "") -> int:
@@ -239,7 +273,12 @@ def _guarded(
 
     allowed = policy.paths("install.allowed-destinations")
     placed = place_destinations(op, env, allowed, filesystem(environ))
-    decision = decide(op, env, policy, destinations=placed)
+    file_sources: list[SourceUse] = []
+    if op.command == "install" and (
+        policy.paths("sources.allowed-indexes") or policy.paths("sources.allowed-find-links")
+    ):
+        file_sources = requirement_file_uses(op)
+    decision = decide(op, env, policy, destinations=placed, file_sources=file_sources)
     if decision.allowed and op.command == "uninstall" and env.is_conda:
         decision = _uninstall_conflicts(op, env, policy, override, decision)
     if not decision.allowed:
@@ -261,6 +300,8 @@ def _guarded(
             ),
             contact,
         )
+    for warning in decision.warnings:
+        _show(format_warning(warning))
     return _run_allowed(attempt, decision, override, contact)
 
 
@@ -284,7 +325,7 @@ def _uninstall_conflicts(
     ]
     denial = decide_conda_conflicts(op, conflicts, policy, override)
     if denial is not None:
-        return denial
+        return decision.with_warning(denial) if warns(policy, env, denial.rule) else denial
     if conflicts and policy.flag("conda.protect-conda-packages"):
         return _overridden(decision, conflicts)
     return decision
@@ -344,12 +385,14 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
 
     verdict: Decision | None = None
     replaced: list[Conflict] = []
+    #: refusals of pip's plan that the policy sets to warn
+    warned: list[Decision] = []
     if op.command != "install":
         # uninstall: conda-owned names were refused before pip ran
         run = run_pip(env.python, decision.pip_args, without_user_site(attempt.environ))
         report = None
     else:
-        checked = _run_checked_install(attempt, decision, override, before, replaced)
+        checked = _run_checked_install(attempt, decision, override, before, replaced, warned)
         if checked is None:
             return _deny(attempt, _hook_missing(env), contact)
         run, report, verdict = checked
@@ -368,6 +411,8 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
         return exit_code_for_denial(verdict.rule)
     if replaced:
         decision = _overridden(decision, replaced)
+    for warning in warned:
+        decision = decision.with_warning(warning)
     attempt.record(
         decision,
         outcome=_outcome(run.exit_code, run.interrupted),
@@ -384,6 +429,7 @@ def _run_checked_install(
     override: bool,
     before: Mapping[str, Any],
     replaced: list[Conflict],
+    warned: list[Decision],
 ) -> tuple[PipRun, dict[str, Any] | None, Decision | None] | None:
     """pip install, paused between resolution and installation for the conda check.
 
@@ -402,18 +448,35 @@ def _run_checked_install(
         and writes_env(op, env, filesystem(attempt.environ))
         and policy.flag("conda.protect-conda-packages")
     )
+    sources = checks_plan(policy)
     verdict: Decision | None = None
+
+    def refuse(denial: Decision) -> bool:
+        """True: stop pip.  In warn mode the refusal is shown and noted, and pip goes on."""
+        if not warns(policy, env, denial.rule):
+            return True
+        _show(format_warning(denial))
+        warned.append(denial)
+        return False
 
     def check(report: dict[str, Any] | None) -> tuple[bool, object]:
         """Between pip's resolution and its installation: go, or stop with a denial."""
+        if sources:
+            if report is None or report.get("safe_pip_complete") is False:
+                return False, _UNREADABLE_REPORT
+            found = plan_refusal(planned_items(report), policy)
+            if found is not None:
+                planned = Decision(allowed=False, rule=found[0], reason=found[1], hint=found[2])
+                if refuse(planned):
+                    return False, planned
         if not protect:
             return True, None
         conflicts = _planned_conflicts(env, report, before)
         if conflicts is None:
             return False, _UNREADABLE_REPORT
-        denial = decide_conda_conflicts(op, conflicts, policy, override)
-        if denial is not None:
-            return False, denial
+        conflict = decide_conda_conflicts(op, conflicts, policy, override)
+        if conflict is not None:
+            return (False, conflict) if refuse(conflict) else (True, None)
         replaced.extend(conflicts)  # allowed by --replace-conda-packages
         return True, None
 
@@ -423,7 +486,7 @@ def _run_checked_install(
         checked = run_checked(env.python, decision.pip_args, report_path, pip_environ, check)
         run, report = checked.run, checked.report
         if checked.hook_missing:
-            if protect:
+            if protect or sources:
                 return None
             # nothing to check: the bootstrap stopped before pip started, run plain pip
             run = run_pip(env.python, decision.pip_args, pip_environ)

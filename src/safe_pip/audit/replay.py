@@ -16,6 +16,8 @@ from safe_pip.environment import normalize_name
 
 #: outcomes after which a record's ``changes`` describe what really happened on disk
 CHANGED_OUTCOMES = frozenset({"ok", "failed", "interrupted", "recovered"})
+#: decisions after which pip ran: allowed, or refused only in warn mode
+RAN_DECISIONS = frozenset({"allowed", "would-deny"})
 #: the record schemas this version reads (docs/audit-log.md)
 READ_SCHEMAS = frozenset({1, 2})
 _MAX_PROBLEMS = 20
@@ -25,7 +27,7 @@ def changes_are_real(record: Mapping[str, Any]) -> bool:
     """True when the record's ``changes`` are what really happened on disk: an allowed
     operation that ran (or was recovered), of a schema this version reads."""
     return (
-        record.get("decision") == "allowed"
+        record.get("decision") in RAN_DECISIONS
         and record.get("outcome") in CHANGED_OUTCOMES
         and record.get("schema") in READ_SCHEMAS
         and isinstance(record.get("changes"), Mapping)
@@ -80,7 +82,10 @@ class NetState:
         if not isinstance(record, Mapping):
             self.problem(f"audit record {number}: not a JSON object; skipped")
             return
-        if record.get("decision") != "allowed" or record.get("outcome") not in CHANGED_OUTCOMES:
+        if (
+            record.get("decision") not in RAN_DECISIONS
+            or record.get("outcome") not in CHANGED_OUTCOMES
+        ):
             return
         if record.get("schema") not in READ_SCHEMAS:
             self.other_schemas += 1

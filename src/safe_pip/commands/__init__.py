@@ -58,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     log = with_python(sub.add_parser("log", help="show the audit log of the env"))
     log.add_argument("--json", action="store_true", help="one JSON object per line")
     log.add_argument("--package", metavar="NAME")
-    log.add_argument("--decision", choices=("allowed", "denied"))
+    log.add_argument("--decision", choices=("allowed", "denied", "would-deny"))
+    log.add_argument(
+        "--summary",
+        action="store_true",
+        help="counts of refusals and warn-mode would-denies by rule, env and user",
+    )
     log.add_argument("--user", metavar="USER")
     log.add_argument("--since", metavar="TIME", help="ISO 8601 time or date (UTC)")
     log.add_argument("--until", metavar="TIME", help="ISO 8601 time or date (UTC)")

@@ -246,6 +246,52 @@ def _verify(locations: Sequence[str]) -> int:
     return int(ExitCode.AUDIT_ERROR if broken else ExitCode.OK)
 
 
+SUMMARY_SCHEMA = "safe-pip.log-summary/1"
+#: the decisions the summary breaks down: what enforcing refuses or would refuse
+REFUSALS = ("would-deny", "denied")
+
+
+def summarize(records: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Counts by decision, and of refusals and would-denies by rule, env and user."""
+    decisions: dict[str, int] = {}
+    groups: dict[str, dict[str, dict[str, int]]] = {"by_rule": {}, "by_env": {}, "by_user": {}}
+    total = 0
+    for record in records:
+        total += 1
+        decision = str(record.get("decision") or "?")
+        decisions[decision] = decisions.get(decision, 0) + 1
+        if decision not in REFUSALS:
+            continue
+        keys = {
+            "by_rule": str(record.get("rule") or "?"),
+            "by_env": str(record.get("prefix") or "?"),
+            "by_user": _user_text(record),
+        }
+        for group, key in keys.items():
+            counts = groups[group].setdefault(key, dict.fromkeys(REFUSALS, 0))
+            counts[decision] += 1
+    return {"records": total, "decisions": decisions, **groups}
+
+
+def format_summary(counts: Mapping[str, Any], period: Mapping[str, str | None]) -> str:
+    since, until = period.get("since") or "the first record", period.get("until") or "now"
+    decisions = ", ".join(f"{n} {d}" for d, n in sorted(counts["decisions"].items()))
+    lines = [f"from {since} to {until}: {counts['records']} record(s): {decisions or 'none'}"]
+    titles = {"by_rule": "rule", "by_env": "env", "by_user": "user"}
+    for group, title in titles.items():
+        rows = counts[group]
+        if not rows:
+            continue
+        lines.append(f"by {title} (would-deny: refused once enforced; denied: refused):")
+        ordered = sorted(rows.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+        width = max(len(key) for key in rows)
+        for key, by in ordered:
+            lines.append(
+                f"  {key:<{width}}  {by['would-deny']:>5} would-deny  {by['denied']:>5} denied"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
     locations = log_locations(env, _policy(env.prefix), environ)
@@ -263,7 +309,16 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     reading = read_all(locations, newest=args.limit, filters=filters)
     for why in reading.unreadable.values():
         print(f"{PROG}: warning: {why}; its records are not shown", file=sys.stderr)
-    shown = _print_json(reading.records) if args.json else _print_table(reading.records)
+    if args.summary:
+        counts = summarize(reading.records)
+        period = {"since": filters.since, "until": filters.until}
+        if args.json:
+            _write(json.dumps({"schema": SUMMARY_SCHEMA, "period": period, **counts}) + "\n")
+        else:
+            _write(format_summary(counts, period))
+        shown = counts["records"]
+    else:
+        shown = _print_json(reading.records) if args.json else _print_table(reading.records)
     for path, count in reading.damaged.items():
         print(f"{PROG}: skipped {count} damaged line(s) in {path}", file=sys.stderr)
     if not shown:
