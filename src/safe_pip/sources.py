@@ -146,8 +146,9 @@ def source_refusal(uses: Iterable[SourceUse], policy: Policy) -> tuple[str, str]
         listed = ", ".join(allowed)
         shown = "pip's default index" if use.location == DEFAULT_INDEX else _redacted(use.location)
         what = "package index" if use.kind == "index" else "find-links location"
+        where = _redacted(use.where)
         return (
-            f"the {what} {shown} ({_redacted(use.where)}) is not one the policy allows ({key}: {listed})",
+            f"the {what} {shown} ({where}) is not one the policy allows ({key}: {listed})",
             f"use an allowed {what} (for example --index-url {allowed[0]})"
             if use.kind == "index" and allowed[0] != DEFAULT_INDEX
             else f"use an allowed {what} ({listed}), or ask the admin to add this one",
@@ -164,16 +165,16 @@ class Planned:
 
 def planned_items(report: Mapping[str, Any]) -> list[Planned]:
     """What pip's report says it is about to install."""
-    items = []
-    for item in report.get("install", []) or []:
-        if not isinstance(item, Mapping):
-            continue
-        metadata = item.get("metadata") or {}
-        name = str(metadata.get("name", ""))
-        if name:
-            version = str(metadata.get("version", ""))
-            items.append(Planned(name, version, bool(item.get("requested"))))
-    return items
+    from safe_pip.changes import planned_installs
+
+    return [
+        Planned(
+            str(item["metadata"]["name"]),
+            str(item["metadata"].get("version", "")),
+            bool(item.get("requested")),
+        )
+        for item in planned_installs(report).values()
+    ]
 
 
 def _denied_by(name: str, deny: Mapping[str, str]) -> tuple[str, str] | None:
