@@ -162,7 +162,10 @@ def base_python() -> BasePython:
 
 
 @pytest.fixture
-def prefix_factory(shared_tmp: Path, base_python: BasePython) -> Callable[..., Prefix]:
+def prefix_factory(
+    shared_tmp: Path,
+    base_python: BasePython,  # noqa: ARG001 - the interpreter is built (as root) first
+) -> Callable[..., Prefix]:
     """`prefix_factory(kind="plain", name=None, root=shared_tmp, **make_prefix options)`.
 
     Default names are made unique within the test (python, python-2, ...).

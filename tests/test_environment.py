@@ -122,7 +122,7 @@ def test_target_resolution_order(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_this_interpreter_is_inspected(tmp_path: Path) -> None:
+def test_this_interpreter_is_inspected() -> None:
     env = inspect_environment(Target(sys.executable, "test"), dict(os.environ))
     assert env.version.startswith(f"{sys.version_info[0]}.{sys.version_info[1]}")
     assert env.kind == EnvKind.VENV  # the test venv

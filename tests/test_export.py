@@ -552,7 +552,7 @@ def write_log(prefix: Path, lines: Sequence[str]) -> None:
 
 
 def run_export(monkeypatch: pytest.MonkeyPatch, env: Environment, *argv: str) -> int:
-    monkeypatch.setattr(export_command, "target_environment", lambda python, environ: env)
+    monkeypatch.setattr(export_command, "target_environment", lambda _python, _environ: env)
     monkeypatch.setattr(
         envspec, "read_records", lambda prefix: read_records(prefix, use_cache=False)
     )
@@ -659,9 +659,7 @@ def test_command_requirements_format(
     assert [line for line in out.splitlines() if not line.startswith("#")] == ["demo-a==1.0"]
 
 
-def test_requested_urls_lose_their_credentials(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_requested_urls_lose_their_credentials(tmp_path: Path) -> None:
     # the spec offered for a refused install on a read-only env (nextstep) is a file in
     # the user's home: the tokens of the request stay out of it
     env = fake_env(tmp_path / "p", EnvKind.OTHER, name="p")

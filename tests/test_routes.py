@@ -238,7 +238,7 @@ def base_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
         "uninstall",
     ],
 )
-def test_base_env_routes(
+def test_base_env_routes(  # noqa: C901 - one branch per route into base, named by the parameter
     run: Runner,
     safe_pip_bin: list[str],
     own_env: Prefix,

@@ -415,7 +415,9 @@ class _BlockBuilder:
         )
 
 
-def parse_history(data: str | bytes, source: str = "") -> History:
+def parse_history(  # noqa: C901 - a line parser: one branch per kind of history line
+    data: str | bytes, source: str = ""
+) -> History:
     """Parse the text of a ``conda-meta/history`` file; never raises on bad content.
 
     ``source`` (a path) is put before each problem: ``"<source>: line N: ..."``.
@@ -496,7 +498,7 @@ def _decode(data: str | bytes, problems: list[str], where: str) -> str:
         return data.decode("utf-8", "replace")
 
 
-def _read_comment(
+def _read_comment(  # noqa: C901 - one branch per comment form conda has written
     line: str, lineno: int, block: _BlockBuilder, problems: list[str], where: str
 ) -> None:
     cmd = _CMD_RE.match(line)

@@ -153,6 +153,30 @@ _Stamp = tuple[int, int, int, int]
 _UNTRUSTED: _Stamp = (-1, -1, -1, -1)
 
 
+def _read_listing(
+    meta_dir: str,
+    listing: list[tuple[str, _Stamp]],
+    known: dict[str, tuple[_Stamp | None, object]],
+) -> tuple[list[_Stamp], list[tuple[str, _Read]], bool]:
+    """Each listed record, from the cache where its stamp is trusted and unchanged.
+
+    Returns the stamps, the reads, and whether anything differs from the cache.
+    """
+    stamps: list[_Stamp] = []
+    reads: list[tuple[str, _Read]] = []
+    changed = len(known) != len(listing)
+    for filename, stamp in listing:
+        cached_stamp, raw = known.get(filename, (None, None))
+        cached_read = _read_from_json(raw)
+        read = cached_read if cached_stamp == stamp != _UNTRUSTED else None
+        if read is None:
+            read = _read_file(meta_dir + os.sep + filename)
+            changed = changed or cached_stamp != stamp or cached_read != read
+        stamps.append(stamp)
+        reads.append((filename, read))
+    return stamps, reads, changed
+
+
 def read_records(
     prefix: str | os.PathLike[str],
     *,
@@ -189,18 +213,7 @@ def read_records(
     except OSError as error:
         return RecordSet((), (f"{meta_dir}: cannot list: {error.strerror or error}",))
     known = cache.by_name() if cache is not None else {}
-    stamps: list[_Stamp] = []
-    reads = []
-    changed = len(known) != len(listing)
-    for filename, stamp in listing:
-        cached_stamp, raw = known.get(filename, (None, None))
-        cached_read = _read_from_json(raw)
-        read = cached_read if cached_stamp == stamp != _UNTRUSTED else None
-        if read is None:
-            read = _read_file(meta_dir + os.sep + filename)
-            changed = changed or cached_stamp != stamp or cached_read != read
-        stamps.append(stamp)
-        reads.append((filename, read))
+    stamps, reads, changed = _read_listing(meta_dir, listing, known)
     if cache_file is not None:
         # a stamp younger than the clock's resolution may hide a second change
         fresh = now - _RACY_NS

@@ -276,31 +276,33 @@ def protect(
     return changes
 
 
+def _undo_file(env: Environment, state: Path, path: str, entry: dict[str, str]) -> Change | None:
+    """Take back one file protect created, replaced or edited."""
+    if entry.get("action") == "edited":
+        return _undo_edit(env, path, entry)
+    if os.path.lexists(path):
+        os.unlink(path)
+    if entry.get("action") != "replaced":
+        return Change(path, "removed")
+    backup = state / entry["backup"]
+    if backup.is_symlink():
+        os.symlink(os.readlink(backup), path)
+    else:
+        shutil.copy2(backup, path)
+    return Change(path, "restored")
+
+
 def unprotect(env: Environment) -> list[Change]:
     """Undo exactly what protect did: remove what it created, restore what it replaced."""
     entries = _load_manifest(env)
     changes: list[Change] = []
     state = _state_dir(env)
     for key, entry in sorted(entries.items()):
-        path = os.path.join(env.prefix, key)
         if entry.get("action") == "created-dir":
             continue  # below, once the files in it are gone
-        if entry.get("action") == "edited":
-            undone = _undo_edit(env, path, entry)
-            if undone is not None:
-                changes.append(undone)
-            continue
-        if os.path.lexists(path):
-            os.unlink(path)
-        if entry.get("action") == "replaced":
-            backup = state / entry["backup"]
-            if backup.is_symlink():
-                os.symlink(os.readlink(backup), path)
-            else:
-                shutil.copy2(backup, path)
-            changes.append(Change(path, "restored"))
-        else:
-            changes.append(Change(path, "removed"))
+        undone = _undo_file(env, state, os.path.join(env.prefix, key), entry)
+        if undone is not None:
+            changes.append(undone)
     for key, entry in sorted(entries.items(), reverse=True):
         if entry.get("action") == "created-dir":
             with contextlib.suppress(OSError):  # only when empty: an admin's file stays

@@ -494,7 +494,9 @@ class _Parse:
             if option is not None:
                 self._apply_config_value(option, key, value)
 
-    def _apply_config_value(self, option: _Option, key: str, item: ConfigValue) -> None:
+    def _apply_config_value(  # noqa: C901 - one branch per optparse action, as pip reads config
+        self, option: _Option, key: str, item: ConfigValue
+    ) -> None:
         kind = option.kind
         raw = item.value
         if kind in (_TRUE, _FALSE, _IGNORED_FLAG, _NO_CACHE):
@@ -610,7 +612,9 @@ class _Parse:
             break
         return position
 
-    def _take(self, option: _Option, value: str | None, source: str, span: tuple[int, int]) -> None:
+    def _take(  # noqa: C901 - one branch per optparse action, as pip applies options
+        self, option: _Option, value: str | None, source: str, span: tuple[int, int]
+    ) -> None:
         kind = option.kind
         dest = option.dest
         if kind == _HELP:

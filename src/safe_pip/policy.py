@@ -528,13 +528,13 @@ def _check_mode(key: Key, value: object) -> object:
     return value
 
 
-def _check_bool(key: Key, value: object) -> object:
+def _check_bool(_key: Key, value: object) -> object:
     if not isinstance(value, bool):
         return _Problem(f"must be true or false, not {value!r}")
     return value
 
 
-def _check_paths(key: Key, value: object) -> object:
+def _check_paths(_key: Key, value: object) -> object:
     if not isinstance(value, list) or not all(
         isinstance(v, str) and os.path.isabs(v) for v in value
     ):
@@ -555,7 +555,7 @@ def _check_str(key: Key, value: object) -> object:
     return value
 
 
-def _check_urls(key: Key, value: object) -> object:
+def _check_urls(_key: Key, value: object) -> object:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         return _Problem("must be a list of URLs (or absolute paths)")
     bad = [v for v in value if not re.match(r"[a-z][a-z0-9+.-]*://", v) and not os.path.isabs(v)]
@@ -582,7 +582,7 @@ def _check_choice_table(key: Key, value: object) -> object:
 _NAME_OR_PATTERN = re.compile(r"^[A-Za-z0-9*?\[\]!._-]+$")
 
 
-def _check_reason_table(key: Key, value: object) -> object:
+def _check_reason_table(_key: Key, value: object) -> object:
     if not isinstance(value, dict):
         return _Problem('must be a table like { "name-or-pattern" = "the reason" }')
     for name, reason in value.items():
@@ -593,7 +593,7 @@ def _check_reason_table(key: Key, value: object) -> object:
     return {name.lower(): reason for name, reason in value.items()}
 
 
-def _check_version_table(key: Key, value: object) -> object:
+def _check_version_table(_key: Key, value: object) -> object:
     from packaging.version import InvalidVersion, Version
 
     if not isinstance(value, dict):
@@ -751,7 +751,9 @@ def _first_problem(check: FileCheck) -> None:
         raise check.problems[0]
 
 
-def load_policy(prefix: str | None, *, system_path: str = SYSTEM_POLICY) -> Policy:
+def load_policy(  # noqa: C901 - the layering in one place: system file, [[envs]], env file
+    prefix: str | None, *, system_path: str = SYSTEM_POLICY
+) -> Policy:
     """The policy in force for ``prefix``; raises PolicyError for an unreadable/invalid file."""
     values: dict[str, object] = {name: key.default for name, key in KEYS.items()}
     origins: dict[str, str] = {}

@@ -77,7 +77,7 @@ class NetState:
             for key, change in self.changes.items()
         }
 
-    def apply(self, record: object, number: int) -> None:
+    def apply(self, record: object, number: int) -> None:  # noqa: C901 - checks each field of an untrusted record
         """Apply one record (the ``number``-th, for problems): removals, then installs."""
         if not isinstance(record, Mapping):
             self.problem(f"audit record {number}: not a JSON object; skipped")

@@ -183,7 +183,7 @@ def create(
     return 0
 
 
-def remove(directory: Path, environ: Mapping[str, str]) -> int:
+def remove(directory: Path) -> int:
     marker = _read_marker(directory)
     if marker is None:
         raise UsageError(
@@ -220,7 +220,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                         + (", ".join(str(c.parent) for c in candidates) or "none"),
                     )
                 directory = candidates[0].parent
-            return remove(directory, environ)
+            return remove(directory)
         env = target_environment(args.python, environ)
         name = _slug(args.name or f"{_project_name(project)}-dev")
         directory = Path(args.dir).resolve() if args.dir else project / f".venv-{_slug(env.name)}"

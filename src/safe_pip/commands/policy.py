@@ -169,7 +169,7 @@ def _prefix_of(python: str, environ: Mapping[str, str]) -> str:
     return target_environment(python, environ).prefix
 
 
-def check(
+def check(  # noqa: C901 - one report section after another, in the order printed
     system_path: str, prefix: str | None, environ: Mapping[str, str], *, explicit: bool
 ) -> int:
     problems = 0
