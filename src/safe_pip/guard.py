@@ -423,7 +423,7 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     return run.exit_code
 
 
-def _run_checked_install(
+def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `check`, which share the run's state
     attempt: _Attempt,
     decision: Decision,
     override: bool,
