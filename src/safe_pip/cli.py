@@ -26,7 +26,7 @@ def _print_error(error: SafePipError) -> None:
         print(f"{PROG}: tip: {error.hint}", file=sys.stderr)
 
 
-def _split_own_command(argv: Sequence[str]) -> tuple[str, list[str]] | None:
+def split_own_command(argv: Sequence[str]) -> tuple[str, list[str]] | None:
     """``status ...``, ``--python X status ...`` and ``--python=X status ...`` are ours."""
     args = list(argv)
     if args and args[0] in OWN_COMMANDS:
@@ -36,6 +36,13 @@ def _split_own_command(argv: Sequence[str]) -> tuple[str, list[str]] | None:
     if len(args) >= 2 and args[0].startswith("--python=") and args[1] in OWN_COMMANDS:
         return args[1], [args[0], *args[2:]]
     return None
+
+
+def _under_own_name(environ: Mapping[str, str]) -> bool:
+    """Run as ``safe-pip``, not as an env's ``pip`` (shim) or ``%pip``: see ``door``."""
+    from safe_pip.door import SAFE_PIP, door
+
+    return door(environ) == SAFE_PIP
 
 
 def _require_working_directory() -> None:
@@ -52,7 +59,14 @@ def _require_working_directory() -> None:
 def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     env_vars: Mapping[str, str] = os.environ if environ is None else environ
     try:
-        own = _split_own_command(argv)
+        if len(argv) <= 1 and _under_own_name(env_vars):
+            from safe_pip.commands import about
+
+            if not argv or argv[0] in about.HELP_WORDS:
+                return about.show_help()
+            if argv[0] in about.VERSION_WORDS:
+                return about.show_version(env_vars)
+        own = split_own_command(argv)
         if own is None:
             from safe_pip import passthrough
 

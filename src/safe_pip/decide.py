@@ -145,6 +145,9 @@ class Case:
     dev: bool
     #: index and find-links options read from the requirement files (by the shell)
     file_sources: tuple[SourceUse, ...] = ()
+    #: the prefix of the env the notebook runs, when safe-pip runs in a Jupyter
+    #: kernel of another env than the target (``!pip`` with another env's pip)
+    notebook_env: str | None = None
 
     @property
     def mode(self) -> str:
@@ -351,6 +354,16 @@ def _isolated_build_in_conda_env(case: Case) -> Refusal | None:
     )
 
 
+def _other_env_than_the_notebook(case: Case) -> Refusal | None:
+    if case.notebook_env is None or case.policy.text("notebook.other-env") != "refuse":
+        return None
+    return Refusal(
+        f"this notebook runs the env {case.notebook_env}, and cannot import what pip would "
+        f"install into {case.env.prefix}",
+        "install into the notebook's env: %" + command_text(case.op),
+    )
+
+
 def _each_destination(
     check: Callable[[Destination, Case], Refusal | None],
 ) -> Callable[[Case], Refusal | None]:
@@ -396,6 +409,7 @@ RULES: tuple[Rule, ...] = (
     Rule(rules.READ_ONLY_ENV, _read_only_env),
     Rule(rules.BUILD_ISOLATION, _isolated_build_in_conda_env),
     Rule(rules.INDEX_NOT_ALLOWED, _source_not_allowed),
+    Rule(rules.NOTEBOOK_ENV, _other_env_than_the_notebook),
 )
 
 
@@ -407,6 +421,7 @@ def decide(
     *,
     destinations: Sequence[Destination] | None = None,
     file_sources: Sequence[SourceUse] = (),
+    notebook_env: str | None = None,
 ) -> Decision:
     """Decide one pip operation.  Pure: ask the rules in ``RULES`` order.
 
@@ -414,7 +429,7 @@ def decide(
     shell (``destinations.place_destinations`` with the filesystem resolver).
     When not given they are placed as written, and ``foreign`` maps a
     destination to the kind of protected env it lies in (a conda base, the
-    system Python).
+    system Python).  ``notebook_env``: see ``Case``.
     """
     if not op.mutating:
         return Decision(
@@ -435,6 +450,7 @@ def decide(
         tuple(destinations),
         dev=is_dev_install(op),
         file_sources=tuple(file_sources),
+        notebook_env=notebook_env,
     )
     warned: list[Decision] = []
     for rule in RULES:

@@ -62,7 +62,16 @@ def _mentions_mutation(argv: Sequence[str]) -> bool:
     return any(a in ("install", "uninstall") for a in argv)
 
 
-def format_denial(op: Operation, env: Environment | None, decision: Decision, contact: str) -> str:
+def format_denial(
+    op: Operation,
+    env: Environment | None,
+    decision: Decision,
+    contact: str,
+    entry: str = "safe-pip",
+    notes: Sequence[str] = (),
+) -> str:
+    """The refusal as the user reads it; ``entry`` is how they run safe-pip's own
+    commands (``safe-pip``, ``pip`` through a shim, ``%pip``: see ``door``)."""
     lines = [
         f"{PROG}: refused: {command_text(op)}",
         f"  rule:    {decision.rule} ({rules.SUMMARY.get(decision.rule, '')})",
@@ -76,7 +85,8 @@ def format_denial(op: Operation, env: Environment | None, decision: Decision, co
         lines.extend(f"           {line}" for line in hint_lines[1:])
     if env is not None:
         lines.append(f"  env:     {env.prefix} ({env.kind}, chosen by {env.how})")
-    lines.append(f"  more:    `{PROG} status` shows what is allowed here")
+    lines.extend(notes)
+    lines.append(f"  more:    `{entry} status` shows what is allowed here")
     if contact:
         lines.append(f"  help:    {contact}")
     return "\n".join(lines)
@@ -141,8 +151,21 @@ class _Attempt:
         self.env = env
         self.environ = environ
         self.policy: Policy | None = None
+        #: the env of the notebook kernel safe-pip runs under, when it is another one
+        self.notebook: Environment | None = None
         #: when safe-pip took the command up: the record's ``time``, however long pip runs
         self.started = time.time()
+
+    def context(self) -> tuple[str, list[str]]:
+        """How the user runs safe-pip's commands here, and the notebook lines, for messages."""
+        from safe_pip.door import door
+
+        notes: list[str] = []
+        if self.notebook is not None:
+            from safe_pip.kernel import notebook_lines
+
+            notes = notebook_lines(self.notebook, self.env, "%" + command_text(self.op))
+        return door(self.environ), notes
 
     def locations(self) -> list[str]:
         from safe_pip.audit.locations import log_locations
@@ -227,7 +250,7 @@ def _deny(attempt: _Attempt, decision: Decision, contact: str = "") -> int:
     code = exit_code_for_denial(decision.rule)
     # the record first: a stderr that cannot be written must not lose it
     attempt.record(decision, outcome="denied", exit_code=code)
-    _show(format_denial(attempt.op, attempt.env, decision, contact))
+    _show(format_denial(attempt.op, attempt.env, decision, contact, *attempt.context()))
     return code
 
 
@@ -278,7 +301,18 @@ def _guarded(
         policy.paths("sources.allowed-indexes") or policy.paths("sources.allowed-find-links")
     ):
         file_sources = requirement_file_uses(op)
-    decision = decide(op, env, policy, destinations=placed, file_sources=file_sources)
+    from safe_pip.kernel import notebook_environment
+
+    attempt.notebook = notebook_environment(environ, env)
+    notebook_env = attempt.notebook.prefix if attempt.notebook is not None else None
+    decision = decide(
+        op,
+        env,
+        policy,
+        destinations=placed,
+        file_sources=file_sources,
+        notebook_env=notebook_env,
+    )
     if decision.allowed and op.command == "uninstall" and env.is_conda:
         decision = _uninstall_conflicts(op, env, policy, override, decision)
     if not decision.allowed:
@@ -302,6 +336,11 @@ def _guarded(
         )
     for warning in decision.warnings:
         _show(format_warning(warning))
+    if attempt.notebook is not None:
+        _show(
+            f"{PROG}: warning: pip is about to change another env than the notebook's\n"
+            + "\n".join(attempt.context()[1])
+        )
     return _run_allowed(attempt, decision, override, contact)
 
 
@@ -407,7 +446,7 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
             duration_s=run.duration_s,
             changes=changes,
         )
-        _show(format_denial(op, env, verdict, contact))
+        _show(format_denial(op, env, verdict, contact, *attempt.context()))
         return exit_code_for_denial(verdict.rule)
     if replaced:
         decision = _overridden(decision, replaced)

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from safe_pip.atomicwrite import write_atomic
 from safe_pip.decide import is_dev_install
+from safe_pip.door import door
 from safe_pip.environment import Environment
 from safe_pip.pipcli import Operation, requirement_file_requirements
 from safe_pip.policy import Policy
@@ -67,31 +68,31 @@ def read_only_hint(
 ) -> str:
     """The ``instead:`` text of a read-only-env refusal (may write the spec file)."""
     if is_dev_install(op):
-        return _devenv_hint(op, env)
+        return _devenv_hint(op, env, door(environ))
     return "\n".join(_spec_lines(op, env, policy, environ))
 
 
-def _devenv_command(op: Operation, project: str) -> str:
-    argv = ["safe-pip", "devenv"]
+def _devenv_command(op: Operation, project: str, entry: str) -> str:
+    argv = [entry, "devenv"]
     if op.python is not None:
         argv += ["--python", str(op.python.value)]
-    return shlex.join([*argv, project])
+    return " ".join([*argv[:1], shlex.join([*argv[1:], project])])  # %pip unquoted
 
 
-def _devenv_hint(op: Operation, env: Environment) -> str:
+def _devenv_hint(op: Operation, env: Environment, entry: str) -> str:
     projects = list(op.editables) or ["."]
     lines = [
         "develop your package in a dev env layered on this env (it sees every package "
         "of the env, your project is its only own content, nothing goes to ~/.local/lib):",
     ]
-    lines.extend(f"  {_devenv_command(op, project)}" for project in projects)
+    lines.extend(f"  {_devenv_command(op, project, entry)}" for project in projects)
     lines.append(
-        "then use that dev env's python, or pick its Jupyter kernel; see `safe-pip devenv "
+        f"then use that dev env's python, or pick its Jupyter kernel; see `{entry} devenv "
         "--help` and the hub's docs/develop.md"
     )
     lines.append(
         "a package your project needs that the env lacks: add it to the env's spec "
-        f"(`safe-pip export -o {env.name}.environment.yml`, then submit it)"
+        f"(`{entry} export -o {env.name}.environment.yml`, then submit it)"
     )
     return "\n".join(lines)
 
@@ -138,7 +139,7 @@ def _spec_lines(
             "(this env was built from a lock file, so its spec is not on disk here and "
             "safe-pip cannot write the whole file)",
         ]
-        return [*lines, *_develop_line(op)]
+        return [*lines, *_develop_line(op, door(environ))]
     text = render(
         env,
         environ,
@@ -177,13 +178,13 @@ def _spec_lines(
         f"  curl -X POST {endpoint} -H 'Authorization: Bearer <token>' \\",
         f"       -H 'Content-Type: application/json' --data {data}",
     ]
-    return [*lines, *_develop_line(op)]
+    return [*lines, *_develop_line(op, door(environ))]
 
 
-def _develop_line(op: Operation) -> list[str]:
+def _develop_line(op: Operation, entry: str) -> list[str]:
     if op.editables:
-        return ["editable installs cannot go into a spec: develop them with safe-pip devenv <dir>"]
-    return ["to develop your own package against this env: safe-pip devenv <project dir>"]
+        return [f"editable installs cannot go into a spec: develop them with {entry} devenv <dir>"]
+    return [f"to develop your own package against this env: {entry} devenv <project dir>"]
 
 
 def _own_env(env: Environment) -> str:

@@ -33,6 +33,8 @@ KINDS = ("conda-env", "conda-base", "venv", "system", "other")
 AUDIT_LOCATIONS = ("env", "user")
 #: how a refusal is carried out: ``warn`` lets the command run and records ``would-deny``
 ENFORCEMENT = ("warn", "enforce")
+#: ``!pip`` from a notebook into another env than the notebook's: in order of strictness
+NOTEBOOK_OTHER_ENV = ("warn", "refuse")
 
 DEFAULT_MARKER_MESSAGE = (
     "pip in this environment goes through safe-pip (the hub's policy):\n"
@@ -61,6 +63,10 @@ def _stricter_mode(old: object, new: object) -> bool:
 
 def _stricter_enforcement(old: object, new: object) -> bool:
     return ENFORCEMENT.index(str(new)) >= ENFORCEMENT.index(str(old))
+
+
+def _stricter_notebook(old: object, new: object) -> bool:
+    return NOTEBOOK_OTHER_ENV.index(str(new)) >= NOTEBOOK_OTHER_ENV.index(str(old))
 
 
 def _stricter_subset(old: object, new: object) -> bool:
@@ -261,6 +267,15 @@ KEYS: dict[str, Key] = {
             "",
             _never,
             "a line added to every denial, e.g. where to ask for help",
+        ),
+        Key(
+            "notebook.other-env",
+            "choice",
+            "warn",
+            _stricter_notebook,
+            "pip run from a notebook (`!pip`) into another env than the one the notebook "
+            "runs: 'warn' (and install) or 'refuse' (rule notebook-env)",
+            NOTEBOOK_OTHER_ENV,
         ),
         Key(
             "conda-store.url",

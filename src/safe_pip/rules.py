@@ -28,6 +28,7 @@ UNKNOWN_OPTION = "unknown-option"
 INDEX_NOT_ALLOWED = "index-not-allowed"
 PACKAGE_DENIED = "package-denied"
 VERSION_FLOOR = "version-floor"
+NOTEBOOK_ENV = "notebook-env"
 
 SUMMARY: dict[str, str] = {
     ALLOWED: "the policy allows this operation in this environment",
@@ -49,6 +50,8 @@ SUMMARY: dict[str, str] = {
     INDEX_NOT_ALLOWED: "pip may use only the package indexes and find-links the policy lists",
     PACKAGE_DENIED: "the policy denies this project (by name or pattern), also as a dependency",
     VERSION_FLOOR: "the policy sets a minimum version for this project, also as a dependency",
+    NOTEBOOK_ENV: "from a notebook, pip changes only the env the notebook runs (where the "
+    "policy says refuse)",
 }
 
 #: the rules ``enforcement`` may set to ``warn`` (the others always hold)
@@ -66,6 +69,7 @@ CONFIGURABLE = (
     INDEX_NOT_ALLOWED,
     PACKAGE_DENIED,
     VERSION_FLOOR,
+    NOTEBOOK_ENV,
 )
 #: rules that protect environments other users rely on: enforced even in warn
 #: mode, unless ``enforcement.rules`` names them

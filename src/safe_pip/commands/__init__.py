@@ -48,7 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     protect = with_python(
-        sub.add_parser("protect", help="write the PEP 668 marker (and pip shims) into the env")
+        sub.add_parser(
+            "protect",
+            help="guard the env: PEP 668 marker, pip.conf user = false, %pip (and pip shims)",
+        )
     )
     protect.add_argument(
         "--shim", action="store_true", help="also make bin/pip, pip3, pip3.X run safe-pip"

@@ -109,6 +109,17 @@ def _verdict(item: Mapping[str, Any]) -> str:
     return "allowed" if item["allowed"] else f"refused [{item['rule']}]"
 
 
+def _notebook(env: Environment, environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """The env of the Jupyter kernel status runs under (``!pip status`` in a cell)."""
+    from safe_pip.kernel import kernel_environment
+
+    kernel = kernel_environment(environ, env)
+    if kernel is None:
+        return None
+    same = os.path.realpath(kernel.prefix) == os.path.realpath(env.prefix)
+    return {"python": kernel.python, "prefix": kernel.prefix, "is_target": same}
+
+
 def collect(
     env: Environment, environ: Mapping[str, str], viewer: Viewer | None = None
 ) -> dict[str, Any]:
@@ -166,6 +177,7 @@ def collect(
         "differences": differences,
         "drift": drift,
         "user_site": [copy.as_dict() for copy in user_site_copies(env)],
+        "notebook": _notebook(env, environ),
         "warnings": shell_mismatch(env, environ),
     }
 
@@ -236,6 +248,15 @@ def render(data: Mapping[str, Any]) -> str:
             f"({drift['first_pip_change']}); envs layered like this break: rebuild it from a "
             "spec, `safe-pip export -o environment.yml` (see docs/export.md)"
         )
+    notebook = data.get("notebook")
+    if notebook is not None:
+        lines.append(f"notebook:  this notebook's kernel runs {notebook['prefix']}")
+        if not notebook["is_target"]:
+            lines.append(
+                f"warning: the notebook runs {notebook['prefix']} ({notebook['python']}), not "
+                f"the target {env['prefix']}: in the notebook, `%pip install <package>` "
+                "installs into its own env, and `%pip status` shows it"
+            )
     lines.extend(f"warning: {w}" for w in data["warnings"])
     lines.extend(data.get("extra_lines", []))
     return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""``%pip`` (and ``%uv``) in IPython and Jupyter, through safe-pip.
+
+IPython's own ``%pip`` runs ``<kernel python> -m pip``, which never reaches an
+env's pip shim: in a protected env it meets the PEP 668 marker.  This
+extension replaces ``%pip`` with a magic that runs safe-pip bound to the
+kernel's own interpreter (``sys.executable``), through the shell as IPython's
+does (live output, ``_exit_code``): the same decisions, messages, exit status
+and audit records as the env's ``bin/pip``.  Read-only pip commands (``%pip
+list``) take IPython's own route, as safe-pip itself would pass them on.
+
+Load it with ``%load_ext safe_pip.ipython``, or in a config file with
+``c.InteractiveShellApp.extensions = ["safe_pip.ipython"]``;
+``safe-pip protect`` writes that into the env's IPython config, with
+``c.SafePip.command``, the command line that starts the hub's safe-pip.
+
+``%uv pip install|uninstall|sync`` is refused with the ``%pip`` command that
+does the same through the policy; uv's other commands run as IPython's own
+``%uv`` would run them.
+
+Imported inside the kernel: nothing here imports more than the standard
+library and safe-pip's lean start-up modules.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+from safe_pip.door import DOOR_VAR, MAGIC
+from safe_pip.errors import ExitCode
+from safe_pip.target import BOUND_PYTHON_VAR
+
+RESTART_NOTE = "Note: you may need to restart the kernel to use updated packages."
+#: ``uv pip`` commands that change an env
+UV_MUTATING = ("install", "uninstall", "sync")
+
+
+def _words(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError:  # an unbalanced quote: pip (or safe-pip) will say so
+        return line.split()
+
+
+def goes_through_safe_pip(words: list[str]) -> bool:
+    """False for the pip command lines safe-pip would pass on to pip untouched."""
+    from safe_pip.cli import split_own_command
+    from safe_pip.passthrough import needs_parsing
+
+    return split_own_command(words) is not None or needs_parsing(words)
+
+
+def pip_shell_command(line: str, command: list[str], python: str) -> str:
+    """The shell command ``%pip <line>`` runs in the kernel whose interpreter is ``python``."""
+    if not goes_through_safe_pip(_words(line)):
+        return " ".join([shlex.quote(python), "-m", "pip", line])  # IPython's own
+    binding = ["env", f"{BOUND_PYTHON_VAR}={python}", f"{DOOR_VAR}={MAGIC}"]
+    return " ".join([*(shlex.quote(arg) for arg in [*binding, *command]), line])
+
+
+def uv_refusal(words: list[str]) -> str | None:
+    """The refusal of a ``%uv`` command that would change the env, or None."""
+    if len(words) < 2 or words[0] != "pip" or words[1] not in UV_MUTATING:
+        return None
+    rest = words[2:]
+    if words[1] == "sync":
+        instead = ["install", *(arg for name in rest for arg in ("-r", name))]
+    else:
+        instead = [words[1], *rest]
+    return "\n".join(
+        [
+            f"safe-pip: refused: %uv {shlex.join(words)}",
+            "  why:     uv does not go through the hub's policy in this env, and its installs "
+            "are not recorded",
+            f"  instead: %pip {shlex.join(instead)}",
+        ]
+    )
+
+
+def _configured_command(shell: Any) -> list[str]:
+    config = shell.config
+    section = config.get("SafePip", {})
+    command = section.get("command") if hasattr(section, "get") else None
+    if command:
+        return [str(arg) for arg in command]
+    from safe_pip.launcher import tool_command
+
+    return tool_command(sys.executable)
+
+
+def load_ipython_extension(shell: Any) -> None:
+    """Register ``%pip`` and ``%uv`` in ``shell`` (IPython's InteractiveShell)."""
+    command = _configured_command(shell)
+    python = sys.executable
+
+    def pip(line: str) -> None:
+        shell.system(pip_shell_command(line, command, python))
+        if any(word in ("install", "uninstall") for word in _words(line)):
+            print(RESTART_NOTE)
+
+    def uv(line: str) -> None:
+        refusal = uv_refusal(_words(line))
+        if refusal is not None:
+            print(refusal, file=sys.stderr)
+            shell.user_ns["_exit_code"] = int(ExitCode.DENIED)
+            return
+        shell.system(" ".join([shlex.quote(python), "-m", "uv", line]))
+
+    pip.__doc__ = "Run pip for the kernel's env, through safe-pip (the hub's policy)."
+    uv.__doc__ = "Run uv; `%uv pip install` is refused in favour of `%pip install`."
+    shell.register_magic_function(pip, "line", "pip")
+    shell.register_magic_function(uv, "line", "uv")

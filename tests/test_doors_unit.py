@@ -1,0 +1,186 @@
+"""The doors' pure parts: kernel detection on a fake /proc, the config blocks protect
+adds, the %pip/%uv command lines, the door names and safe-pip's own help."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from pathlib import Path
+
+import pytest
+
+from safe_pip import envconfig
+from safe_pip.commands import about
+from safe_pip.door import DOOR_VAR, door, own_command
+from safe_pip.ipython import pip_shell_command, uv_refusal
+from safe_pip.kernel import find_kernel, is_kernel_command
+from safe_pip.target import BOUND_PYTHON_VAR
+
+KERNEL_ENV = {"JPY_PARENT_PID": "100"}
+
+
+def fake_proc(root: Path, processes: dict[int, tuple[int, list[str]]]) -> str:
+    """A /proc with `stat` (ppid) and `cmdline` for each pid: {pid: (ppid, argv)}."""
+    for pid, (ppid, argv) in processes.items():
+        directory = root / str(pid)
+        directory.mkdir(parents=True)
+        (directory / "stat").write_text(f"{pid} (a (b) c) S {ppid} 1 1 0\n")
+        (directory / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    return str(root)
+
+
+def test_the_kernel_is_found_up_the_ancestry(tmp_path: Path) -> None:
+    python = tmp_path / "envs" / "analysis" / "bin" / "python3.11"
+    python.parent.mkdir(parents=True)
+    python.write_text("")
+    proc = fake_proc(
+        tmp_path / "proc",
+        {
+            200: (150, ["/opt/safe-pip/bin/python", "-I", "-S", "-c", "..."]),
+            150: (120, ["/bin/sh", "-c", "pip install x"]),
+            120: (100, [str(python), "-Xfrozen_modules=off", "-m", "ipykernel_launcher", "-f"]),
+            100: (1, ["/opt/conda/bin/python", "/opt/conda/bin/jupyter-lab"]),
+        },
+    )
+    kernel = find_kernel(KERNEL_ENV, proc=proc, start=200)
+    assert kernel is not None and kernel.pid == 120 and kernel.python == str(python)
+
+
+def test_no_kernel_without_jupyter_variables_or_in_the_ancestry(tmp_path: Path) -> None:
+    proc = fake_proc(
+        tmp_path / "proc",
+        {200: (150, ["/bin/python", "-m", "safe_pip"]), 150: (1, ["/bin/bash", "-l"])},
+    )
+    assert find_kernel({}, proc=proc, start=200) is None
+    assert find_kernel(KERNEL_ENV, proc=proc, start=200) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/e/bin/python", "-m", "ipykernel_launcher", "-f", "k.json"], True),
+        (["python", "-X", "frozen_modules=off", "-m", "ipykernel", "-f", "k.json"], True),
+        (["/e/bin/python", "/e/lib/python3.11/site-packages/ipykernel_launcher.py"], True),
+        (["/e/bin/python", "-m", "pip", "install", "ipykernel_launcher"], False),
+        (["/e/bin/python", "script.py", "-m", "ipykernel_launcher"], False),
+        ([], False),
+    ],
+)
+def test_kernel_command_lines(argv: list[str], expected: bool) -> None:
+    assert is_kernel_command(argv) is expected
+
+
+def parsed(text: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser()  # strict, as pip reads it
+    parser.read_string(text)
+    return parser
+
+
+@pytest.mark.parametrize(
+    "original",
+    [
+        "",
+        "[global]\nindex-url = https://pypi.example/simple\n",
+        "[install]\nprogress-bar = off\nUser = true\n[global]\ntimeout = 5",
+        "# only a comment\n",
+    ],
+)
+def test_pip_conf_block_sets_user_false_and_comes_out_again(original: str) -> None:
+    protected = envconfig.with_pip_conf_block(original)
+    assert parsed(protected).get("install", "user") == "false"
+    assert envconfig.has_block(protected)
+    restored = envconfig.without_blocks(protected)
+    assert restored == (original if original.endswith("\n") or not original else original + "\n")
+
+
+def test_ipython_block_is_valid_python_and_comes_out_again() -> None:
+    block = envconfig.ipython_block(["/opt/sp/bin/python", "-I", "-S", "-c", "x"], "/opt/sp/pkg")
+    compile(block, "ipython_config.py", "exec")
+    admin = "c = get_config()\nc.InteractiveShell.autocall = 0\n"
+    text = envconfig.with_ipython_block(admin, block)
+    assert text.startswith(admin) and '"safe_pip.ipython"' in text
+    assert envconfig.without_blocks(text) == admin
+    assert envconfig.without_blocks(envconfig.with_ipython_block("", block)) == ""
+
+
+def test_the_ipython_block_configures_the_extension() -> None:
+    class Section(dict):  # type: ignore[type-arg]
+        def __getattr__(self, name: str) -> Section:
+            return self.setdefault(name, Section())
+
+        def __setattr__(self, name: str, value: object) -> None:
+            self[name] = value
+
+    config = Section()
+    config.InteractiveShellApp.extensions = []
+    block = envconfig.ipython_block(["/tool/python", "-c", "x"], os.path.dirname(about.__file__))
+    namespace = {"get_config": lambda: config}
+    import sys
+
+    had = sys.modules.get("safe_pip")
+    exec(compile(block, "ipython_config.py", "exec"), namespace)
+    assert sys.modules.get("safe_pip") is had  # already imported: left alone
+    assert config.SafePip.command == ["/tool/python", "-c", "x"]
+    assert config.InteractiveShellApp.extensions == ["safe_pip.ipython"]
+
+
+def test_pip_magic_command_lines() -> None:
+    tool = ["/opt/sp/bin/python", "-I", "-S", "-c", "import sys; entrypoint()"]
+    kernel = "/envs/a b/bin/python"
+    assert pip_shell_command("list --format json", tool, kernel) == (
+        "'/envs/a b/bin/python' -m pip list --format json"
+    )
+    guarded = pip_shell_command("install 'x>=1'", tool, kernel)
+    assert guarded.startswith(f"env '{BOUND_PYTHON_VAR}=/envs/a b/bin/python' {DOOR_VAR}=%pip ")
+    assert guarded.endswith(
+        " /opt/sp/bin/python -I -S -c 'import sys; entrypoint()' install 'x>=1'"
+    )
+    assert "{" not in guarded and "$" not in guarded  # IPython would expand them
+    assert " status" in pip_shell_command("status", tool, kernel)
+    assert pip_shell_command("status", tool, kernel).startswith("env ")
+
+
+def test_uv_changes_are_refused_with_the_pip_command() -> None:
+    refusal = uv_refusal(["pip", "install", "x>=1"])
+    assert refusal is not None and "instead: %pip install 'x>=1'" in refusal
+    sync = uv_refusal(["pip", "sync", "reqs.txt"])
+    assert sync is not None and "%pip install -r reqs.txt" in sync
+    assert uv_refusal(["pip", "list"]) is None
+    assert uv_refusal(["venv"]) is None
+
+
+def test_messages_name_the_door_the_user_came_through() -> None:
+    assert door({}) == "safe-pip"
+    assert door({BOUND_PYTHON_VAR: "/e/bin/python"}) == "pip"
+    assert door({BOUND_PYTHON_VAR: "/e/bin/python", DOOR_VAR: "%pip"}) == "%pip"
+    assert own_command({BOUND_PYTHON_VAR: "/e/bin/python"}, "status") == "pip status"
+
+
+def test_help_lists_every_own_command_and_says_the_rest_goes_to_pip() -> None:
+    from safe_pip.cli import OWN_COMMANDS
+
+    text = about.help_text()
+    for name in OWN_COMMANDS:
+        assert f"\n  {name} " in text, name
+    assert "Every other argument goes to pip" in text
+
+
+def test_help_and_version_under_the_name_pip_stay_pips(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safe_pip import cli, passthrough
+
+    calls: list[list[str]] = []
+
+    def fake_become_pip(argv: list[str], environ: object, *args: object) -> int:
+        calls.append(list(argv))
+        return 0
+
+    monkeypatch.setattr(passthrough, "become_pip", fake_become_pip)
+    assert cli.main(["--help"], {BOUND_PYTHON_VAR: "/e/bin/python"}) == 0
+    assert cli.main(["--version"], {BOUND_PYTHON_VAR: "/e/bin/python"}) == 0
+    assert calls == [["--help"], ["--version"]]
+    assert capsys.readouterr().out == ""
+    assert cli.main(["--version"], {"PATH": "/nonexistent"}) == 0
+    assert calls[-1] == ["--version"]
+    assert "safe-pip 0." in capsys.readouterr().out
