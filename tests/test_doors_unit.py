@@ -11,10 +11,10 @@ import pytest
 
 from safe_pip import envconfig
 from safe_pip.commands import about
-from safe_pip.door import DOOR_VAR, door, own_command
+from safe_pip.door import door, own_command
 from safe_pip.ipython import pip_shell_command, uv_refusal
 from safe_pip.kernel import find_kernel, is_kernel_command
-from safe_pip.target import BOUND_PYTHON_VAR
+from safe_pip.target import BOUND_PYTHON_VAR, DOOR_VAR
 
 KERNEL_ENV = {"JPY_PARENT_PID": "100"}
 
@@ -184,3 +184,25 @@ def test_help_and_version_under_the_name_pip_stay_pips(
     assert cli.main(["--version"], {"PATH": "/nonexistent"}) == 0
     assert calls[-1] == ["--version"]
     assert "safe-pip 0." in capsys.readouterr().out
+
+
+def test_from_a_notebook_of_another_env_pip_warns_or_refuses_as_the_policy_says() -> None:
+    import dataclasses
+
+    from safe_pip import rules
+    from safe_pip.decide import decide
+    from safe_pip.environment import EnvKind
+    from safe_pip.pipcli import parse_pip_command_line
+    from safe_pip.policy import Policy, default_policy
+    from support.fakes import fake_environment
+
+    env = fake_environment("/opt/conda/envs/tools", EnvKind.CONDA_ENV, name="tools")
+    env = dataclasses.replace(env, writable=True)
+    op = parse_pip_command_line(["install", "demo-a"], {}, None)
+    kernel_env = "/home/u/envs/analysis"
+    assert decide(op, env, default_policy(), notebook_env=kernel_env).allowed
+    refuse = Policy(values={**default_policy().values, "notebook.other-env": "refuse"})
+    decision = decide(op, env, refuse, notebook_env=kernel_env)
+    assert not decision.allowed and decision.rule == rules.NOTEBOOK_ENV
+    assert kernel_env in decision.reason and decision.hint.endswith("%pip install demo-a")
+    assert decide(op, env, refuse, notebook_env=None).allowed

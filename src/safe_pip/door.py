@@ -11,18 +11,14 @@ path imports it.
 
 from __future__ import annotations
 
-from safe_pip.target import BOUND_PYTHON_VAR
+from safe_pip.target import BOUND_PYTHON_VAR, DOOR_VAR, MAGIC
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-#: Set by the ``%pip`` magic for the safe-pip it runs.
-DOOR_VAR = "SAFE_PIP_DOOR"
-
 SAFE_PIP = "safe-pip"
 SHIM = "pip"
-MAGIC = "%pip"
 
 
 def door(environ: Mapping[str, str]) -> str:

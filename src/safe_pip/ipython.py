@@ -27,9 +27,8 @@ import shlex
 import sys
 from typing import Any
 
-from safe_pip.door import DOOR_VAR, MAGIC
 from safe_pip.errors import ExitCode
-from safe_pip.target import BOUND_PYTHON_VAR
+from safe_pip.target import BOUND_PYTHON_VAR, DOOR_VAR, MAGIC
 
 RESTART_NOTE = "Note: you may need to restart the kernel to use updated packages."
 #: ``uv pip`` commands that change an env
@@ -96,7 +95,8 @@ def load_ipython_extension(shell: Any) -> None:
 
     def pip(line: str) -> None:
         shell.system(pip_shell_command(line, command, python))
-        if any(word in ("install", "uninstall") for word in _words(line)):
+        changed = any(word in ("install", "uninstall") for word in _words(line))
+        if changed and shell.user_ns.get("_exit_code") == 0:
             print(RESTART_NOTE)
 
     def uv(line: str) -> None:

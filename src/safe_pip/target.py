@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 #: Set by a shim (``safe-pip protect --shim``) to bind safe-pip to its env.
 BOUND_PYTHON_VAR = "SAFE_PIP_BOUND_PYTHON"
 
+#: Set by the ``%pip`` magic (``safe_pip.ipython``) for the safe-pip it runs: the door.
+DOOR_VAR = "SAFE_PIP_DOOR"
+MAGIC = "%pip"
+
 #: pip's own variable: when set, pip does not re-run itself under --python/PIP_PYTHON
 PIP_SUBPROCESS_MARKER = "_PIP_RUNNING_IN_SUBPROCESS"
 
@@ -79,6 +83,8 @@ def resolve_target(python_option: str | None, source: str, environ: Mapping[str,
                 f"the env this pip belongs to is gone: {bound} does not exist",
                 hint="ask the admin to re-run `safe-pip protect --shim` for this env",
             )
+        if environ.get(DOOR_VAR) == MAGIC:
+            return Target(bound, "%pip in the notebook (the kernel's interpreter)")
         return Target(bound, f"the pip shim of this env ({BOUND_PYTHON_VAR})")
     for name in ("python", "python3"):
         found = which(name, path_var)
