@@ -105,6 +105,14 @@ def test_a_user_site_copy_neither_satisfies_nor_catches_an_install(
     assert list(user_site(home).glob("demo_a-1.0.dist-info"))
     assert run([*safe_pip_bin, "protect", "--shim", "--python", str(env.python)]).returncode == 0
 
+    # under the name pip, --help and --version stay pip's, byte for byte
+    for args in (["--help"], ["--version"]):
+        shim = run([str(env.bin / "pip"), *args], user=NOBODY)
+        bare = run(env.pip(*args), user=NOBODY)
+        assert shim.returncode == bare.returncode == 0 and shim.stdout == bare.stdout
+    own = run([*safe_pip_bin, "--help"], user=NOBODY)
+    assert "safe-pip's own commands" in own.stdout and "status" in own.stdout
+
     done = run([str(env.bin / "pip"), "install", *find, "demo-a==1.0"], user=NOBODY)
     assert done.returncode == 0, done.stderr
     assert "already satisfied" not in done.stdout

@@ -43,11 +43,16 @@ def path_env(prefix: Prefix, **extra: str) -> dict[str, str | None]:
 def test_list_show_freeze_are_pips_own_output(
     run: Runner, safe_pip_bin: list[str], env: Prefix, user: int | None
 ) -> None:
-    for args in (["list"], ["show", "demo-a"], ["freeze"], ["--version"], ["check"]):
+    for args in (["list"], ["show", "demo-a"], ["freeze"], ["check"]):
         ours = run([*safe_pip_bin, *args], user=user, env=path_env(env))
         bare = run([str(env.python), "-m", "pip", *args], user=user, env=path_env(env))
         assert ours.returncode == bare.returncode == 0, ours.stderr
         assert ours.stdout == bare.stdout
+    # under its own name, --version is safe-pip's, then the version line of the pip it runs
+    ours = run([*safe_pip_bin, "--version"], user=user, env=path_env(env))
+    bare = run([str(env.python), "-m", "pip", "--version"], user=user, env=path_env(env))
+    assert ours.returncode == 0 and ours.stdout.startswith("safe-pip ")
+    assert ours.stdout.splitlines()[1:] == bare.stdout.splitlines()
     listing = run([*safe_pip_bin, "list"], user=user, env=path_env(env)).stdout
     assert "demo-a" in listing and "demo-b" in listing
 
