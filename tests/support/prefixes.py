@@ -11,7 +11,7 @@ Two layers:
 * `make_prefix(root, kind, ...)` lays down a prefix whose `sys.prefix` is itself
   and equals `sys.base_prefix`: a copy of the small interpreter binary,
   libpython and the stdlib entries as symlinks into the base copy, and its own
-  site-packages with pip copied (hardlinked when root-owned) from the template,
+  site-packages with pip hardlinked from the template (pip unlinks before it writes),
   so pip can be upgraded or uninstalled in one prefix without touching others.
   Conda kinds add `conda-meta/` (history and PrefixRecords shaped like conda's).
 
@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from support.wheels import dist_filename_part, import_name, metadata_text, record_text
@@ -582,8 +583,8 @@ def _lay_down_python(prefix: Path, base: BasePython) -> None:
     (stdlib / "site-packages").mkdir()
 
 
-def _lay_down_pip(prefix: Prefix, *, hardlink: bool, conda: bool) -> None:
-    copy = _link_or_copy if hardlink else shutil.copy2
+def _lay_down_pip(prefix: Prefix, *, conda: bool) -> None:
+    copy = _link_or_copy
     site = prefix.site_packages
     for entry in prefix.base.site_packages.iterdir():
         if entry.is_dir():
@@ -608,11 +609,22 @@ def _lay_down_pip(prefix: Prefix, *, hardlink: bool, conda: bool) -> None:
 
 
 def _chown_tree(top: Path, uid: int, gid: int | None = None) -> None:
+    """Give `top` to uid, except files hardlinked with the cached template.
+
+    Those stay root-owned and read-only for the owner, who can still remove or
+    replace them (pip unlinks before it writes), never change them in place.
+    """
     gid = uid if gid is None else gid
     os.chown(top, uid, gid, follow_symlinks=False)
     for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
+        for name in dirnames:
             os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if S_ISREG(st.st_mode) and st.st_nlink > 1:
+                continue
+            os.chown(path, uid, gid, follow_symlinks=False)
 
 
 def make_prefix(
@@ -631,7 +643,8 @@ def make_prefix(
     `conda create -n NAME python=X.Y pip` leaves it), "conda-base" (a conda env
     plus condabin/, bin/conda, envs/, pkgs/, a constructor history block and a
     conda record). The prefix is root-owned 0755 (read-only for other users)
-    unless `writable_by` is a uid, which then owns the whole tree.
+    unless `writable_by` is a uid, which then owns the tree (pip's files,
+    hardlinked from the template, stay root's: removable, not writable in place).
     `marker` writes lib/pythonX.Y/EXTERNALLY-MANAGED (a str is the Error text);
     `frozen` writes conda-meta/frozen (a str becomes its {"message": ...}).
     """
@@ -643,7 +656,7 @@ def make_prefix(
         root.mkdir(parents=True, exist_ok=True)
         _lay_down_python(path, base)
         prefix = Prefix(path=path, kind=kind, base=base)
-        _lay_down_pip(prefix, hardlink=writable_by is None, conda=kind != "plain")
+        _lay_down_pip(prefix, conda=kind != "plain")
         if kind != "plain":
             _lay_down_conda(prefix, conda_base=kind == "conda-base")
         if marker:
