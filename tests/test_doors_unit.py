@@ -172,7 +172,7 @@ def test_help_and_version_under_the_name_pip_stay_pips(
 
     calls: list[list[str]] = []
 
-    def fake_become_pip(argv: list[str], environ: object, *args: object) -> int:
+    def fake_become_pip(argv: list[str], _environ: object, *_args: object) -> int:
         calls.append(list(argv))
         return 0
 

@@ -38,11 +38,22 @@ def split_own_command(argv: Sequence[str]) -> tuple[str, list[str]] | None:
     return None
 
 
-def _under_own_name(environ: Mapping[str, str]) -> bool:
-    """Run as ``safe-pip``, not as an env's ``pip`` (shim) or ``%pip``: see ``door``."""
+def _about(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
+    """``safe-pip``, ``--help``, ``--version`` under safe-pip's own name (not as an env's
+    ``pip`` shim or ``%pip``, where they stay pip's: see ``door``); else None."""
+    if len(argv) > 1:
+        return None
     from safe_pip.door import SAFE_PIP, door
 
-    return door(environ) == SAFE_PIP
+    if door(environ) != SAFE_PIP:
+        return None
+    from safe_pip.commands import about
+
+    if not argv or argv[0] in about.HELP_WORDS:
+        return about.show_help()
+    if argv[0] in about.VERSION_WORDS:
+        return about.show_version(environ)
+    return None
 
 
 def _require_working_directory() -> None:
@@ -59,13 +70,9 @@ def _require_working_directory() -> None:
 def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     env_vars: Mapping[str, str] = os.environ if environ is None else environ
     try:
-        if len(argv) <= 1 and _under_own_name(env_vars):
-            from safe_pip.commands import about
-
-            if not argv or argv[0] in about.HELP_WORDS:
-                return about.show_help()
-            if argv[0] in about.VERSION_WORDS:
-                return about.show_version(env_vars)
+        about = _about(argv, env_vars)
+        if about is not None:
+            return about
         own = split_own_command(argv)
         if own is None:
             from safe_pip import passthrough

@@ -193,6 +193,19 @@ def _drift(env: Environment, policy: Policy | None, environ: Mapping[str, str]) 
     return compute_drift(env, installed, read_records(env.prefix), logged, environ).as_dict()
 
 
+def _notebook_lines(notebook: Mapping[str, Any] | None, target: str) -> list[str]:
+    if notebook is None:
+        return []
+    lines = [f"notebook:  this notebook's kernel runs {notebook['prefix']}"]
+    if not notebook["is_target"]:
+        lines.append(
+            f"warning: the notebook runs {notebook['prefix']} ({notebook['python']}), not "
+            f"the target {target}: in the notebook, `%pip install <package>` "
+            "installs into its own env, and `%pip status` shows it"
+        )
+    return lines
+
+
 def render(data: Mapping[str, Any]) -> str:
     env = data["env"]
     yes_no = {True: "yes", False: "no"}
@@ -248,15 +261,7 @@ def render(data: Mapping[str, Any]) -> str:
             f"({drift['first_pip_change']}); envs layered like this break: rebuild it from a "
             "spec, `safe-pip export -o environment.yml` (see docs/export.md)"
         )
-    notebook = data.get("notebook")
-    if notebook is not None:
-        lines.append(f"notebook:  this notebook's kernel runs {notebook['prefix']}")
-        if not notebook["is_target"]:
-            lines.append(
-                f"warning: the notebook runs {notebook['prefix']} ({notebook['python']}), not "
-                f"the target {env['prefix']}: in the notebook, `%pip install <package>` "
-                "installs into its own env, and `%pip status` shows it"
-            )
+    lines.extend(_notebook_lines(data.get("notebook"), env["prefix"]))
     lines.extend(f"warning: {w}" for w in data["warnings"])
     lines.extend(data.get("extra_lines", []))
     return "\n".join(lines)
