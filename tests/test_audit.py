@@ -41,7 +41,7 @@ from support.fakes import fake_environment
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
-def make_env(prefix: Path, **changes: object) -> Environment:
+def make_env(prefix: Path, **changes: Any) -> Environment:
     return fake_environment(prefix, **changes)
 
 
@@ -433,8 +433,13 @@ def test_filters(tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
 
     def rec(n: int, **fields: Any) -> bytes:
-        base = {"decision": "allowed", "user": "jovyan", "hub_user": None, "requested": []}
-        base["changes"] = {"installed": [], "removed": []}
+        base: dict[str, Any] = {
+            "decision": "allowed",
+            "user": "jovyan",
+            "hub_user": None,
+            "requested": [],
+            "changes": {"installed": [], "removed": []},
+        }
         merged = {**base, **fields}
         merged["packages"] = sorted(record_packages(merged))  # as append() writes it
         return synthetic(n, **merged)

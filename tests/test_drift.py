@@ -169,7 +169,12 @@ def test_log_state_cache_reads_only_what_was_appended(
 
     full_reads: list[str] = []
     real_full = drift._full_state
-    monkeypatch.setattr(drift, "_full_state", lambda p: full_reads.append(p) or real_full(p))
+
+    def counting_full_state(path: str) -> drift.LogState:
+        full_reads.append(path)
+        return real_full(path)
+
+    monkeypatch.setattr(drift, "_full_state", counting_full_state)
     # appended, plus half a record being written: only the new whole line is read
     third = record("2026-01-03T00:00:00.000000Z", [("c", "3")])
     with open(log, "a") as handle:

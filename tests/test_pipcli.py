@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from safe_pip.errors import InputError, UsageError
 from safe_pip.pipcli import (
     PIP_COMMANDS,
-    PIP_SUBPROCESS_MARKER,
     Operation,
     Setting,
     argv_without_python,
     parse_pip_command_line,
 )
 from safe_pip.pipconfig import PipConfig, load_pip_config, parse_config_text
+from safe_pip.target import PIP_SUBPROCESS_MARKER
 
 HOME = {"HOME": "/nonexistent-home"}
 
@@ -821,9 +821,7 @@ def _pips(argv: Sequence[str], environ: Mapping[str, str], files: dict[str, list
         return (command, python, tuple(args), values)
 
 
-_env_text = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6
-)
+_env_text = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=6)
 pip_environs = st.dictionaries(
     st.sampled_from(_ENV_NAMES),
     st.one_of(

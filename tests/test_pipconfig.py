@@ -56,9 +56,13 @@ class Tree:
         )
 
     def values(
-        self, section: str = "install", *, isolated: bool = False, environ: Mapping[str, str] = ()
+        self,
+        section: str = "install",
+        *,
+        isolated: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> dict[str, tuple[str, str]]:
-        env = {**self.environ, **dict(environ)}
+        env = {**self.environ, **dict(environ or {})}
         items = option_values(self.load(env), env, section, isolated=isolated)
         result: dict[str, tuple[str, str]] = {}
         for key, value in items:

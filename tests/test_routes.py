@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ class Scenario:
         return base
 
     def pip(
-        self, *args: str, env: dict[str, str | None] | None = None, **kw: Any
+        self, *args: str, env: Mapping[str, str | None] | None = None, **kw: Any
     ) -> subprocess.CompletedProcess[str]:
         argv = [*self.safe_pip, *args]
         if args and args[0] == "install":
@@ -252,7 +252,7 @@ def test_base_env_routes(  # noqa: C901 - one branch per route into base, named 
     on_path = {"PATH": f"{own_env.bin}:/usr/bin:/bin"}
     base_on_path = {"PATH": f"{base_env.bin}:/usr/bin:/bin"}
     args: list[str]
-    env: dict[str, str | None]
+    env: Mapping[str, str | None]
     if how == "on-path":
         args, env = ["install", "demo-a"], base_on_path
     elif how == "--python":
