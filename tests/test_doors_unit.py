@@ -6,6 +6,7 @@ from __future__ import annotations
 import configparser
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,8 +105,8 @@ def test_ipython_block_is_valid_python_and_comes_out_again() -> None:
 
 
 def test_the_ipython_block_configures_the_extension() -> None:
-    class Section(dict):  # type: ignore[type-arg]
-        def __getattr__(self, name: str) -> Section:
+    class Section(dict[str, Any]):
+        def __getattr__(self, name: str) -> Any:
             return self.setdefault(name, Section())
 
         def __setattr__(self, name: str, value: object) -> None:
