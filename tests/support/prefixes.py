@@ -583,8 +583,8 @@ def _lay_down_python(prefix: Path, base: BasePython) -> None:
     (stdlib / "site-packages").mkdir()
 
 
-def _lay_down_pip(prefix: Prefix, *, conda: bool) -> None:
-    copy = _link_or_copy
+def _lay_down_pip(prefix: Prefix, *, hardlink: bool, conda: bool) -> None:
+    copy = _link_or_copy if hardlink else shutil.copy2
     site = prefix.site_packages
     for entry in prefix.base.site_packages.iterdir():
         if entry.is_dir():
@@ -644,7 +644,8 @@ def make_prefix(
     plus condabin/, bin/conda, envs/, pkgs/, a constructor history block and a
     conda record). The prefix is root-owned 0755 (read-only for other users)
     unless `writable_by` is a uid, which then owns the tree (pip's files,
-    hardlinked from the template, stay root's: removable, not writable in place).
+    hardlinked from the template, stay root's: removable, not writable in place;
+    `writable_by=0` as root gives a private copy of pip that root may change).
     `marker` writes lib/pythonX.Y/EXTERNALLY-MANAGED (a str is the Error text);
     `frozen` writes conda-meta/frozen (a str becomes its {"message": ...}).
     """
@@ -656,7 +657,9 @@ def make_prefix(
         root.mkdir(parents=True, exist_ok=True)
         _lay_down_python(path, base)
         prefix = Prefix(path=path, kind=kind, base=base)
-        _lay_down_pip(prefix, conda=kind != "plain")
+        # writable_by=<our own uid> asks for a private copy root may change in place.
+        private = writable_by is not None and writable_by == os.geteuid()
+        _lay_down_pip(prefix, hardlink=not private, conda=kind != "plain")
         if kind != "plain":
             _lay_down_conda(prefix, conda_base=kind == "conda-base")
         if marker:
