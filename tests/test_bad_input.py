@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,8 +21,10 @@ pytestmark = pytest.mark.integration
         ("version = 1\n[install]\nconda-env = 'yes'\n", ":3 (key 'install.conda-env')"),
         ("version = 1\n[install]\nfly = true\n", "(key 'install.fly')"),
         ("version = 7\n", "(key 'version')"),
+        ("version = 1\nx = " + "[" * 500 + "]" * 500 + "\n", "nested too deeply"),
+        ("version = " + "9" * 4301 + "\n", "4300 digits"),
     ],
-    ids=["toml", "value", "unknown-key", "version"],
+    ids=["toml", "value", "unknown-key", "version", "deep-array", "huge-integer"],
 )
 def test_invalid_system_policy_fails_closed(
     run: Runner,
@@ -42,6 +45,9 @@ def test_invalid_system_policy_fails_closed(
     assert "policy-invalid" in proc.stderr
     assert "/etc/safe-pip/policy.toml" in proc.stderr and where in proc.stderr
     assert not any(env.site_packages.glob("demo_a*"))
+    log = env.path / "var" / "log" / "safe-pip" / "audit.jsonl"
+    last = json.loads(log.read_bytes().splitlines()[-1])
+    assert (last["decision"], last["rule"]) == ("denied", "policy-invalid")
 
 
 def test_env_policy_may_tighten_but_not_loosen(

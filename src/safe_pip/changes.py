@@ -15,10 +15,11 @@ from safe_pip.inventory import Installed, details
 
 def read_report(path: str) -> dict[str, Any] | None:
     """pip's installation report, or None when pip did not get to write it."""
+    from safe_pip.readfile import MiB, read_bytes
+
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(path, limit=64 * MiB))
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 

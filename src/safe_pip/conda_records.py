@@ -48,10 +48,23 @@ from typing import NamedTuple, Union
 
 from .atomicwrite import write_atomic
 from .conda_history import KNOWN_SUBDIRS, normalise_channel
+from .readfile import MiB, read_bytes
 from .userdirs import cache_dir as user_cache_dir
 
-__all__ = ["CACHE_VERSION", "CondaRecord", "RecordSet", "extract_record", "read_records"]
+__all__ = [
+    "CACHE_VERSION",
+    "MAX_RECORD_BYTES",
+    "CondaRecord",
+    "RecordSet",
+    "extract_record",
+    "read_records",
+]
 
+#: The largest record file read (conda's biggest, with tens of thousands of files, hold a
+#: few MiB); a larger one is reported and left out.
+MAX_RECORD_BYTES = 64 * MiB
+#: The largest cache file read; a larger one is ignored (and rewritten).
+MAX_CACHE_BYTES = 64 * MiB
 #: Bump when the cached form of a record changes.
 CACHE_VERSION = 1
 _CACHE_FORMAT = "safe-pip/conda-records"
@@ -238,8 +251,7 @@ def extract_record(data: bytes, source: str = "") -> _Read:
 
 def _read_file(path: str) -> _Read:
     try:
-        with open(path, "rb") as stream:
-            data = stream.read()
+        data = read_bytes(path, limit=MAX_RECORD_BYTES)
     except OSError as error:
         return f"{path}: cannot read: {error.strerror or error}"
     return extract_record(data, path)
@@ -486,6 +498,8 @@ def _list_records(meta_dir: str) -> list[tuple[str, _Stamp]]:
             if S_ISREG(stat.st_mode):
                 stamp = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino)
                 listing.append((entry.name, stamp))
+            elif not S_ISDIR(stat.st_mode):  # a FIFO or a device: reported, never opened
+                listing.append((entry.name, _UNTRUSTED))
     listing.sort()
     return listing
 
@@ -532,8 +546,7 @@ def _cache_file(meta_dir: str, cache_dir: str | os.PathLike[str] | None) -> str 
 
 def _load_cache(cache_file: str, meta_dir: str) -> _Cache | None:
     try:
-        with open(cache_file, "rb") as stream:
-            document = json.loads(stream.read())
+        document = json.loads(read_bytes(cache_file, limit=MAX_CACHE_BYTES))
     except (OSError, ValueError, RecursionError):
         return None
     if not (

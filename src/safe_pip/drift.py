@@ -28,7 +28,6 @@ import calendar
 import contextlib
 import json
 import os
-import re
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,7 +44,6 @@ from safe_pip.userdirs import cache_dir
 #: what ensurepip/venv put into a fresh non-conda env
 BOOTSTRAP_DISTS = frozenset({"pip", "setuptools", "wheel"})
 
-_HEADER = re.compile(rb"^==> ?(.+?) ?<==\s*$", re.MULTILINE)
 _CACHE_FORMAT = "safe-pip/audit-state"
 _CACHE_VERSION = 1
 _TAIL = 256
@@ -97,22 +95,29 @@ def _conda_epoch(text: str) -> float | None:
 
 def last_history_time(prefix: str, tail_bytes: int = 65536) -> str | None:
     """The time of the newest ``==> time <==`` header, read from the end of the file."""
+    from safe_pip.conda_history import MAX_HISTORY_BYTES, header_timestamp
+    from safe_pip.readfile import open_regular
+
     path = os.path.join(prefix, "conda-meta", "history")
+    headers: list[str] = []
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             size = handle.seek(0, os.SEEK_END)
             while True:
                 start = max(0, size - tail_bytes)
                 handle.seek(start)
-                headers = _HEADER.findall(handle.read(size - start))
-                if headers or start == 0:
+                lines = handle.read(size - start).splitlines()[1 if start else 0 :]
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").strip()
+                    timestamp = header_timestamp(line) if line.startswith("==>") else None
+                    if timestamp is not None:
+                        headers.append(timestamp)
+                if headers or start == 0 or tail_bytes >= MAX_HISTORY_BYTES:
                     break
                 tail_bytes *= 4  # a very long last block
     except OSError:
         return None
-    if not headers:
-        return None
-    return str(headers[-1].decode("utf-8", "replace").strip())
+    return headers[-1] if headers else None
 
 
 # --- the audit log's net state ----------------------------------------------------------------
@@ -145,10 +150,11 @@ def _cache_path(log: str, environ: Mapping[str, str]) -> str | None:
 
 
 def _load_cache(path: str, log: str) -> dict[str, Any] | None:
+    from safe_pip.readfile import MiB, read_bytes
+
     try:
-        with open(path, "rb") as handle:
-            data = json.loads(handle.read())
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(path, limit=64 * MiB))
+    except (OSError, ValueError, RecursionError):
         return None
     if not (
         isinstance(data, dict)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safe_pip.errors import TargetError
+from safe_pip.readfile import MiB, read_bytes, read_head, read_text
 from safe_pip.target import Target
 
 MARKER_NAME = "EXTERNALLY-MANAGED"
@@ -139,7 +140,7 @@ def _probe_interpreter(python: str, environ: Mapping[str, str]) -> dict[str, str
 def _read_pyvenv_cfg(prefix: str) -> dict[str, str] | None:
     path = os.path.join(prefix, "pyvenv.cfg")
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = read_text(path, limit=64 * 1024, errors="replace")
     except OSError:
         return None
     values: dict[str, str] = {}
@@ -164,8 +165,7 @@ def conda_roots_from_environ(environ: Mapping[str, str]) -> list[str]:
 def _history_says_constructor(prefix: str) -> bool:
     """A constructor-built base records the installer in its first history block."""
     try:
-        with open(os.path.join(prefix, "conda-meta", "history"), "rb") as handle:
-            head = handle.read(4096)
+        head = read_head(os.path.join(prefix, "conda-meta", "history"), 4096)
     except OSError:
         return False
     first_cmd = b""
@@ -370,9 +370,10 @@ def editable_distributions(env: Environment) -> frozenset[str]:
             if not entry.endswith(".dist-info"):
                 continue
             try:
-                text = Path(directory, entry, "direct_url.json").read_text(encoding="utf-8")
-                data = json.loads(text)
-            except (OSError, ValueError):
+                data = json.loads(
+                    read_bytes(os.path.join(directory, entry, "direct_url.json"), limit=MiB)
+                )
+            except (OSError, ValueError, RecursionError):
                 continue
             if isinstance(data, dict) and (data.get("dir_info") or {}).get("editable"):
                 names.add(normalize_name(entry[: -len(".dist-info")].rsplit("-", 1)[0]))

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from safe_pip.atomicwrite import write_atomic
+from safe_pip.readfile import MiB, read_bytes, read_head
 from safe_pip.userdirs import cache_dir
 
 _SEPARATORS = re.compile(r"[-_.]+")
@@ -75,14 +76,14 @@ def _from_entry(path: str, entry: str, stamp: tuple[int, int]) -> Installed | No
 def _egg_info_version(path: str) -> str:
     target = os.path.join(path, "PKG-INFO") if os.path.isdir(path) else path
     try:
-        with open(target, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("Version:"):
-                    return line.split(":", 1)[1].strip()
-                if not line.strip():
-                    break
+        head = read_head(target, 64 * 1024).decode("utf-8", "replace")
     except OSError:
-        pass
+        return ""
+    for line in head.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+        if not line.strip():
+            break
     return ""
 
 
@@ -123,8 +124,7 @@ def scan(site_dirs: Iterable[str]) -> dict[str, Installed]:
 def installer_of(path: str) -> str:
     """The ``INSTALLER`` of a ``.dist-info`` directory ('' when absent or unreadable)."""
     try:
-        with open(os.path.join(path, "INSTALLER"), "rb") as handle:
-            return handle.read(256).decode("utf-8", "replace").strip()
+        return read_head(os.path.join(path, "INSTALLER"), 256).decode("utf-8", "replace").strip()
     except OSError:
         return ""
 
@@ -135,11 +135,10 @@ def details(item: Installed) -> Details:
     if os.path.isdir(item.path):
         installer = installer_of(item.path)
         try:
-            with open(os.path.join(item.path, "direct_url.json"), encoding="utf-8") as handle:
-                data = json.load(handle)
+            data = json.loads(read_bytes(os.path.join(item.path, "direct_url.json"), limit=MiB))
             if isinstance(data, dict):
                 direct_url = data
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             pass
     return Details(installer=installer, direct_url=direct_url)
 
@@ -165,9 +164,8 @@ class InstallerCache:
     def _load(self) -> dict[str, list[Any]]:
         assert self._file is not None
         try:
-            with open(self._file, "rb") as handle:
-                data = json.loads(handle.read())
-        except (OSError, ValueError):
+            data = json.loads(read_bytes(self._file, limit=64 * MiB))
+        except (OSError, ValueError, RecursionError):
             return {}
         if not (
             isinstance(data, dict)

@@ -35,6 +35,7 @@ from safe_pip.envconfig import (
 from safe_pip.environment import MARKER_NAME, Environment
 from safe_pip.errors import SafePipError, TargetError
 from safe_pip.launcher import launcher_code, tool_import_paths
+from safe_pip.readfile import MiB, read_bytes, read_text
 from safe_pip.target import BOUND_PYTHON_VAR
 
 STATE_DIR = os.path.join("etc", "safe-pip", "protect")
@@ -95,7 +96,7 @@ def _state_dir(env: Environment) -> Path:
 def _load_manifest(env: Environment) -> dict[str, dict[str, str]]:
     path = _state_dir(env) / MANIFEST
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_bytes(path, limit=MiB))
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
@@ -124,7 +125,7 @@ def _install_file(
     key = os.path.relpath(path, env.prefix)
     if existing.exists() or existing.is_symlink():
         try:
-            current = existing.read_text(encoding="utf-8", errors="replace")
+            current = read_text(existing, limit=MiB, errors="replace")
         except OSError:
             current = None
         if current == text:

@@ -80,13 +80,15 @@ checked against pip 23.2.1 and 26.3 where marked "verified"):
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from safe_pip.errors import InputError, UsageError
 from safe_pip.pipconfig import ConfigValue, PipConfig, option_values, strtobool
 from safe_pip.target import PIP_SUBPROCESS_MARKER
+
+#: The largest ``-r``/``-c`` file read (a fully hashed lock of 500 packages is about 1 MiB).
+MAX_REQUIREMENT_FILE_BYTES = 16 << 20
 
 #: pip commands that change an environment; every other command passes through.
 MUTATING_COMMANDS = frozenset({"install", "uninstall"})
@@ -813,25 +815,16 @@ def requirement_file_requirements(op: Operation) -> list[str]:
     return found
 
 
-def read_requirement_file(path: str, limit: int = 1 << 20) -> str | None:
+def read_requirement_file(path: str) -> str | None:
     """The text of a requirements file, or None when reading it could change it or
     block: only a regular file is read (``/dev/stdin``, a pipe or a FIFO would be
-    consumed, and then pip would see nothing).  Those stay pip's to read; safe-pip
-    then judges what pip resolved (preflight).
+    consumed, and then pip would see nothing), of at most
+    ``MAX_REQUIREMENT_FILE_BYTES``.  Those stay pip's to read; safe-pip then
+    judges what pip resolved (preflight).
     """
-    import stat
+    from safe_pip.readfile import read_text
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return read_text(path, limit=MAX_REQUIREMENT_FILE_BYTES, errors="replace")
     except (OSError, ValueError):
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(limit)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return data.decode("utf-8", "replace")

@@ -24,8 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from safe_pip.errors import PolicyError
+from safe_pip.readfile import read_bytes
 
 SYSTEM_POLICY = "/etc/safe-pip/policy.toml"
+#: The largest policy file read (every key, commented, is a few KiB).
+MAX_POLICY_BYTES = 256 * 1024
+#: Problems of one file listed one by one (``policy check``); the rest are counted.
+MAX_PROBLEMS = 100
+_MAX_MESSAGE = 300
 ENV_POLICY = os.path.join("etc", "safe-pip", "policy.toml")
 
 MODES = ("allow", "dev-only", "deny")
@@ -446,6 +452,7 @@ class _Located:
         self.text = text
         self.lines = key_lines(text)
         self.problems: list[PolicyError] = []
+        self.more = 0
 
     def line(self, where: str) -> int | None:
         while where:
@@ -455,12 +462,25 @@ class _Located:
         return None
 
     def add(self, message: str, where: str, key: str, hint: str = "") -> None:
+        if len(self.problems) >= MAX_PROBLEMS:
+            self.more += 1
+            return
+        if len(message) > _MAX_MESSAGE:  # a hostile value (say, 200 KiB of it) shown in full
+            message = message[: _MAX_MESSAGE - 3] + "..."
         self.problems.append(
             PolicyError(message, path=self.path, line=self.line(where), key=key, hint=hint)
         )
 
+    def listed(self) -> tuple[PolicyError, ...]:
+        if not self.more:
+            return tuple(self.problems)
+        more = PolicyError(f"{self.more} more problems not listed", path=self.path)
+        return (*self.problems, more)
+
 
 def did_you_mean(value: str, choices: tuple[str, ...] | list[str]) -> str:
+    if len(value) > _MAX_MESSAGE:  # difflib compares in quadratic time
+        return ""
     close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -481,6 +501,16 @@ def _load_toml(text: str, path: str) -> dict[str, Any]:
         if match:
             line = int(match.group(1))
         raise PolicyError(f"not valid TOML: {error}", path=path, line=line) from error
+    except RecursionError as error:
+        raise PolicyError(
+            "arrays or inline tables nested too deeply (a policy needs two levels)", path=path
+        ) from error
+    except (ValueError, MemoryError) as error:
+        # Python refuses integers of more than 4,300 digits (sys.get_int_max_str_digits)
+        message = str(error)
+        if len(message) > 80:
+            message = message[:77] + "..."
+        raise PolicyError(f"a value cannot be read: {message}", path=path) from error
 
 
 def _flatten(data: Mapping[str, Any], located: _Located, where: str = "") -> dict[str, object]:
@@ -655,8 +685,7 @@ def normalize_location(value: str) -> str:
 
 def _read(path: str) -> str | None:
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = read_bytes(path, limit=MAX_POLICY_BYTES)
     except FileNotFoundError:
         return None
     except OSError as error:
@@ -752,7 +781,7 @@ def check_file(path: str) -> FileCheck:
     return FileCheck(
         path,
         True,
-        tuple(located.problems),
+        located.listed(),
         values,
         tuple(envs),
         delegate,

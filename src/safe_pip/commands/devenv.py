@@ -30,6 +30,7 @@ from typing import Any
 from safe_pip.commands import target_environment
 from safe_pip.environment import Environment
 from safe_pip.errors import SafePipError, TargetError, UsageError
+from safe_pip.readfile import MiB, read_bytes, read_text
 from safe_pip.userdirs import data_home
 
 MARKER = "safe-pip-devenv.json"
@@ -39,8 +40,8 @@ SCHEMA = "safe-pip.devenv/1"
 def _project_name(project: Path) -> str:
     pyproject = project / "pyproject.toml"
     try:
-        text = pyproject.read_text(encoding="utf-8")
-    except OSError:
+        text = read_text(pyproject, limit=MiB)
+    except (OSError, ValueError):
         text = ""
     match = re.search(r'^\s*name\s*=\s*["\']([^"\']+)["\']', text, re.MULTILINE)
     return match.group(1) if match else project.name
@@ -91,8 +92,8 @@ def _write_kernel(name: str, display: str, python: str, environ: Mapping[str, st
 
 def _read_marker(directory: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads((directory / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(read_bytes(directory / MARKER, limit=MiB))
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) and data.get("schema") == SCHEMA else None
 
@@ -196,8 +197,8 @@ def remove(directory: Path) -> int:
     if isinstance(kernel, str) and kernel:
         kdir = Path(kernel)
         try:
-            data = json.loads((kdir / "kernel.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            data = json.loads(read_bytes(kdir / "kernel.json", limit=MiB))
+        except (OSError, ValueError, RecursionError):
             data = None
         argv = data.get("argv") if isinstance(data, dict) else None
         if isinstance(argv, list) and argv and str(argv[0]).startswith(str(directory) + os.sep):
