@@ -21,7 +21,7 @@ non-numeric port.  Pure functions, no I/O.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 MASK = "***"
 
@@ -32,6 +32,8 @@ _WHITESPACE = r"\s"
 _ENV_REFERENCE = r"\$\{[A-Za-z0-9_]+\}(?::\$\{[A-Za-z0-9_]+\})?"
 _PEM_BLOCK = r"(?s)-----BEGIN [^\n-]*-----.*?(?:-----END [^\n-]*-----|\Z)"
 _TOKENS = r"(\s+)"
+_SCHEME_LETTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_SCHEME_CHARS = _SCHEME_LETTERS | frozenset("0123456789+.-")
 
 #: pip options whose value is a certificate path (with their unambiguous abbreviations)
 _CERT_OPTIONS = ("--cert", "--client-cert")
@@ -45,19 +47,6 @@ def _harmless_userinfo(scheme: str, userinfo: str) -> bool:
     return scheme.lower().rstrip(":/").endswith("ssh") and ":" not in userinfo and bool(userinfo)
 
 
-def _malformed_userinfo_end(text: str, start: int, authority_end: int) -> int:
-    """Where the userinfo ends when a secret contains ``/?#`` (``user:pa/ss@host``), or -1."""
-    authority = text[start:authority_end]
-    if authority.startswith("[") or ":" not in authority:
-        return -1
-    port = authority.rsplit(":", 1)[1]
-    if port.isdigit():
-        return -1
-    match = re.compile(_WHITESPACE).search(text, authority_end)
-    token_end = match.start() if match else len(text)
-    return text.find("@", authority_end, token_end)
-
-
 def _redact_schemeless(text: str) -> str:
     """``user:password@host[:port][/...]`` with no scheme, as pip's ``--proxy`` takes it."""
     head, slash, rest = text.partition("/")
@@ -69,26 +58,82 @@ def _redact_schemeless(text: str) -> str:
     return f"{MASK}@{host}{slash}{rest}"
 
 
+class _Finder:
+    """The next match at or after a position, each search resuming where the last one ended.
+
+    ``redact_url`` asks about positions in increasing order; searching the text
+    again from each of them made it quadratic (a 64k-character argument took 20 s).
+    """
+
+    __slots__ = ("_found", "_pattern", "_searched", "_text")
+
+    def __init__(self, pattern: str, text: str) -> None:
+        self._pattern = re.compile(pattern)
+        self._text = text
+        self._searched = -1  # no match in [self._searched, self._found)
+        self._found = -1
+
+    def next(self, position: int) -> int:
+        """The first match at or after ``position``, or ``len(text)``."""
+        if not self._searched <= position <= self._found:
+            match = self._pattern.search(self._text, position)
+            self._searched = position
+            self._found = match.start() if match else len(self._text)
+        return self._found
+
+
+def _schemes(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each ``_SCHEME`` match, as ``re.finditer`` finds them, in linear time.
+
+    The regular expression retried the run of scheme characters before a
+    ``://`` from each of its positions.  Here each run is walked once, back
+    from its ``://``: the match starts at the run's first letter.
+    """
+    position = 0
+    while True:
+        colon = text.find("://", position)
+        if colon == -1:
+            return
+        run = colon
+        while run > position and text[run - 1] in _SCHEME_CHARS:
+            run -= 1
+        first = next((i for i in range(run, colon) if text[i] in _SCHEME_LETTERS), -1)
+        if first == -1:
+            position = colon + 1
+            continue
+        yield first, colon + 3
+        position = colon + 3
+
+
 def redact_url(text: str) -> str:
     """``text`` with the credentials of every URL in it replaced by ``***``."""
     if "@" not in text:
         return text
     if "://" not in text:
         return _redact_schemeless(text)
-    authority_end_re = re.compile(_AUTHORITY_END)
+    authority_ends = _Finder(_AUTHORITY_END, text)
+    whitespace = _Finder(_WHITESPACE, text)
+    ats = _Finder("@", text)
     pieces: list[str] = []
     done = 0
-    for match in re.finditer(_SCHEME, text):
-        if match.start() < done:
+    for scheme_start, start in _schemes(text):
+        if scheme_start < done:
             continue
-        start = match.end()
-        found = authority_end_re.search(text, start)
-        authority_end = found.start() if found else len(text)
-        at = text.rfind("@", start, authority_end)
-        userinfo_end = at if at >= 0 else _malformed_userinfo_end(text, start, authority_end)
+        authority_end = authority_ends.next(start)
+        userinfo_end = text.rfind("@", start, authority_end)
         if userinfo_end < 0:
-            continue
-        if _harmless_userinfo(match.group(), text[start:userinfo_end]):
+            # a secret with /?# in it (``user:pa/ss@host``): up to the '@' in the same token,
+            # when the authority reads as user:... with a port that is not a number
+            authority = text[start:authority_end]
+            if authority.startswith("[") or ":" not in authority:
+                continue
+            if authority.rsplit(":", 1)[1].isdigit():
+                continue
+            at = ats.next(authority_end)
+            if at >= whitespace.next(authority_end):
+                continue
+            userinfo_end = at
+        if _harmless_userinfo(text[scheme_start:start], text[start:userinfo_end]):
             continue
         pieces.append(text[done:start])
         pieces.append(MASK)
@@ -152,15 +197,17 @@ def redact_argv(argv: Iterable[str]) -> list[str]:
 def _logical_lines(text: str) -> list[str]:
     """Lines as pip reads a requirement file: a trailing backslash joins the next line."""
     lines: list[str] = []
-    pending = ""
+    pending: list[str] = []
     for line in text.splitlines():
         if line.endswith("\\"):
-            pending += line[:-1]
+            pending.append(line[:-1])
             continue
-        lines.append(pending + line)
-        pending = ""
-    if pending:
-        lines.append(pending)
+        pending.append(line)
+        lines.append("".join(pending))
+        pending = []
+    rest = "".join(pending)
+    if rest:
+        lines.append(rest)
     return lines
 
 
