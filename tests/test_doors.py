@@ -71,6 +71,14 @@ def test_protect_closes_the_user_site_fallback_of_bare_pip_and_unprotect_restore
     assert f"{env.bin / 'pip'} install <package>" in refused.stderr
     assert "help: #hub-support" in refused.stderr
 
+    # through the shim, hints name commands that exist there: `pip status`, not `safe-pip ...`
+    shim = run([str(env.bin / "pip"), "install", "-e", "."], user=NOBODY)
+    assert shim.returncode == 10 and "rule:    read-only-env" in shim.stderr, shim.stderr
+    assert "`pip status` shows what is allowed here" in shim.stderr
+    assert "pip devenv ." in shim.stderr and "safe-pip " not in shim.stderr.replace(
+        "safe-pip: refused", ""
+    )
+
     undone = run([*safe_pip_bin, "unprotect", "--python", str(env.python)])
     assert undone.returncode == 0, undone.stderr
     assert (env.path / "pip.conf").read_bytes() == ADMIN_PIP_CONF

@@ -13,7 +13,7 @@ import pytest
 from safe_pip import envconfig
 from safe_pip.commands import about
 from safe_pip.door import door, own_command
-from safe_pip.ipython import pip_shell_command, uv_refusal
+from safe_pip.ipython import ENV_COMMAND, pip_shell_command, uv_refusal
 from safe_pip.kernel import find_kernel, is_kernel_command
 from safe_pip.target import BOUND_PYTHON_VAR, DOOR_VAR
 
@@ -132,13 +132,15 @@ def test_pip_magic_command_lines() -> None:
         "'/envs/a b/bin/python' -m pip list --format json"
     )
     guarded = pip_shell_command("install 'x>=1'", tool, kernel)
-    assert guarded.startswith(f"env '{BOUND_PYTHON_VAR}=/envs/a b/bin/python' {DOOR_VAR}=%pip ")
+    assert guarded.startswith(
+        f"{ENV_COMMAND} '{BOUND_PYTHON_VAR}=/envs/a b/bin/python' {DOOR_VAR}=%pip "
+    )
     assert guarded.endswith(
         " /opt/sp/bin/python -I -S -c 'import sys; entrypoint()' install 'x>=1'"
     )
     assert "{" not in guarded and "$" not in guarded  # IPython would expand them
     assert " status" in pip_shell_command("status", tool, kernel)
-    assert pip_shell_command("status", tool, kernel).startswith("env ")
+    assert pip_shell_command("status", tool, kernel).startswith(f"{ENV_COMMAND} ")
 
 
 def test_uv_changes_are_refused_with_the_pip_command() -> None:

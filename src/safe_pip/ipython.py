@@ -23,6 +23,7 @@ library and safe-pip's lean start-up modules.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from typing import Any
@@ -31,6 +32,8 @@ from safe_pip.errors import ExitCode
 from safe_pip.target import BOUND_PYTHON_VAR, DOOR_VAR, MAGIC
 
 RESTART_NOTE = "Note: you may need to restart the kernel to use updated packages."
+#: sets the binding for safe-pip in any shell (IPython runs ``$SHELL``, not always sh)
+ENV_COMMAND = "/usr/bin/env" if os.path.exists("/usr/bin/env") else "env"
 #: ``uv pip`` commands that change an env
 UV_MUTATING = ("install", "uninstall", "sync")
 
@@ -54,7 +57,7 @@ def pip_shell_command(line: str, command: list[str], python: str) -> str:
     """The shell command ``%pip <line>`` runs in the kernel whose interpreter is ``python``."""
     if not goes_through_safe_pip(_words(line)):
         return " ".join([shlex.quote(python), "-m", "pip", line])  # IPython's own
-    binding = ["env", f"{BOUND_PYTHON_VAR}={python}", f"{DOOR_VAR}={MAGIC}"]
+    binding = [ENV_COMMAND, f"{BOUND_PYTHON_VAR}={python}", f"{DOOR_VAR}={MAGIC}"]
     return " ".join([*(shlex.quote(arg) for arg in [*binding, *command]), line])
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from safe_pip.commands import target_environment
+from safe_pip.door import door
 from safe_pip.environment import Environment
 from safe_pip.errors import SafePipError, TargetError, UsageError
 from safe_pip.readfile import MiB, read_bytes, read_text
@@ -85,6 +86,8 @@ def _write_kernel(name: str, display: str, python: str, environ: Mapping[str, st
         "display_name": display,
         "language": "python",
         "metadata": {"debugger": True, "safe-pip": {"devenv": str(Path(python).parent.parent)}},
+        # ~/.local must not shadow what the dev env and its base env hold
+        "env": {"PYTHONNOUSERSITE": "1"},
     }
     (directory / "kernel.json").write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
     return directory
@@ -176,10 +179,11 @@ def create(
         else:
             lines.append("kernel:   not registered (the env has no ipykernel)")
     lines.append(f"use it:   {python} ..., or `source {directory}/bin/activate`")
+    entry = door(environ)
     lines.append(
-        f"missing a package? add it to the env's spec (safe-pip export --python {env.python})"
+        f"missing a package? add it to the env's spec ({entry} export --python {env.python})"
     )
-    lines.append(f"remove:   safe-pip devenv --remove --dir {directory}")
+    lines.append(f"remove:   {entry} devenv --remove --dir {directory}")
     print("\n".join(lines))
     return 0
 

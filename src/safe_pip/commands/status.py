@@ -206,7 +206,8 @@ def _notebook_lines(notebook: Mapping[str, Any] | None, target: str) -> list[str
     return lines
 
 
-def render(data: Mapping[str, Any]) -> str:
+def render(data: Mapping[str, Any], entry: str = "safe-pip") -> str:
+    """The text form; ``entry`` is how the user runs safe-pip's commands (``door``)."""
     env = data["env"]
     yes_no = {True: "yes", False: "no"}
     lines = [
@@ -259,7 +260,7 @@ def render(data: Mapping[str, Any]) -> str:
         lines.append(
             f"layered:   conda changed this env ({drift['last_conda_change']}) after pip did "
             f"({drift['first_pip_change']}); envs layered like this break: rebuild it from a "
-            "spec, `safe-pip export -o environment.yml` (see docs/export.md)"
+            f"spec, `{entry} export -o environment.yml` (see docs/export.md)"
         )
     lines.extend(_notebook_lines(data.get("notebook"), env["prefix"]))
     lines.extend(f"warning: {w}" for w in data["warnings"])
@@ -273,6 +274,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=False))
     else:
-        print(render(data))
+        from safe_pip.door import door
+
+        print(render(data, door(environ)))
     # an invalid policy in force is a failed check (deploy.md's check step)
     return int(ExitCode.POLICY_ERROR if data["policy"]["error"] else ExitCode.OK)
