@@ -79,7 +79,13 @@ def test_install_is_refused_with_the_rebuilt_spec(
     assert "- pip:" in text and "demo-a==1.0" in text
     # the request body for conda-store's REST API, next to it
     body = json.loads((home / "safe-pip-requests" / "analysis.specification.json").read_text())
-    assert body == {"namespace": "analytics", "specification": text}
+    assert body == {
+        "namespace": "analytics",
+        "specification": text,
+        "environment_name": "analysis",
+        "environment_description": "requested by nobody with safe-pip: demo-a==1.0",
+    }
+    assert "submit it to conda-store: safe-pip request" in proc.stderr
     assert "https://hub.example.org/conda-store/api/v1/specification/" in proc.stderr
     assert f"--data @{home}/safe-pip-requests/analysis.specification.json" in proc.stderr
     assert "open the env analytics/analysis" in proc.stderr

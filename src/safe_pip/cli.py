@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 PROG = "safe-pip"
-OWN_COMMANDS = ("status", "protect", "unprotect", "log", "export", "devenv", "policy")
+OWN_COMMANDS = ("status", "protect", "unprotect", "log", "export", "devenv", "policy", "request")
 
 
 def _print_error(error: SafePipError) -> None:

@@ -17,6 +17,7 @@ class ExitCode:
     USAGE_ERROR = 12
     TARGET_ERROR = 13
     AUDIT_ERROR = 14
+    SUBMIT_ERROR = 15
     INTERRUPTED = 130
     INTERNAL_ERROR = 70
 
@@ -90,6 +91,12 @@ def exit_code_for_denial(rule: str) -> int:
     from safe_pip.rules import POLICY_INVALID
 
     return int(ExitCode.POLICY_ERROR if rule == POLICY_INVALID else ExitCode.DENIED)
+
+
+class SubmitError(SafePipError):
+    """A request could not be submitted to conda-store; the file is left for the user."""
+
+    exit_code = ExitCode.SUBMIT_ERROR
 
 
 def exit_code_for(error: BaseException) -> int:

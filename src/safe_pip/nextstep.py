@@ -19,18 +19,67 @@ from collections.abc import Mapping
 
 from safe_pip.atomicwrite import write_atomic
 from safe_pip.decide import is_dev_install
-from safe_pip.door import door
+from safe_pip.door import door, own_command
 from safe_pip.environment import Environment
 from safe_pip.pipcli import Operation, requirement_file_requirements
 from safe_pip.policy import Policy
 
 SPEC_DIR = "safe-pip-requests"
-API_PATH = "/api/v1/specification/"
 
 
 def spec_path(name: str, home: str) -> str:
     safe_name = "".join(c if c.isalnum() or c in "-_." else "-" for c in name) or "env"
     return os.path.join(home, SPEC_DIR, f"{safe_name}.environment.yml")
+
+
+def body_path(path: str) -> str:
+    """The conda-store request body written next to the spec file."""
+    return path[: -len(".environment.yml")] + ".specification.json"
+
+
+def store_target(env: Environment, policy: Policy, environ: Mapping[str, str]) -> tuple[str, str]:
+    """(namespace, environment name) a request for this env goes to in conda-store."""
+    store = conda_store_env(env)
+    namespace = policy.text("conda-store.namespace") or (store[0] if store else "")
+    if not namespace:
+        from safe_pip.audit.record import login_name
+
+        namespace = login_name(os.getuid(), environ)
+    return namespace, store[1] if store is not None else env.name
+
+
+def request_body(
+    namespace: str, name: str, text: str, requirements: list[str], environ: Mapping[str, str]
+) -> dict[str, str]:
+    from safe_pip.audit.record import login_name
+    from safe_pip.audit.redact import redact_text
+
+    asked = " ".join(redact_text(r) for r in requirements)
+    who = login_name(os.getuid(), environ)
+    return {
+        "namespace": namespace,
+        "specification": text,
+        "environment_name": name,
+        "environment_description": f"requested by {who} with safe-pip"
+        + (f": {asked}" if asked else ""),
+    }
+
+
+def submit_by_hand(url: str, env_label: str, body: str | None) -> list[str]:
+    """How to submit the request without ``safe-pip request``: the UI, or curl."""
+    from safe_pip.condastore import API_PATH
+
+    where = url or "conda-store"
+    endpoint = f"{url or '<conda-store url>'}{API_PATH}"
+    data = f"@{body}" if body else '\'{"namespace": ..., "specification": ...}\''
+    return [
+        f"by hand, in {where}: open the env {env_label}, edit its specification, "
+        "replace it with the file, save",
+        "  (a new build starts; the env switches to it when it succeeds)",
+        "or with conda-store's REST API (a token from conda-store's user page):",
+        f"  curl -X POST {endpoint} -H 'Authorization: Bearer <token>' \\",
+        f"       -H 'Content-Type: application/json' --data {data}",
+    ]
 
 
 def conda_store_env(env: Environment) -> tuple[str, str] | None:
@@ -54,7 +103,7 @@ def conda_store_env(env: Environment) -> tuple[str, str] | None:
     return None
 
 
-def _write(path: str, text: str) -> None:
+def write_spec(path: str, text: str) -> None:
     write_atomic(path, text, mode=0o644, dir_mode=0o777)
 
 
@@ -152,11 +201,12 @@ def _spec_lines(
         "ask for the package in the env's spec: here is the spec with your request "
         "added to its pip: section,"
     ]
-    body_path = path[: -len(".environment.yml")] + ".specification.json"
+    body_file = body_path(path)
     try:
-        _write(path, text)
-        body = {"namespace": namespace or "<namespace>", "specification": text}
-        _write(body_path, json.dumps(body, indent=1) + "\n")
+        write_spec(path, text)
+        body_namespace, body_name = store_target(env, policy, environ)
+        body = request_body(body_namespace, body_name, text, requirements, environ)
+        write_spec(body_file, json.dumps(body, indent=1) + "\n")
         lines.append(f"ready to submit: {path}")
         written = True
     except OSError:
@@ -166,18 +216,12 @@ def _spec_lines(
     if not env.is_conda:
         lines.append("rebuild the env from it, or " + _own_env(env))
         return lines
-    lines += [
-        f"submit it in {where}: open the env {env_label}, edit its specification, "
-        "replace it with the file, save",
-        "  (a new build starts; the env switches to it when it succeeds)",
-        "or with conda-store's REST API (a token from conda-store's user page):",
-    ]
-    endpoint = f"{url or '<conda-store url>'}{API_PATH}"
-    data = f"@{body_path}" if written else '\'{"namespace": ..., "specification": ...}\''
-    lines += [
-        f"  curl -X POST {endpoint} -H 'Authorization: Bearer <token>' \\",
-        f"       -H 'Content-Type: application/json' --data {data}",
-    ]
+    if written:
+        words = ["request"]
+        if op.python is not None:
+            words += ["--python", str(op.python.value)]
+        lines.append(f"submit it to conda-store: {own_command(environ, shlex.join(words))}")
+    lines += submit_by_hand(url, env_label, body_file if written else None)
     return [*lines, *_develop_line(op, door(environ))]
 
 

@@ -38,6 +38,20 @@ def _parser() -> argparse.ArgumentParser:
         help="answer for this user (default as root: an unprivileged hub user)",
     )
 
+    request = with_python(
+        sub.add_parser(
+            "request", help="submit the env's spec with your request to the hub's conda-store"
+        )
+    )
+    request.add_argument(
+        "requirements", nargs="*", metavar="REQUIREMENT", help="packages to add (pip syntax)"
+    )
+    request.add_argument(
+        "--file",
+        metavar="FILE",
+        help="the spec to submit (default: ~/safe-pip-requests/<env>.environment.yml)",
+    )
+
     policy = sub.add_parser("policy", help="admin: check a policy file before deploying it")
     policy_sub = policy.add_subparsers(dest="action", required=True, parser_class=_Parser)
     check = with_python(
@@ -61,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     log = with_python(sub.add_parser("log", help="show the audit log of the env"))
     log.add_argument("--json", action="store_true", help="one JSON object per line")
     log.add_argument("--package", metavar="NAME")
-    log.add_argument("--decision", choices=("allowed", "denied", "would-deny"))
+    log.add_argument("--decision", choices=("allowed", "denied", "would-deny", "request"))
     log.add_argument(
         "--summary",
         action="store_true",
@@ -116,6 +130,10 @@ def run(command: str, argv: Sequence[str], environ: Mapping[str, str]) -> int:
         from safe_pip.commands import export
 
         return export.run(args, environ)
+    if command == "request":
+        from safe_pip.commands import request
+
+        return request.run(args, environ)
     if command == "policy":
         from safe_pip.commands import policy
 

@@ -118,7 +118,9 @@ def _command_text(record: Mapping[str, Any], width: int = COMMAND_WIDTH) -> str:
     if not isinstance(argv, list):
         return str(record.get("command") or "")
     args = [_shorten(arg, ARG_WIDTH) for arg in redact_argv(str(a) for a in argv)]
-    text = shlex.join(["pip", *args])
+    # `safe-pip request` records its own command line; the rest are pip's
+    program = "safe-pip" if record.get("command") == "request" else "pip"
+    text = shlex.join([program, *args])
     for floor in (MIN_ARG_WIDTH, 3):
         while len(text) > width:
             values = [i for i, arg in enumerate(args) if "/" in arg and len(arg) > floor]
@@ -127,7 +129,7 @@ def _command_text(record: Mapping[str, Any], width: int = COMMAND_WIDTH) -> str:
             longest = max(values, key=lambda i: len(args[i]))
             cut = max(floor, len(args[longest]) - (len(text) - width))
             args[longest] = _shorten(args[longest], cut) if cut > 3 else "..."
-            text = shlex.join(["pip", *args])
+            text = shlex.join([program, *args])
     return _shorten(text, width)
 
 

@@ -1,0 +1,14 @@
+import os
+
+getsize = os.path.getsize
+
+
+class PackageRecord:
+    pass
+
+
+class PackageCacheRecord:
+    pass
+
+
+from conda import missing as __getattr__  # noqa: E402, F401
