@@ -54,7 +54,7 @@ def policy(url: str) -> str:
     return f'version = 1\n[conda-store]\nurl = "{url}"\n'
 
 
-def request_records(store_env: CondaStoreEnv, home: Path) -> list[dict[str, Any]]:
+def request_records(home: Path) -> list[dict[str, Any]]:
     found = []
     for log in home.rglob("*.jsonl"):
         for line in log.read_text().splitlines():
@@ -117,7 +117,7 @@ def test_a_refused_install_becomes_a_conda_store_build(
     assert body["environment_name"] == "analysis" and body["namespace"] == "analytics"
     assert body["environment_description"] == "requested by nobody with safe-pip: demo-a==1.0"
 
-    records = request_records(store_env, home)
+    records = request_records(home)
     assert [r["outcome"] for r in records] == ["not-sent", "not-sent", "submitted"]
     assert records[-1]["request"]["build_id"] == build_id
     assert records[-1]["request"]["namespace"] == "analytics"
