@@ -1,4 +1,4 @@
 PACKAGE_CACHE_MAGIC_FILE = "urls.txt"
 
 
-from conda import missing as __getattr__  # noqa: E402, F401
+from .. import missing as __getattr__  # noqa: E402, F401

@@ -12,4 +12,4 @@ def strip_pkg_extension(path: str) -> tuple[str, str]:
     return path, ""
 
 
-from conda import missing as __getattr__  # noqa: E402, F401
+from .. import missing as __getattr__  # noqa: E402, F401

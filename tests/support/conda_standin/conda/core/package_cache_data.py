@@ -11,4 +11,4 @@ class PackageCacheRecord:
     pass
 
 
-from conda import missing as __getattr__  # noqa: E402, F401
+from .. import missing as __getattr__  # noqa: E402, F401

@@ -3,4 +3,4 @@ class PrefixData:
         raise NotImplementedError("a stand-in for conda: no prefix data")
 
 
-from conda import missing as __getattr__  # noqa: E402, F401
+from .. import missing as __getattr__  # noqa: E402, F401

@@ -2,4 +2,4 @@ class Dist:
     pass
 
 
-from conda import missing as __getattr__  # noqa: E402, F401
+from .. import missing as __getattr__  # noqa: E402, F401

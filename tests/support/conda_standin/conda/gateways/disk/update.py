@@ -5,4 +5,4 @@ def touch(path: str) -> None:
     pathlib.Path(path).touch()
 
 
-from conda import missing as __getattr__  # noqa: E402, F401
+from ... import missing as __getattr__  # noqa: E402, F401
