@@ -27,8 +27,18 @@ conda channel) is built once per session and shared:
   `support.prefixes.cache_dir()` with `cached_build` when it can outlive the
   session and be shared by concurrent runs; that is lock-safe);
 * hand each test a fresh copy only when the test modifies it;
+* a conda env: `conda_env_factory("six", "demo-rec")` makes one with py-rattler
+  from the suite's local channel (built once per cache), ~0.3 s; use it rather
+  than writing `conda-meta/` by hand (`make_prefix("conda-env")` and
+  `add_conda_package` remain for shapes rattler cannot make: old conda
+  generations, conda-store builds, damaged records);
 * a server or kernel started by a session fixture is stopped in its teardown
   by its own pid (never by name).
+
+The whole suite runs on two pytest-xdist workers (`./scripts/test`): a session
+fixture runs once per worker, so tests must not share fixed paths or ports
+(use `shared_session_tmp` and port 0), and what should be built once per
+machine goes through `cached_build`.
 
 Fixtures are lazy (nothing is built unless a test asks) and need root: they
 chown, switch uid with setpriv and copy the interpreter from /root/.pyenv.
@@ -50,6 +60,7 @@ from typing import Any, Callable
 
 import pytest
 
+from support.conda_channel import rattler_env
 from support.prefixes import DEFAULT_NAMES, BasePython, Prefix, make_prefix
 from support.prefixes import base_python as get_base_python
 from support.run import Runner, safe_pip_cmd
@@ -66,6 +77,7 @@ INTEGRATION_FIXTURES = frozenset(
         "shared_session_tmp",
         "base_python",
         "prefix_factory",
+        "conda_env_factory",
         "wheelhouse",
         "safe_pip_bin",
         "run",
@@ -180,6 +192,21 @@ def prefix_factory(
                 number += 1
                 name = f"{DEFAULT_NAMES[kind]}-{number}"
         return make_prefix(root, kind, name, **options)
+
+    return factory
+
+
+@pytest.fixture
+def conda_env_factory(shared_tmp: Path, base_python: BasePython) -> Callable[..., Prefix]:
+    """`conda_env_factory(*packages, name="env", writable_by=None, root=shared_tmp)`:
+    a conda env made by py-rattler (solve + install, offline) from the suite's local
+    channel with python 3.11, pip and `packages` (specs: "six", "demo-rec",
+    "demo-norec", "demo-dep"; see support.conda_channel). About 0.3 s each."""
+
+    def factory(*packages: str, name: str = "env", **options: Any) -> Prefix:
+        root = Path(options.pop("root", shared_tmp))
+        specs = [f"python={base_python.version}", "pip", *packages]
+        return rattler_env(root, name, specs, python_version=base_python.version, **options)
 
     return factory
 
