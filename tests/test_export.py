@@ -615,11 +615,13 @@ def test_command_exports_a_conda_env(
     assert data["channels"] == ["conda-forge"]
     # python_abi and python have records; pip has one too
     # python_abi was asked for but has no record here: left out, as conda does
+    # stray is really in the env: pinned as installed, never dropped (with a comment)
     assert data["dependencies"] == [
         "python=3.13",
         "pip",
-        {"pip": ["demo-a==2.0", "gone==1.0"]},
+        {"pip": ["demo-a==2.0", "gone==1.0", "stray==1.0"]},
     ]
+    assert "# installed around safe-pip (not in its audit log); pinned as installed" in text
     assert CONDA_STORE_NAME.match(data["name"])
     pip_items = data["dependencies"][-1]["pip"]
     assert all(conda_store_accepts_pip_item(item) for item in pip_items)

@@ -292,6 +292,8 @@ class DriftFacts:
     user_site: tuple[Installed, ...] = ()
     #: the newest ``conda-meta/history`` header (conda's local time text)
     last_conda_change: str | None = None
+    #: the env's baseline (``safe-pip protect``, ``status --accept-drift``): name -> version
+    baseline: Mapping[str, str] = field(default_factory=dict)
 
 
 def gather_drift(
@@ -301,7 +303,10 @@ def gather_drift(
     logged: LogState,
     environ: Mapping[str, str],
 ) -> DriftFacts:
-    """Read what drift needs: owners, ``INSTALLER`` files, the user site, conda's history."""
+    """Read what drift needs: owners, ``INSTALLER`` files, the user site, conda's history,
+    the baseline."""
+    from safe_pip.baseline import read_baseline
+
     everything = tuple(installed)
     versions = {key: value[1] for key, value in logged.items() if value[1] is not None}
     installers = InstallerCache(env.prefix, environ)
@@ -328,6 +333,7 @@ def gather_drift(
         installers=read,
         user_site=user_site,
         last_conda_change=last_history_time(env.prefix) if env.is_conda else None,
+        baseline=read_baseline(env.prefix).versions,
     )
 
 
@@ -357,6 +363,8 @@ def _unexplained(facts: DriftFacts) -> tuple[list[dict[str, str]], list[float], 
         if logged is not None and logged[1] == item.version:
             log_times.append(logged[0])
             continue
+        if facts.baseline.get(key) == item.version:
+            continue  # as it was when the admin took the env as it is
         if not facts.is_conda and key in BOOTSTRAP_DISTS:
             continue
         unexplained.append({"name": item.name, "version": item.version, "owner": owner.owner})

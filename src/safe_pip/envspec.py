@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from safe_pip import __version__
 from safe_pip.conda_history import canonical_channels, read_history
 from safe_pip.conda_records import read_records
+from safe_pip.drift import BOOTSTRAP_DISTS
 from safe_pip.environment import Environment
 from safe_pip.export import (
     PipPackage,
@@ -30,6 +31,7 @@ from safe_pip.export import (
     requirement_without_credentials,
     requirements_txt,
 )
+from safe_pip.inventory import Installed
 
 _MAX_NOTES = 20
 
@@ -74,9 +76,9 @@ def _clock() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
-def _drift_notes(env: Environment, pip: PipSection, conda_dists: set[str]) -> Iterator[str]:
+def _drift_notes(env: Environment, pip: PipSection) -> Iterator[str]:
     """Where the site-packages disagree with the log (changes made around safe-pip)."""
-    from safe_pip.inventory import details, scan
+    from safe_pip.inventory import scan
 
     installed = scan([env.purelib, env.platlib])
     stale = [
@@ -90,20 +92,76 @@ def _drift_notes(env: Environment, pip: PipSection, conda_dists: set[str]) -> It
             "in the audit log but not installed as logged (changed outside safe-pip?): "
             + _short_list(stale)
         )
+
+
+def _expressed(item: Installed, direct: Mapping[str, Any] | None) -> tuple[str | None, str]:
+    """(the requirement that reinstalls it, or None; why not) for an installed distribution."""
+    if not item.version:
+        return None, f"{item.name}: its version is unknown"
+    if direct is not None:
+        url = str(direct.get("url") or "")
+        dir_info = direct.get("dir_info")
+        if isinstance(dir_info, Mapping) and dir_info.get("editable"):
+            return None, f"{item.name} {item.version} is an editable install of {url}"
+        if url.startswith("file:"):
+            return None, f"{item.name} {item.version} was installed from the local {url}"
+        vcs = direct.get("vcs_info")
+        if isinstance(vcs, Mapping) and vcs.get("vcs") and url:
+            commit = f"@{vcs['commit_id']}" if vcs.get("commit_id") else ""
+            return f"{item.key} @ {vcs['vcs']}+{requirement_without_credentials(url)}{commit}", ""
+        if url:
+            return f"{item.key} @ {requirement_without_credentials(url)}", ""
+    return f"{item.key}=={item.version}", ""
+
+
+def _with_installed(
+    env: Environment, pip: PipSection, conda_dists: set[str]
+) -> tuple[PipSection, list[str]]:
+    """The pip part with every distribution really in the env that neither conda nor the
+    log accounts for: the baseline's and those installed around safe-pip, pinned; what a
+    spec cannot express, as a comment.  Returns it and the notes for the terminal."""
+    from safe_pip.baseline import read_baseline
+    from safe_pip.inventory import details, scan
+
+    installed = scan([env.purelib, env.platlib])
+    baseline = read_baseline(env.prefix)
     logged = {p.key for p in pip.packages}
-    unlogged = [
-        f"{item.name} {item.version}"
-        for key, item in sorted(installed.items())
-        if key not in logged
-        and key not in conda_dists
-        and key != "pip"  # comes with the interpreter, and is in the conda part
-        and details(item).installer.lower() not in ("conda", "")
-    ]
-    if unlogged:
-        yield (
-            "installed by pip but not in the audit log, so not exported "
-            "(installed before safe-pip, or around it): " + _short_list(unlogged)
+    added: list[PipPackage] = []
+    kinds: dict[str, list[str]] = {"baseline": [], "unlogged": [], "inexpressible": []}
+    for key, item in sorted(installed.items()):
+        if key in logged or key in conda_dists or key == "pip":
+            continue  # pip comes with the interpreter, and is in the conda part
+        if not env.is_conda and key in BOOTSTRAP_DISTS:
+            continue  # what venv/ensurepip put there
+        info = details(item)
+        if info.installer.lower() == "conda":
+            continue
+        requirement, why = _expressed(item, info.direct_url)
+        shown = f"{item.name} {item.version}".strip()
+        if requirement is None:
+            kinds["inexpressible"].append(shown)
+            note = f"not in this spec: {why}; a spec cannot rebuild it (install it again after)"
+        elif baseline.explains(key, item.version):
+            kinds["baseline"].append(shown)
+            note = "in the env's baseline (there when safe-pip protect recorded it)"
+        else:
+            kinds["unlogged"].append(shown)
+            note = "installed around safe-pip (not in its audit log); pinned as installed"
+        added.append(PipPackage(key, item.name, item.version, "installed", requirement, note))
+    notes = []
+    if kinds["baseline"]:
+        notes.append("pinned from the env's baseline: " + _short_list(kinds["baseline"]))
+    if kinds["unlogged"]:
+        notes.append(
+            "installed by pip but not in the audit log (before safe-pip, or around it), "
+            "pinned as installed: " + _short_list(kinds["unlogged"])
         )
+    if kinds["inexpressible"]:
+        notes.append(
+            "in the env but not expressible in a spec (written as comments in the file): "
+            + _short_list(kinds["inexpressible"])
+        )
+    return replace(pip, packages=(*pip.packages, *added)), notes
 
 
 def _short_list(items: Sequence[str]) -> str:
@@ -154,13 +212,15 @@ def render(
     problems.extend(audit_problems)
     pip = pip_requirements(audit_records)
     problems.extend(pip.problems)
+    stale = list(_drift_notes(env, pip))
+    pip, kept = _with_installed(env, pip, conda_dists)
     if extra_requirements:
         # the request is the user's command line: tokens in its URLs stay out of the spec
         cleaned = [requirement_without_credentials(r) for r in extra_requirements]
         pip = _with_requests(pip, cleaned, credentials_removed=cleaned != list(extra_requirements))
         extra_requirements = cleaned
 
-    notes = [*problems, *_drift_notes(env, pip, conda_dists)]
+    notes = [*problems, *stale, *kept]
 
     now = _clock().isoformat().replace("+00:00", "Z")
     header = [
@@ -170,7 +230,10 @@ def render(
     if extra_requirements:
         header.append("with the requested packages added: " + " ".join(extra_requirements))
     if fmt == "requirements":
-        header.append("the pip part: the net effect of safe-pip's audit log")
+        header.append(
+            "the pip part: the net effect of safe-pip's audit log, and what else pip left "
+            "in the env, pinned as installed"
+        )
         return Rendered(requirements_txt(pip, header_comments=header), tuple(notes))
     if has_conda_meta:
         header.append(
@@ -184,7 +247,10 @@ def render(
             "interpreter, the rest is what safe-pip installed with pip"
         )
         deps = conda_dependencies([], pip, python_version=env.short_version)
-    header.append("pip part: the net effect of safe-pip's audit log")
+    header.append(
+        "pip part: the net effect of safe-pip's audit log, and what else pip left in the "
+        "env, pinned as installed"
+    )
     text = environment_yml(
         name or environment_name(env.name), channels, deps, pip, header_comments=header
     )

@@ -189,18 +189,21 @@ def _spec_lines(
             "safe-pip cannot write the whole file)",
         ]
         return [*lines, *_develop_line(op, door(environ))]
-    text = render(
+    rendered = render(
         env,
         environ,
         name=environment_name(name) if store is not None else None,
         extra_requirements=requirements,
-    ).text
+    )
+    text = rendered.text
     home = environ.get("HOME") or os.path.expanduser("~")
     path = spec_path(name, home)
     lines = [
         "ask for the package in the env's spec: here is the spec with your request "
         "added to its pip: section,"
     ]
+    # what the spec keeps of the env, and what it cannot: never dropped in silence
+    lines.extend(f"(note: {note})" for note in rendered.notes)
     body_file = body_path(path)
     try:
         write_spec(path, text)

@@ -12,6 +12,7 @@ by their pids.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -70,7 +71,11 @@ def server_venv() -> Path:
         ).stdout.strip()
         shutil.copytree(STANDIN, Path(site) / "conda", ignore=shutil.ignore_patterns("__pycache__"))
 
-    return cached_build(cache_dir() / "conda-store-server-2025.2", build)
+    # a new stand-in makes a new venv
+    digest = hashlib.sha256()
+    for path in sorted(STANDIN.rglob("*.py")):
+        digest.update(path.relative_to(STANDIN).as_posix().encode() + b"\0" + path.read_bytes())
+    return cached_build(cache_dir() / f"conda-store-server-2025.2-{digest.hexdigest()[:12]}", build)
 
 
 def _free_port() -> int:

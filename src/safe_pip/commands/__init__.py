@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     status = with_python(sub.add_parser("status", help="what safe-pip sees and allows here"))
     status.add_argument("--json", action="store_true", help="versioned JSON output")
     status.add_argument(
+        "--accept-drift",
+        action="store_true",
+        help="admin: take the env as it is now as its baseline (drift is measured from it)",
+    )
+    status.add_argument(
         "--as-user",
         metavar="NAME",
         help="answer for this user (default as root: an unprivileged hub user)",

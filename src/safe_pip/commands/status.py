@@ -176,9 +176,26 @@ def collect(
         "allowed": allowed,
         "differences": differences,
         "drift": drift,
+        "baseline": _baseline(env),
         "user_site": [copy.as_dict() for copy in user_site_copies(env)],
         "notebook": _notebook(env, environ),
         "warnings": shell_mismatch(env, environ),
+    }
+
+
+def _baseline(env: Environment) -> dict[str, Any] | None:
+    from safe_pip.baseline import baseline_path, read_baseline
+
+    baseline = read_baseline(env.prefix)
+    if baseline.problem:
+        return {"path": baseline_path(env.prefix), "problem": baseline.problem}
+    if baseline.time is None:
+        return None
+    return {
+        "path": baseline_path(env.prefix),
+        "time": baseline.time,
+        "by": baseline.by,
+        "distributions": len(baseline.versions),
     }
 
 
@@ -224,6 +241,16 @@ def render(data: Mapping[str, Any], entry: str = "safe-pip") -> str:
     ]
     lines.extend(f"stale marker: {s} (left from an older Python)" for s in env["stale_markers"])
     lines.append(f"frozen:    {yes_no[env['frozen']]}")
+    lines.extend(_policy_lines(data))
+    lines.extend(_drift_lines(data, entry))
+    lines.extend(_notebook_lines(data.get("notebook"), env["prefix"]))
+    lines.extend(f"warning: {w}" for w in data["warnings"])
+    lines.extend(data.get("extra_lines", []))
+    return "\n".join(lines)
+
+
+def _policy_lines(data: Mapping[str, Any]) -> list[str]:
+    lines: list[str] = []
     policy = data["policy"]
     files = ", ".join(policy["files"]) or "built-in defaults"
     lines.append(f"policy:    {files}")
@@ -241,7 +268,20 @@ def render(data: Mapping[str, Any], entry: str = "safe-pip") -> str:
     if data.get("differences"):
         lines.append("treated differently here (status answers for the user above):")
         lines.extend(f"  {line}" for line in data["differences"])
+    return lines
+
+
+def _drift_lines(data: Mapping[str, Any], entry: str) -> list[str]:
+    lines: list[str] = []
     drift = data["drift"]
+    baseline = data.get("baseline")
+    if baseline and baseline.get("problem"):
+        lines.append(f"baseline:  {baseline['problem']}")
+    elif baseline:
+        lines.append(
+            f"baseline:  {baseline['time']} by {baseline['by']} ({baseline['distributions']} "
+            "distributions); drift is measured from it"
+        )
     for item in drift["unexplained"]:
         lines.append(
             f"drift:     {item['name']} {item['version']} is installed ({item['owner']}) "
@@ -255,21 +295,40 @@ def render(data: Mapping[str, Any], entry: str = "safe-pip") -> str:
             f"{item['name']}={item['conda_version']}` restores conda's"
         )
     for copy in data["user_site"]:
-        lines.append(f"user site: {describe(UserSiteCopy(**copy), env['user_site'])}")
+        lines.append(f"user site: {describe(UserSiteCopy(**copy), data['env']['user_site'])}")
     if drift["layered"]:
         lines.append(
             f"layered:   conda changed this env ({drift['last_conda_change']}) after pip did "
             f"({drift['first_pip_change']}); envs layered like this break: rebuild it from a "
             f"spec, `{entry} export -o environment.yml` (see docs/export.md)"
         )
-    lines.extend(_notebook_lines(data.get("notebook"), env["prefix"]))
-    lines.extend(f"warning: {w}" for w in data["warnings"])
-    lines.extend(data.get("extra_lines", []))
-    return "\n".join(lines)
+    return lines
+
+
+def accept_drift(env: Environment, environ: Mapping[str, str]) -> None:
+    """Move the env's baseline to what is installed now (the admin's call)."""
+    from safe_pip.baseline import baseline_path, write_baseline
+    from safe_pip.errors import TargetError
+
+    before = _drift(env, None, environ)["unexplained"]
+    try:
+        count = write_baseline(env, environ, "accept-drift")
+    except OSError as error:
+        raise TargetError(
+            f"cannot write the baseline {baseline_path(env.prefix)}: {error.strerror}",
+            hint="run `safe-pip status --accept-drift` as the env's owner (the admin)",
+        ) from None
+    print(
+        f"baseline: {baseline_path(env.prefix)} now holds the env as it is ({count} distributions)"
+    )
+    for item in before:
+        print(f"  accepted: {item['name']} {item['version']} ({item['owner']})")
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
+    if args.accept_drift:
+        accept_drift(env, environ)
     data = collect(env, environ, viewer_for(args.as_user))
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=False))
