@@ -20,7 +20,7 @@ from safe_pip.conda_history import read_history
 from safe_pip.conda_records import read_records
 from safe_pip.errors import InputError, PolicyError
 from safe_pip.pipcli import read_requirement_file
-from safe_pip.pipconfig import read_config_file
+from safe_pip.pipconfig import parse_config_text, read_config_file
 from safe_pip.policy import load_policy
 from safe_pip.readfile import FileTooLarge, NotRegularFile, read_bytes, read_head, read_text
 
@@ -131,3 +131,16 @@ def test_pip_config_fifo_is_an_input_error(fifo: Path) -> None:
 def test_requirement_file_fifo_is_left_to_pip(fifo: Path) -> None:
     # -r /dev/stdin or -r <(...): what safe-pip read, pip would not see
     assert within(2, lambda: read_requirement_file(str(fifo))) is None
+
+
+def test_the_null_device_reads_as_an_empty_file() -> None:
+    # PIP_CONFIG_FILE=/dev/null is how pip's configuration is switched off
+    assert read_bytes(os.devnull, limit=10) == b""
+    assert read_text(os.devnull, limit=10) == ""
+    assert read_head(os.devnull, 10) == b""
+
+
+def test_pip_config_switched_off_with_the_null_device_is_empty() -> None:
+    config = read_config_file(os.devnull, "env")
+    assert config is not None
+    assert config == parse_config_text("", os.devnull, "env")

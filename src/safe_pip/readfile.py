@@ -12,6 +12,9 @@ would take the memory.  ``read_bytes``:
 * reads at most ``limit`` bytes, and refuses a longer file (also one that
   grows while it is read).
 
+The null device (``/dev/null``, the usual way to switch a file off, as in
+``PIP_CONFIG_FILE=/dev/null``) reads as an empty file.
+
 Refusals are ``OSError`` subclasses with a readable ``strerror``, so callers
 that already handle "cannot read" handle them too.  ``FileNotFoundError`` and
 ``IsADirectoryError`` pass through as the OS gives them.
@@ -20,6 +23,7 @@ that already handle "cannot read" handle them too.  ``FileNotFoundError`` and
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from typing import BinaryIO
@@ -80,13 +84,26 @@ def _human(size: int) -> str:
     return f"{size} bytes"
 
 
+def _is_null_device(st: os.stat_result) -> bool:
+    if not stat.S_ISCHR(st.st_mode):
+        return False
+    try:
+        return st.st_rdev == os.stat(os.devnull).st_rdev
+    except OSError:
+        return False
+
+
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     """``path`` opened for reading in binary mode, if it is a regular file (else NotRegularFile).
 
-    For readers that seek (the end of a log); ``read_bytes`` for the others.
+    The null device opens as an empty file.  For readers that seek (the end of a
+    log); ``read_bytes`` for the others.
     """
     name = os.fspath(path)
-    _check_regular(os.stat(name).st_mode, name)
+    st = os.stat(name)
+    if _is_null_device(st):
+        return io.BytesIO()
+    _check_regular(st.st_mode, name)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     fd = os.open(name, flags | getattr(os, "O_CLOEXEC", 0))
     try:
@@ -100,6 +117,8 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 def read_bytes(path: str | os.PathLike[str], *, limit: int) -> bytes:
     """The bytes of the regular file ``path``, at most ``limit`` of them (else FileTooLarge)."""
     with open_regular(path) as handle:
+        if isinstance(handle, io.BytesIO):  # the null device
+            return b""
         if os.fstat(handle.fileno()).st_size > limit:
             raise _too_large(os.fspath(path), limit)
         # one byte past the limit tells a file that fits from one that grew while read
