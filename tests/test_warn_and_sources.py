@@ -208,3 +208,14 @@ def test_summary_counts_by_rule_env_and_user() -> None:
     assert counts["by_user"]["bob"] == {"would-deny": 1, "denied": 0}
     text = format_summary(counts, {"since": None, "until": None})
     assert "conda-owned" in text and "2 would-deny" in text
+
+
+def test_status_says_what_only_warns() -> None:
+    from safe_pip.commands.status import _probes, _verdict
+
+    probes = _probes(env_of(), policy(**{"enforcement.mode": "warn"}))
+    user = next(p for p in probes if p["operation"] == "user install")
+    assert user["allowed"] and user["would_deny"] == [rules.USER_SITE]
+    assert _verdict(user) == "allowed, warned [user-site] (warn mode)"
+    enforced = next(p for p in _probes(env_of(), policy()) if p["operation"] == "user install")
+    assert _verdict(enforced) == "refused [user-site]"

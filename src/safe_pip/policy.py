@@ -14,7 +14,6 @@ Every problem in a file is found, not only the first (``check_file``, for
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import os
 import re
@@ -479,6 +478,8 @@ class _Located:
 
 
 def did_you_mean(value: str, choices: tuple[str, ...] | list[str]) -> str:
+    import difflib
+
     if len(value) > _MAX_MESSAGE:  # difflib compares in quadratic time
         return ""
     close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)

@@ -9,9 +9,10 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TextIO
 
 from safe_pip import __version__
 from safe_pip.commands import target_environment
@@ -100,12 +101,16 @@ def _probes(env: Environment, policy: Policy) -> list[dict[str, Any]]:
                 "allowed": decision.allowed,
                 "rule": decision.rule,
                 "reason": decision.reason,
+                "would_deny": [w.rule for w in decision.warnings],
             }
         )
     return allowed
 
 
 def _verdict(item: Mapping[str, Any]) -> str:
+    if item["allowed"] and item.get("would_deny"):
+        # warn mode: it runs now, and is refused once the policy is enforced
+        return f"allowed, warned [{', '.join(item['would_deny'])}] (warn mode)"
     return "allowed" if item["allowed"] else f"refused [{item['rule']}]"
 
 
@@ -305,7 +310,7 @@ def _drift_lines(data: Mapping[str, Any], entry: str) -> list[str]:
     return lines
 
 
-def accept_drift(env: Environment, environ: Mapping[str, str]) -> None:
+def accept_drift(env: Environment, environ: Mapping[str, str], out: TextIO) -> None:
     """Move the env's baseline to what is installed now (the admin's call)."""
     from safe_pip.baseline import baseline_path, write_baseline
     from safe_pip.errors import TargetError
@@ -318,17 +323,17 @@ def accept_drift(env: Environment, environ: Mapping[str, str]) -> None:
             f"cannot write the baseline {baseline_path(env.prefix)}: {error.strerror}",
             hint="run `safe-pip status --accept-drift` as the env's owner (the admin)",
         ) from None
-    print(
-        f"baseline: {baseline_path(env.prefix)} now holds the env as it is ({count} distributions)"
-    )
+    path = baseline_path(env.prefix)
+    print(f"baseline: {path} now holds the env as it is ({count} distributions)", file=out)
     for item in before:
-        print(f"  accepted: {item['name']} {item['version']} ({item['owner']})")
+        print(f"  accepted: {item['name']} {item['version']} ({item['owner']})", file=out)
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
     if args.accept_drift:
-        accept_drift(env, environ)
+        # with --json, stdout holds the JSON document only
+        accept_drift(env, environ, sys.stderr if args.json else sys.stdout)
     data = collect(env, environ, viewer_for(args.as_user))
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=False))
