@@ -40,6 +40,12 @@ def test_protect_closes_the_user_site_fallback_of_bare_pip_and_unprotect_restore
     assert done.returncode == 0, done.stderr
     conf = (env.path / "pip.conf").read_text()
     assert "user = false" in conf and conf.count("[install]") == 1
+    assert "# safe-pip protect set aside: user = true" in conf  # pip reads one `user` key
+    again = run(
+        [*safe_pip_bin, "protect", "--shim", "--python", str(env.python)], system_policy=policy
+    )
+    assert again.returncode == 0 and f"kept      {env.path / 'pip.conf'}" in again.stdout
+    assert (env.path / "pip.conf").read_text() == conf
     assert "timeout = 60" in conf and "progress-bar = off" in conf
     for name in ("ipython_config.py", "ipython_kernel_config.py"):
         assert '"safe_pip.ipython"' in (ipython_dir / name).read_text()
