@@ -102,13 +102,28 @@ def test_malformed_history_and_records_never_crash_status(
     path = {"PATH": f"{env.bin}:/usr/bin:/bin"}
     status = run([*safe_pip_bin, "status"], env=path)
     assert status.returncode == 0, status.stderr
+    assert f"env:       {env.path}" in status.stdout
     export = run([*safe_pip_bin, "export"], env=path)
     assert export.returncode == 0, export.stderr
+    # each problem is reported as a note naming the file (and line), and the rest is exported
+    notes = [line for line in export.stderr.splitlines() if line.startswith("safe-pip: note: ")]
+    assert any(str(env.conda_meta / "broken-1.0-0.json") in note for note in notes), notes
+    assert any(str(env.conda_meta / "history") in note for note in notes), notes
+    assert "dependencies:" in export.stdout
     install = run(
         [*safe_pip_bin, "install", "--no-index", "--find-links", str(wheelhouse), "demo-a"],
         env=path,
     )
     assert install.returncode == 0, install.stderr
+    assert any(env.site_packages.glob("demo_a-*.dist-info"))
+    log = env.path / "var" / "log" / "safe-pip" / "audit.jsonl"
+    record = json.loads(log.read_text().splitlines()[-1])
+    assert (record["decision"], record["outcome"], record["command"]) == (
+        "allowed",
+        "ok",
+        "install",
+    )
+    assert [i["name"] for i in record["changes"]["installed"]] == ["demo-a"]
 
 
 def test_malformed_marker_is_pips_business_but_status_works(

@@ -532,12 +532,19 @@ def test_normalise_channel(channel: str, normal: str) -> None:
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000))
 def test_any_bytes_parse_without_error(data: bytes) -> None:
-    history = parse_history(data)
-    history.requested_specs()
-    history.installed()
-    history.channels()
-    history.last_change_time()
-    history.export_specs(["numpy"])
+    history = parse_history(data, "h")
+    assert history == parse_history(data, "h")  # the same answer every time
+    lines = [block.line for block in history.blocks]
+    assert lines == sorted(set(lines)) and all(1 <= n <= data.count(b"\n") + 1 for n in lines)
+    assert all(problem.startswith("h") for problem in history.problems)  # each names the file
+    requested = history.requested_specs()
+    assert all(spec_name(spec) == name for name, spec in requested.items())
+    installed = history.installed()
+    assert all(dist.name == name for name, dist in installed.items())
+    assert history.last_change_time() in (None, *(block.timestamp for block in history.blocks))
+    # what export lists: requested specs of installed packages only
+    assert set(history.export_specs(["numpy"])) <= {requested.get("numpy")}
+    assert history.export_specs([]) == []
 
 
 LINE_PIECES = st.sampled_from(

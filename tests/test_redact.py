@@ -179,19 +179,28 @@ def secret_urls(draw: st.DrawFn) -> tuple[str, str, str]:
 
 
 @given(st.text())
-def test_redact_text_never_crashes(text: str) -> None:
-    assert isinstance(redact_text(text), str)
-    assert isinstance(redact_url(text), str)
+def test_redact_text_is_idempotent_and_leaves_plain_text_alone(text: str) -> None:
+    redacted = redact_text(text)
+    assert redact_text(redacted) == redacted
+    assert redact_url(redact_url(text)) == redact_url(text)
+    if "@" not in text and "-----BEGIN" not in text:
+        assert redacted == text
 
 
 @given(st.lists(st.text(), max_size=8))
-def test_redact_argv_never_crashes_and_keeps_length(argv: list[str]) -> None:
-    assert len(redact_argv(argv)) == len(argv)
+def test_redact_argv_keeps_length_and_is_idempotent(argv: list[str]) -> None:
+    redacted = redact_argv(argv)
+    assert len(redacted) == len(argv)
+    assert redact_argv(redacted) == redacted
+    assert all(a == r for a, r in zip(argv, redacted) if "@" not in a and "BEGIN" not in a)
 
 
 @given(st.text())
-def test_requirement_file_lines_never_crash(text: str) -> None:
-    assert all(isinstance(line, str) for line in redact_requirement_file_lines(text))
+def test_requirement_file_lines_are_idempotent(text: str) -> None:
+    lines = redact_requirement_file_lines(text)
+    assert redact_requirement_file_lines("\n".join(lines)) == lines
+    if "@" not in text and "\\" not in text and "-----BEGIN" not in text:
+        assert all(line in text for line in lines)
 
 
 @given(secret_urls())
