@@ -197,6 +197,12 @@ def test_a_denied_dependency_and_a_floor_are_checked_on_pips_plan(
     assert "a dependency" in proc.stderr
     assert not {"needs_evil", "evil_dep"} & installed(conda_env)
     assert records(conda_env)[-1]["rule"] == "package-denied"
+    # named on the command line: refused before pip downloads or builds anything
+    typed = run(
+        [*safe_pip_bin, "install", "-i", index.good, "Evil_Dep"], env=env, system_policy=policy
+    )
+    assert typed.returncode == DENIED and "package-denied" in typed.stderr
+    assert records(conda_env)[-1]["duration_s"] == 0
 
     floor = run(
         [*safe_pip_bin, "install", "-i", index.good, "uses-floored"], env=env, system_policy=policy

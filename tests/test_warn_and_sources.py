@@ -55,6 +55,12 @@ CASES = [
         env_of(),
         {"sources.allowed-indexes": (MIRROR,)},
     ),
+    (
+        rules.PACKAGE_DENIED,
+        ["install", "Evil_Thing>=1"],
+        env_of(),
+        {"packages.deny": {"evil-*": "malware"}},
+    ),
     (rules.FROZEN_ENV, ["install", "x"], env_of(frozen=True), {}),
     (rules.READ_ONLY_ENV, ["install", "x"], env_of(writable=False), {}),
     (rules.BASE_ENV, ["install", "x"], env_of(EnvKind.CONDA_BASE), {}),

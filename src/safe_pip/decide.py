@@ -16,7 +16,13 @@ from safe_pip.destinations import LEXICAL, Destination, place_destinations
 from safe_pip.environment import Environment, EnvKind, normalize_name
 from safe_pip.pipcli import Operation
 from safe_pip.policy import Policy
-from safe_pip.sources import DEFAULT_INDEX, SourceUse, option_uses, source_refusal
+from safe_pip.sources import (
+    DEFAULT_INDEX,
+    SourceUse,
+    option_uses,
+    source_refusal,
+    typed_refusal,
+)
 
 #: safe-pip's own flag to replace conda-owned packages; removed before pip runs.
 REPLACE_CONDA_FLAG = "--replace-conda-packages"
@@ -393,6 +399,11 @@ def _source_not_allowed(case: Case) -> Refusal | None:
     return Refusal(*refused) if refused is not None else None
 
 
+def _denied_by_name(case: Case) -> Refusal | None:
+    refused = typed_refusal(case.op, case.policy)
+    return Refusal(*refused) if refused is not None else None
+
+
 RULES: tuple[Rule, ...] = (
     Rule(rules.USER_SITE, _explicit_user_site),
     Rule(rules.FROZEN_ENV, _frozen_env),
@@ -409,6 +420,7 @@ RULES: tuple[Rule, ...] = (
     Rule(rules.READ_ONLY_ENV, _read_only_env),
     Rule(rules.BUILD_ISOLATION, _isolated_build_in_conda_env),
     Rule(rules.INDEX_NOT_ALLOWED, _source_not_allowed),
+    Rule(rules.PACKAGE_DENIED, _denied_by_name),
     Rule(rules.NOTEBOOK_ENV, _other_env_than_the_notebook),
 )
 

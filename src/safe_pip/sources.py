@@ -187,6 +187,26 @@ def _denied_by(name: str, deny: Mapping[str, str]) -> tuple[str, str] | None:
     return None
 
 
+def typed_refusal(op: Operation, policy: Policy) -> tuple[str, str] | None:
+    """(reason, hint) when the command names a denied project itself: refused before pip
+    downloads or builds anything (an sdist's build runs its code)."""
+    from safe_pip.audit.record import requirement_name
+
+    deny = policy.table("packages.deny")
+    if not deny or op.command != "install":
+        return None
+    for argument in op.args:
+        name = requirement_name(argument)
+        found = _denied_by(name, deny) if name else None
+        if found is not None:
+            pattern, reason = found
+            return (
+                f"{name} is denied by the policy ('{pattern}'): {reason or 'no reason given'}",
+                "install something else, or ask the admin about it",
+            )
+    return None
+
+
 def plan_refusal(planned: Iterable[Planned], policy: Policy) -> tuple[str, str, str] | None:
     """(rule, reason, hint) when pip's plan holds a denied project or one below its floor."""
     from packaging.version import InvalidVersion, Version
