@@ -102,8 +102,6 @@ def test_every_notebook_route_installs_into_the_notebook_env_or_says_what_works(
         },
     )[1:]
     installed, imported, user, user_exit, listed, bang, bare, uv, status, other = out
-    if __import__("os").environ.get("SHOW_NB"):
-        print("\n=====\n".join(out))
 
     # %pip install: into the kernel's env, though ~/.local had it; recorded
     assert "already satisfied" not in installed, installed
@@ -135,9 +133,20 @@ def test_every_notebook_route_installs_into_the_notebook_env_or_says_what_works(
     assert not list(kernel.site_packages.glob("demo_b*"))
     assert sorted(p.name for p in user_site(home).iterdir()) == before_user_site
 
+    # terminal IPython in the same env reads <env>/etc/ipython/ipython_config.py too
+    terminal = run(
+        [str(kernel.python), "-m", "IPython", "--no-banner", "-c", f"%pip install {find} demo-b"],
+        user=NOBODY,
+        env={"IPYTHONDIR": str(home / "ipython")},
+    )
+    assert "Successfully installed demo-b" in terminal.stdout, terminal.stdout + terminal.stderr
+    assert list(kernel.site_packages.glob("demo_b-*.dist-info"))
+
     log = run([str(kernel.bin / "pip"), "log", "--json"], user=NOBODY)
     records = [json.loads(line) for line in log.stdout.splitlines()]
     decisions = [(r["decision"], r["rule"]) for r in records]
     assert ("allowed", "allowed") in decisions and ("denied", "user-site") in decisions
     allowed = next(r for r in records if r["decision"] == "allowed")
     assert [i["name"] for i in allowed["changes"]["installed"]] == ["demo-a"]
+    assert records[-1]["decision"] == "allowed"  # the terminal's %pip, recorded too
+    assert [i["name"] for i in records[-1]["changes"]["installed"]] == ["demo-b"]
