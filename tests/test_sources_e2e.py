@@ -296,3 +296,46 @@ def test_base_env_stays_enforced_in_warn_mode_unless_named(
     assert named.returncode == 0, named.stderr
     assert "base-env" in named.stderr and "demo_a" in installed(base)
     assert records(base)[-1]["decision"] == "would-deny"
+
+
+def test_each_rule_in_warn_runs_and_is_counted(
+    run: Runner,
+    safe_pip_bin: list[str],
+    prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    shared_tmp: Path,
+) -> None:
+    env_prefix = prefix_factory("conda-env", writable_by=NOBODY)
+    env = _path(env_prefix)
+    plugins = shared_tmp / "plugins"
+    plugins.mkdir()
+    os.chown(plugins, NOBODY, NOBODY)
+    links = ["--no-index", "--find-links", str(wheelhouse)]
+    warn = 'version = 1\n[enforcement]\nmode = "warn"\n'
+    cases = [
+        ("user-site", warn, ["install", "--user", "demo-a"]),
+        ("outside-env", warn, ["install", "--target", str(plugins), "demo-a"]),
+        ("dev-only", warn + '[install]\nconda-env = "dev-only"\n', ["install", "demo-b"]),
+        ("env-denied", warn + '[install]\nconda-env = "deny"\n', ["install", "six"]),
+        (
+            "version-floor",
+            warn + '[packages]\nminimum-versions = { demo-a = "2.0" }\n',
+            ["install", "demo-a==1.0"],
+        ),
+    ]
+    for rule, policy, args in cases:
+        proc = run([*safe_pip_bin, *args, *links], user=NOBODY, env=env, system_policy=policy)
+        assert proc.returncode == 0, (rule, proc.stderr)
+        assert f"rule:    {rule}" in proc.stderr
+        last = records(env_prefix)[-1]
+        assert (last["decision"], last["rule"], last["outcome"]) == ("would-deny", rule, "ok")
+    home = run.home(NOBODY)
+    assert list(home.glob(".local/lib/python3.*/site-packages/demo_a-*.dist-info"))
+    assert list(plugins.glob("demo_a-*.dist-info"))
+    assert {"demo_b", "six"} <= installed(env_prefix)
+    assert any(p.name == "demo_a-1.0.dist-info" for p in env_prefix.site_packages.iterdir())
+    summary = run([*safe_pip_bin, "log", "--summary", "--json"], user=NOBODY, env=env)
+    by_rule = json.loads(summary.stdout)["by_rule"]
+    assert {rule: by_rule[rule]["would-deny"] for rule, _, _ in cases} == dict.fromkeys(
+        [rule for rule, _, _ in cases], 1
+    )
