@@ -97,6 +97,17 @@ def test_read_only_commands_work_with_a_broken_policy(
     assert "admin" in status.stdout
 
 
+def test_an_invalid_policy_sends_users_to_the_admin(
+    run: Runner, safe_pip_bin: list[str], env: Prefix
+) -> None:
+    broken = '[messages]\ncontact = "ask in #hub-help"\n[instal]\nvenv = "allow"\n'
+    proc = run([*safe_pip_bin, "install", "x"], env=path_env(env), system_policy=broken)
+    assert proc.returncode == 11
+    assert "/etc/safe-pip/policy.toml:3" in proc.stderr and "'instal'" in proc.stderr
+    assert "ask in #hub-help" in proc.stderr and "admin" in proc.stderr
+    assert "docs/policy.md" not in proc.stderr and "edit" not in proc.stderr
+
+
 def test_download_is_read_only_for_the_env(
     run: Runner, safe_pip_bin: list[str], env: Prefix, wheelhouse: Path, shared_tmp: Path
 ) -> None:

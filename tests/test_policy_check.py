@@ -166,3 +166,19 @@ def test_a_missing_file_named_on_the_command_line_is_an_error(
 ) -> None:
     assert main(["policy", "check", str(tmp_path / "nope.toml")], {}) == ExitCode.POLICY_ERROR
     assert "no such file" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[messages]\ncontact = "ask in #hub-help"\n[install]\nconda-env = "alow"\n',
+        '[messages]\ncontact = "ask in #hub-help"\n[install\n',
+    ],
+)
+def test_users_are_told_to_ask_the_admin_with_the_contact_line(tmp_path: Path, text: str) -> None:
+    from safe_pip.policy import tell_the_admin
+
+    path = _write(tmp_path, text)
+    told = tell_the_admin(path)
+    assert "ask in #hub-help" in told and "admin" in told
+    assert "edit" not in told and "docs/policy.md" not in told

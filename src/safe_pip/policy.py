@@ -859,9 +859,16 @@ def contact_line(system_path: str = SYSTEM_POLICY) -> str:
     """``messages.contact`` of the system file even when the file is otherwise invalid."""
     try:
         text = _read(system_path)
-        data = _load_toml(text, system_path) if text is not None else {}
     except PolicyError:
         return ""
+    if text is None:
+        return ""
+    try:
+        data = _load_toml(text, system_path)
+    except PolicyError:
+        # not TOML any more: the line as written, if it can be found
+        found = re.search(r"^\s*contact\s*=\s*\"([^\"\n]*)\"", text, re.MULTILINE)
+        return found.group(1) if found else ""
     messages = data.get("messages")
     contact = messages.get("contact") if isinstance(messages, dict) else None
     return contact if isinstance(contact, str) else ""
