@@ -225,3 +225,18 @@ def test_status_says_what_only_warns() -> None:
     assert _verdict(user) == "allowed, warned [user-site] (warn mode)"
     enforced = next(p for p in _probes(env_of(), policy()) if p["operation"] == "user install")
     assert _verdict(enforced) == "refused [user-site]"
+
+
+def test_a_requirements_file_safe_pip_cannot_read_is_refused_under_an_allowlist(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    fifo = tmp_path / "reqs"
+    os.mkfifo(fifo)
+    op = parse_pip_command_line(["install", "-r", str(fifo)], {}, None)
+    uses = requirement_file_uses(op)
+    assert [u.kind for u in uses] == ["unchecked"]
+    refused = source_refusal(uses, policy(**{"sources.allowed-indexes": (MIRROR,)}))
+    assert refused is not None and "not a regular file" in refused[0]
+    assert source_refusal(uses, policy()) is None

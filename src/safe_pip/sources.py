@@ -31,7 +31,7 @@ _MAX_FILES = 64
 
 @dataclass(frozen=True)
 class SourceUse:
-    kind: str  # "index" or "find-links"
+    kind: str  # "index", "find-links", or "unchecked" (a requirements file not readable)
     location: str
     where: str
 
@@ -86,6 +86,9 @@ def requirement_file_uses(op: Operation) -> list[SourceUse]:
         seen.add(real)
         text = read_requirement_file(path)
         if text is None:
+            if os.path.exists(path):
+                # a pipe or /dev/stdin: pip reads it, safe-pip cannot without taking it
+                uses.append(SourceUse("unchecked", path, path))
             continue
         for number, line in enumerate(text.replace("\\\n", " ").splitlines(), 1):
             words = _words(line)
@@ -139,6 +142,17 @@ def _allowed(location: str, allowed: Iterable[str]) -> bool:
 def source_refusal(uses: Iterable[SourceUse], policy: Policy) -> tuple[str, str] | None:
     """(reason, hint) when a location is not on the allowlist of its kind; else None."""
     for use in uses:
+        if use.kind == "unchecked":
+            if policy.paths("sources.allowed-indexes") or policy.paths(
+                "sources.allowed-find-links"
+            ):
+                return (
+                    f"the requirements file {use.location} is not a regular file, so safe-pip "
+                    "cannot read the index options it may hold, and the policy limits where "
+                    "packages come from",
+                    "save it to a file first and pass that with -r",
+                )
+            continue
         key = "sources.allowed-indexes" if use.kind == "index" else "sources.allowed-find-links"
         allowed = policy.paths(key)
         if not allowed or _allowed(use.location, allowed):

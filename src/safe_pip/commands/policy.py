@@ -33,9 +33,8 @@ MAX_MATCHES_SHOWN = 8
 
 
 def _looks_like_env(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, "conda-meta")) or bool(
-        glob.glob(os.path.join(path, "bin", "python*"))
-    )
+    """A directory (an env prefix, or one that may become one); not a lock or a file."""
+    return os.path.isdir(path)
 
 
 def _known_envs(environ: Mapping[str, str]) -> list[str]:
