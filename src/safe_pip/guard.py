@@ -283,7 +283,7 @@ def _guarded(
                 rule=rules.POLICY_INVALID,
                 reason="the policy cannot be used, so nothing that changes an env is allowed: "
                 f"{error.message}",
-                hint=tell_the_admin(),
+                hint=tell_the_admin(entry=attempt.context()[0]),
             ),
             contact_line(),
         )

@@ -874,11 +874,14 @@ def contact_line(system_path: str = SYSTEM_POLICY) -> str:
     return contact if isinstance(contact, str) else ""
 
 
-def tell_the_admin(system_path: str = SYSTEM_POLICY) -> str:
-    """What a user who meets an invalid policy should do: ask the admin, never edit the file."""
+def tell_the_admin(system_path: str = SYSTEM_POLICY, entry: str = "safe-pip") -> str:
+    """What a user who meets an invalid policy should do: ask the admin, never edit the file.
+
+    ``entry``: how the user runs safe-pip's own commands (``door``).
+    """
     contact = contact_line(system_path)
     where = f" ({contact})" if contact else ""
     return (
         f"the policy is the hub admin's to fix: tell them{where} what this message says; "
-        "read-only commands (pip list, pip show, safe-pip status) still work"
+        f"read-only commands (pip list, pip show, {entry} status) still work"
     )

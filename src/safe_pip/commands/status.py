@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from safe_pip import __version__
 from safe_pip.commands import target_environment
 from safe_pip.decide import decide
+from safe_pip.door import door
 from safe_pip.environment import Environment, writable_by
 from safe_pip.errors import ExitCode, PolicyError, UsageError
 from safe_pip.pipcli import parse_pip_command_line
@@ -173,7 +174,7 @@ def collect(
         "policy": {
             "files": list(policy.files) if policy else [],
             "error": policy_error,
-            "tell": tell_the_admin() if policy_error else None,
+            "tell": tell_the_admin(entry=door(environ)) if policy_error else None,
             "envs_matched": list(policy.matched) if policy else [],
             "notes": list(policy.notes) if policy else [],
         },
@@ -338,8 +339,6 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.json:
         print(json.dumps(data, indent=2, sort_keys=False))
     else:
-        from safe_pip.door import door
-
         print(render(data, door(environ)))
     # an invalid policy in force is a failed check (deploy.md's check step)
     return int(ExitCode.POLICY_ERROR if data["policy"]["error"] else ExitCode.OK)
