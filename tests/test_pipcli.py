@@ -743,10 +743,24 @@ _NOT_COMPARED = (
 )  # fmt: skip
 
 
+def _resolves_to_not_compared(name: str) -> bool:
+    """``name`` is, in some command, a not-compared option or a unique prefix of one
+    (``--root`` is install's ``--root`` but uninstall's ``--root-user-action``)."""
+    for options in _LONG_OPTIONS_BY_COMMAND.values():
+        matches = [name] if name in options else [o for o in options if o.startswith(name)]
+        if len(matches) == 1 and matches[0] in _NOT_COMPARED:
+            return True
+    return False
+
+
 def _compared(token: str) -> bool:
     if token.startswith("--"):
         name = token.partition("=")[0]
-        if len(name) <= 2 or name in _PIP_LONG_OPTIONS:
+        if len(name) <= 2:
+            return True
+        if _resolves_to_not_compared(name):
+            return False
+        if name in _PIP_LONG_OPTIONS:
             return True
         return not any(option.startswith(name) for option in _NOT_COMPARED)
     if token.startswith("-"):
@@ -754,6 +768,11 @@ def _compared(token: str) -> bool:
     return True
 
 
+_LONG_OPTIONS_BY_COMMAND: dict[str, frozenset[str]] = (
+    {command: frozenset(create_command(command).parser._long_opt) for command in _COMMAND_DESTS}
+    if PIP_VERSION
+    else {}
+)
 _PIP_LONG_OPTIONS = (
     frozenset(create_command("install").parser._long_opt) - set(_NOT_COMPARED)
     if PIP_VERSION
