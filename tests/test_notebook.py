@@ -83,6 +83,7 @@ def test_every_notebook_route_installs_into_the_notebook_env_or_says_what_works(
         f"%uv pip install {find} demo-b",
         "!pip status",
         f"!{tools.bin / 'pip'} install {find} demo-b",
+        "%pip status",
     ]
     out = execute_notebook(
         run,
@@ -101,7 +102,7 @@ def test_every_notebook_route_installs_into_the_notebook_env_or_says_what_works(
             "IPYTHONDIR": str(home / "ipython"),
         },
     )[1:]
-    installed, imported, user, user_exit, listed, bang, bare, uv, status, other = out
+    installed, imported, user, user_exit, listed, bang, bare, uv, status, other, status_magic = out
 
     # %pip install: into the kernel's env, though ~/.local had it; recorded
     assert "already satisfied" not in installed, installed
@@ -112,6 +113,7 @@ def test_every_notebook_route_installs_into_the_notebook_env_or_says_what_works(
     assert "exit 10" in user_exit
     assert "%pip status" in user  # the hint names a command that works in a notebook
     assert "chosen by %pip in the notebook" in user
+    assert "`!pip` in this notebook is" in status_magic and "use `%pip`, not `!pip`" in status_magic
     assert "restart the kernel" in installed and "restart the kernel" not in user
     # %pip list: pip's own listing of the kernel's env
     assert "demo-a" in listed or "demo_a" in listed, listed

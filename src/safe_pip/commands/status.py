@@ -22,6 +22,7 @@ from safe_pip.environment import Environment, writable_by
 from safe_pip.errors import ExitCode, PolicyError, UsageError
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import Policy, load_policy, tell_the_admin
+from safe_pip.target import MAGIC
 from safe_pip.usersite import UserSiteCopy, describe, user_site_copies
 
 SCHEMA = "safe-pip.status/1"
@@ -40,20 +41,27 @@ def shell_mismatch(env: Environment, environ: Mapping[str, str]) -> list[str]:
     warnings = []
     path = environ.get("PATH", os.defpath)
     prefix = os.path.realpath(env.prefix)
+    # in a notebook (%pip status) the shell is what `!python` and `!pip` in a cell run
+    shell = "`!{}` in this notebook" if door(environ) == MAGIC else "the shell's `{}`"
     python = shutil.which("python", path=path) or shutil.which("python3", path=path)
     if python:
         python_prefix = os.path.realpath(os.path.dirname(os.path.dirname(os.path.realpath(python))))
         if python_prefix != prefix:
-            warnings.append(
-                f"the shell's `python` is {python} (env {python_prefix}), not the target: "
-                "a notebook kernel and the terminal may be different envs; "
+            advice = (
+                "use `%pip`, not `!pip`"
+                if door(environ) == MAGIC
+                else "a notebook kernel and the terminal may be different envs; "
                 "use `%pip` in notebooks, or --python"
+            )
+            warnings.append(
+                f"{shell.format('python')} is {python} (env {python_prefix}), not the target: "
+                + advice
             )
     pip = shutil.which("pip", path=path)
     if pip:
         pip_prefix = os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(pip))))
         if pip_prefix != prefix:
-            warnings.append(f"the shell's `pip` is {pip}, which belongs to {pip_prefix}")
+            warnings.append(f"{shell.format('pip')} is {pip}, which belongs to {pip_prefix}")
     return warnings
 
 
