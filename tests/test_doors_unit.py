@@ -209,3 +209,43 @@ def test_from_a_notebook_of_another_env_pip_warns_or_refuses_as_the_policy_says(
     assert not decision.allowed and decision.rule == rules.NOTEBOOK_ENV
     assert kernel_env in decision.reason and decision.hint.endswith("%pip install demo-a")
     assert decide(op, env, refuse, notebook_env=None).allowed
+
+
+def test_user_site_copies_say_how_they_relate_and_how_to_remove_them(tmp_path: Path) -> None:
+    import shlex
+
+    from safe_pip.environment import EnvKind
+    from safe_pip.usersite import user_site_copies
+    from support.fakes import env_on_disk, lay_dist_info
+
+    user_base = tmp_path / "home" / ".local"
+    user_site = user_base / "lib" / "python3.11" / "site-packages"
+    env = env_on_disk(
+        tmp_path / "env", EnvKind.CONDA_ENV, user_base=str(user_base), user_site=str(user_site)
+    )
+    site = Path(env.purelib)
+    lay_dist_info(site, "same", "1.0")
+    lay_dist_info(site, "older", "1.0")
+    lay_dist_info(user_site, "same", "1.0")
+    lay_dist_info(user_site, "older", "2.0")
+    extra = lay_dist_info(user_site, "extra", "0.1")
+    script = user_base / "bin" / "extra-cli"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/sh\n")
+    with open(extra / "RECORD", "a") as record:
+        record.write("../../../bin/extra-cli,,\n")
+
+    copies = {copy.name: copy for copy in user_site_copies(env)}
+    assert {n: c.relation for n, c in copies.items()} == {
+        "same": "duplicates",
+        "older": "shadows",
+        "extra": "adds",
+    }
+    assert copies["older"].env_version == "1.0" and copies["older"].version == "2.0"
+    words = shlex.split(copies["extra"].cleanup)
+    assert words[:2] == ["rm", "-r"]
+    assert set(words[2:]) == {str(extra), str(user_site / "extra.py"), str(script)}
+    # a venv (without system site-packages) reads no user site
+    import dataclasses
+
+    assert user_site_copies(dataclasses.replace(env, user_site_enabled=False)) == []
