@@ -56,6 +56,17 @@ def test_no_kernel_without_jupyter_variables_or_in_the_ancestry(tmp_path: Path) 
     assert find_kernel(KERNEL_ENV, proc=proc, start=200) is None
 
 
+def test_ipykernels_inline_backend_also_marks_a_kernel(tmp_path: Path) -> None:
+    proc = fake_proc(
+        tmp_path / "proc",
+        {200: (120, ["/bin/sh", "-c", "pip install x"]), 120: (1, ["python", "-m", "ipykernel"])},
+    )
+    inline = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    assert find_kernel({}, proc=proc, start=200) is None
+    kernel = find_kernel(inline, proc=proc, start=200)
+    assert kernel is not None and kernel.pid == 120
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

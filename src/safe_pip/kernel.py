@@ -3,7 +3,8 @@
 ``!pip install x`` in a notebook runs the ``pip`` on the kernel's PATH, which
 is often another env's (the server's base env) than the one the notebook
 imports from.  Jupyter marks a kernel's environment (``JPY_PARENT_PID`` from
-jupyter_client, ``JPY_SESSION_NAME`` from jupyter_server), and the command of
+jupyter_client, ``JPY_SESSION_NAME`` from jupyter_server, ipykernel's inline
+``MPLBACKEND``), and the command of
 a ``!`` line is a child (through a shell) of the kernel process,
 ``<python> -m ipykernel_launcher -f ...``: safe-pip walks up its process
 ancestry in ``/proc`` to that process and takes its interpreter.
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 
 #: variables Jupyter sets for a kernel (and so for everything a cell starts)
 KERNEL_VARS = ("JPY_PARENT_PID", "JPY_SESSION_NAME")
+#: ipykernel sets this for its own process (and so for a cell's children), also
+#: when it was started without jupyter_client's variables
+INLINE_BACKEND = ("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 KERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
 #: how far up the ancestry to look (kernel -> shell -> shim -> safe-pip is 3)
 MAX_DEPTH = 12
@@ -84,7 +88,8 @@ def find_kernel(
     environ: Mapping[str, str], *, proc: str = "/proc", start: int | None = None
 ) -> Kernel | None:
     """The Jupyter kernel this process runs under, or None (also off Linux)."""
-    if not any(environ.get(name) for name in KERNEL_VARS):
+    inline = environ.get(INLINE_BACKEND[0]) == INLINE_BACKEND[1]
+    if not inline and not any(environ.get(name) for name in KERNEL_VARS):
         return None
     pid = os.getppid() if start is None else start
     for _ in range(MAX_DEPTH):
