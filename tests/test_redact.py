@@ -198,7 +198,8 @@ def test_redact_argv_keeps_length_and_is_idempotent(argv: list[str]) -> None:
 @given(st.text())
 def test_requirement_file_lines_are_idempotent(text: str) -> None:
     lines = redact_requirement_file_lines(text)
-    assert redact_requirement_file_lines("\n".join(lines)) == lines
+    for line in lines:  # a redacted line stays as it is
+        assert redact_requirement_file_lines(line) in ([line], [])
     if "@" not in text and "\\" not in text and "-----BEGIN" not in text:
         assert all(line in text for line in lines)
 
