@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import random
@@ -107,7 +108,7 @@ def test_base_record_has_every_field(env: Environment) -> None:
         "install",
         environ={"JUPYTERHUB_USER": "alice", "USER": "ignored"},
     )
-    assert rec["schema"] == SCHEMA == 1
+    assert rec["schema"] == SCHEMA == 2
     assert re.fullmatch(r"[0-9a-f]{12}4[0-9a-f]{3}[89ab][0-9a-f]{15}", rec["id"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", rec["time"])
     assert rec["prev"] is None
@@ -317,8 +318,44 @@ def test_torn_last_line_stays_a_line_of_its_own(env: Environment) -> None:
     records, damaged = read_records(str(log))
     assert [r["requested"][0] for r in records] == ["a==2.32.3", "b==2.32.3"]
     assert damaged == 1
-    intact, problems = verify(str(log))
-    assert not intact and problems == ["line 2: not a JSON record with a prev field"]
+    assert json.loads(lines[2])["torn_before"] == len(lines[1])
+    intact, findings = verify(str(log))
+    assert intact and findings == [
+        "line 2: a torn write (a writer stopped mid-line), marked by line 3; not an edit"
+    ]
+    # the torn fragment edited afterwards: its length no longer matches the mark
+    log.write_bytes(log.read_bytes().replace(b'"torn\n', b'"tor\n'))
+    intact, findings = verify(str(log))
+    assert not intact and "an edit, not a marked torn write" in findings[0]
+
+
+def test_a_torn_last_line_not_yet_marked_is_a_note(env: Environment) -> None:
+    log = env_log(env)
+    append(record(env, name="a"), [str(log)])
+    with open(log, "ab") as handle:
+        handle.write(b'{"schema":2,"id":"torn')
+    intact, findings = verify(str(log))
+    assert intact and findings[0].startswith("line 2: unfinished")
+
+
+def test_a_failed_write_is_rolled_back(env: Environment, monkeypatch: pytest.MonkeyPatch) -> None:
+    from safe_pip.audit import store
+
+    log = env_log(env)
+    append(record(env, name="a"), [str(log)])
+    size = log.stat().st_size
+    real_write = os.write
+
+    def short_write(fd: int, data: Any) -> int:
+        real_write(fd, bytes(data[:100]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "write", short_write)
+    with pytest.raises(AuditError):
+        append(record(env, name="b"), [str(log)])
+    monkeypatch.undo()
+    assert log.stat().st_size == size
+    assert verify(str(log)) == (True, [])
 
 
 _WORKER = textwrap.dedent(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import Any
 from safe_pip.changes import read_report
 from safe_pip.errors import TargetError
 from safe_pip.passthrough import pip_environ
-from safe_pip.runner import PipRun, wait_for
+from safe_pip.runner import PipRun, start_child, wait_for
 
 FDS_VAR = "SAFE_PIP_PREFLIGHT_FDS"
 REPORT_VAR = "SAFE_PIP_PREFLIGHT_REPORT"
@@ -166,7 +165,7 @@ def run_checked(
     env[REPORT_VAR] = report_path
     started = time.monotonic()
     try:
-        child = subprocess.Popen(
+        child = start_child(
             checked_command(python, pip_args),
             env=env,
             pass_fds=(answer_read, ask_write),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from safe_pip.errors import TargetError
 from safe_pip.passthrough import pip_command, pip_environ
@@ -36,11 +36,48 @@ def run_pip(python: str, pip_args: Sequence[str], environ: Mapping[str, str]) ->
 
     started = time.monotonic()
     try:
-        child = subprocess.Popen(pip_command(python, pip_args), env=pip_environ(environ))
+        child = start_child(pip_command(python, pip_args), env=pip_environ(environ))
     except OSError as error:
         raise TargetError(f"cannot run {python}: {error.strerror}") from error
     code, interrupted = wait_for(child)
     return PipRun(exit_code=code, duration_s=time.monotonic() - started, interrupted=interrupted)
+
+
+#: signals handled like Ctrl-C while pip runs: passed on to pip, waited for, recorded
+FORWARDED_SIGNALS = ("SIGTERM", "SIGHUP")
+_children: list[subprocess.Popen[bytes]] = []
+_caught: list[int] = []
+
+
+def _forward(signum: int, _frame: object) -> None:
+    import contextlib
+
+    _caught.append(signum)
+    for child in _children:
+        if child.returncode is None:
+            with contextlib.suppress(OSError):
+                child.send_signal(signum)
+
+
+def forward_signals() -> None:
+    """From now on, SIGTERM and SIGHUP (a pod evicted, a terminal closed) reach pip and
+    safe-pip keeps waiting for it, so the outcome is recorded (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in FORWARDED_SIGNALS:
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, _forward)
+
+
+def start_child(command: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen``, and the child is the one forwarded signals reach."""
+    child: subprocess.Popen[bytes] = subprocess.Popen(command, **options)
+    _children.append(child)
+    return child
 
 
 def wait_for(child: subprocess.Popen[bytes], interrupted: bool = False) -> tuple[int, bool]:
@@ -67,4 +104,4 @@ def wait_for(child: subprocess.Popen[bytes], interrupted: bool = False) -> tuple
     if code < 0:
         interrupted = interrupted or code == -signal.SIGINT
         code = 128 - code
-    return code, interrupted
+    return code, interrupted or bool(_caught)

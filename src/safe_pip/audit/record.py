@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from safe_pip.pipcli import Operation
 
 #: The record format version (``schema`` in every record); docs/audit-log.md.
-SCHEMA = 1
+SCHEMA = 2
 #: Lines kept per requirement file in ``requested``.
 MAX_FILE_LINES = 500
 
@@ -79,6 +79,8 @@ def base_record(
     ``when`` (epoch seconds, default now) is the record's ``time``: when safe-pip
     took the command up, not when pip finished.
 
+    ``kind`` is ``outcome`` (an ``intent`` is written before pip runs, see
+    docs/audit-log.md); ``intent`` names the intent an outcome completes.
     The guard sets ``decision``, ``rule``, ``reason``, ``outcome``, ``exit_code``,
     ``duration_s``, ``changes``, ``requested`` and ``index``; ``append`` sets
     ``prev`` and ``packages``.
@@ -88,6 +90,8 @@ def base_record(
     return {
         "schema": SCHEMA,
         "id": new_id(),
+        "kind": "outcome",
+        "intent": None,
         "time": utc_time(when),
         "prev": None,
         "safe_pip": __version__,

@@ -188,15 +188,30 @@ def _append_to(path: str, record: Mapping[str, Any], fsync: bool) -> None:
             size = os.fstat(fd).st_size
             last, terminated = _last_line(fd, size)
             chained = {**record, "prev": None if last is None else line_hash(last)}
+            if not terminated and last is not None:
+                # a torn last line (a writer killed mid-write) stays a line of its own,
+                # marked here so that --verify tells it from an edit
+                chained["torn_before"] = len(last)
             data = json.dumps(chained, separators=(",", ":"), default=str).encode("ascii")
-            # a torn last line (crash mid-write) stays a line of its own
-            _write_all(fd, (b"" if terminated else b"\n") + data + b"\n")
-            if fsync:
-                os.fsync(fd)
+            _write_durably(fd, size, (b"" if terminated else b"\n") + data + b"\n", fsync)
         finally:
             os.close(fd)
     finally:
         release()
+
+
+def _write_durably(fd: int, size: int, data: bytes, fsync: bool) -> None:
+    """Write ``data`` at the end (``size``) and, with ``fsync``, wait for the disk; on any
+    failure (a full disk, a quota, an I/O error) cut the file back to ``size``, so a
+    short write leaves no torn line behind, and raise."""
+    try:
+        _write_all(fd, data)
+        if fsync:
+            os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
 
 
 def append(record: Mapping[str, Any], locations: Sequence[str], *, fsync: bool = False) -> str:

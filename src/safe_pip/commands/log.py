@@ -238,6 +238,8 @@ def _verify(locations: Sequence[str]) -> int:
             continue
         if intact:
             print(f"{path}: the hash chain is intact")
+            for note in problems[:MAX_PROBLEMS_SHOWN]:
+                print(f"  note: {note}")
             continue
         broken = True
         print(f"{path}: the hash chain is BROKEN ({len(problems)} problem(s))")
