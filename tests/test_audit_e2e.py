@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 
 from safe_pip.audit.locations import prefix_hash
+from safe_pip.audit.record import line_hash
+from support.auditlog import operations
 from support.prefixes import Prefix
 from support.run import Runner, clean_env, install_setuptools, user_home
 from support.wheels import build_wheel, make_project, normalize_name
@@ -37,6 +39,8 @@ DENIED = 10
 FIELDS = {
     "schema",
     "id",
+    "kind",
+    "intent",
     "time",
     "prev",
     "safe_pip",
@@ -80,7 +84,8 @@ def user_log(home: Path, env_name: str, prefix: Prefix) -> Path:
 
 
 def records_of(path: Path) -> list[dict[str, Any]]:
-    """Every line of a log, each of which must be one whole JSON object."""
+    """The record of each operation (``support.auditlog.operations``) in a log, every line
+    of which must be one whole JSON object."""
     data = path.read_bytes()
     assert data.endswith(b"\n"), f"{path} does not end with a newline"
     found = []
@@ -88,7 +93,7 @@ def records_of(path: Path) -> list[dict[str, Any]]:
         record = json.loads(line)
         assert isinstance(record, dict), f"{path}:{number} is not a JSON object"
         found.append(record)
-    return found
+    return operations(found)
 
 
 def chain_is_intact(path: Path) -> bool:
@@ -202,12 +207,22 @@ def test_an_allowed_install_is_one_complete_record(hub: Hub, wheelhouse: Path) -
     log = env_log(hub.prefix)
     (record,) = records_of(log)
     assert set(record) == FIELDS
-    assert record["schema"] == 1
+    assert record["schema"] == 2
     assert re.fullmatch(r"[0-9a-f]{32}", record["id"])
     assert TIME_RE.match(record["time"])
     when = time.mktime(time.strptime(record["time"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     assert started - 1 <= when <= finished
-    assert record["prev"] is None
+    # written before pip ran, durably: the intent, which the outcome completes
+    intent_line, _outcome_line = log.read_bytes().splitlines()
+    intent = json.loads(intent_line)
+    assert set(intent) == FIELDS | {"before", "pid", "pid_start"}
+    assert (intent["kind"], intent["intent"], intent["outcome"]) == ("intent", None, None)
+    assert (record["kind"], record["intent"]) == ("outcome", intent["id"])
+    assert intent["prev"] is None and record["prev"] == line_hash(intent_line)
+    assert "demo_a-1.0.dist-info" not in intent["before"]
+    assert any(name.startswith("pip-") for name in intent["before"])
+    same = ("time", "user", "host", "prefix", "argv", "requested", "index", "decision", "rule")
+    assert {k: intent[k] for k in same} == {k: record[k] for k in same}
     assert record["safe_pip"]
     assert (record["user"], record["uid"]) == ("root", 0)
     assert record["host"] == os.uname().nodename
@@ -250,7 +265,7 @@ def test_an_allowed_install_is_one_complete_record(hub: Hub, wheelhouse: Path) -
     }
     assert record["packages"] == ["demo-a"]
     # one compact ASCII line
-    assert log.read_bytes().isascii() and log.read_bytes().count(b"\n") == 1
+    assert log.read_bytes().isascii() and log.read_bytes().count(b"\n") == 2
 
     table = hub("log")
     check(table, "safe-pip log")
@@ -262,7 +277,7 @@ def test_an_allowed_install_is_one_complete_record(hub: Hub, wheelhouse: Path) -
     # --json prints the line as stored
     as_json = hub("log", "--json")
     check(as_json)
-    assert as_json.stdout.encode() == log.read_bytes()
+    assert as_json.stdout.encode() == log.read_bytes().splitlines(keepends=True)[1]
     assert hub.log_json("--package", "DEMO_A") == [record]
     # --python as everywhere: from anywhere, for that env
     elsewhere = hub(
@@ -814,7 +829,8 @@ def test_an_absolute_location_gets_the_records(hub: Hub, shared_tmp: Path) -> No
     assert not env_log(hub.prefix).exists()
     done = hub("log", "--json", system_policy=policy)
     check(done)
-    assert done.stdout.encode() == target.read_bytes()
+    # the operations as stored: the install's outcome (its intent completed) and the refusal
+    assert done.stdout.encode() == b"".join(target.read_bytes().splitlines(keepends=True)[1:])
 
 
 # --- secrets ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from support.auditlog import operations_in
 from support.prefixes import Prefix, add_conda_package
 from support.run import Runner
 from support.wheels import build_wheel
@@ -33,10 +34,7 @@ def dist_infos(site: Path, name: str) -> list[str]:
 
 
 def audit_records(prefix: Prefix) -> list[dict[str, Any]]:
-    log = prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return operations_in(prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
 
 
 class CondaEnv:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from support.auditlog import operations_in
 from support.prefixes import Prefix, add_conda_package
 from support.run import Runner
 
@@ -23,10 +24,7 @@ USAGE = 12
 
 
 def audit_records(prefix: Prefix) -> list[dict[str, Any]]:
-    log = prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return operations_in(prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
 
 
 def has_dist(site: Path, name: str) -> bool:

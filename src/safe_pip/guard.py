@@ -53,6 +53,7 @@ from safe_pip.target import resolve_target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from safe_pip.inventory import Installed
     from safe_pip.runner import PipRun
 
 PROG = "safe-pip"
@@ -155,6 +156,9 @@ class _Attempt:
         self.notebook: Environment | None = None
         #: when safe-pip took the command up: the record's ``time``, however long pip runs
         self.started = time.time()
+        #: the intent record written before pip ran (its id and log), if any
+        self.intent_id: str | None = None
+        self.intent_path: str | None = None
 
     def context(self) -> tuple[str, list[str]]:
         """How the user runs safe-pip's commands here, and the notebook lines, for messages."""
@@ -172,25 +176,26 @@ class _Attempt:
 
         return log_locations(self.env, self.policy or default_policy(), self.environ)
 
-    def record(
-        self,
-        decision: Decision,
-        *,
-        outcome: str,
-        exit_code: int,
-        duration_s: float = 0.0,
-        changes: Mapping[str, Any] | None = None,
-    ) -> str | None:
-        """Write the audit record; returns the log path, or None (with a warning) on failure."""
-        from safe_pip.audit.record import base_record, index_options, redacted_requested
+    def write_intent(self, decision: Decision, before: Mapping[str, Installed]) -> bool:
+        """Before pip runs: append the intent record durably (fsync); False (with a
+        warning) when no location takes it."""
+        from safe_pip.audit.recovery import intent_fields
         from safe_pip.audit.store import append
 
-        if changes is not None and self.op.command == "uninstall":
-            from safe_pip.changes import only_requested
+        record = self._fields(decision)
+        record.update(intent_fields(before))
+        try:
+            self.intent_path = append(record, self.locations(), fsync=True)
+        except SafePipError as error:
+            _show(
+                f"{PROG}: warning: the intent of this operation was not recorded: {error.message}"
+            )
+            return False
+        self.intent_id = str(record["id"])
+        return True
 
-            # what other runs changed meanwhile is theirs to record
-            names = [*self.op.args, *_names_from_requirement_files(self.op)]
-            changes = only_requested(changes, names)
+    def _fields(self, decision: Decision) -> dict[str, Any]:
+        from safe_pip.audit.record import base_record, index_options, redacted_requested
 
         record = base_record(
             self.env,
@@ -201,15 +206,44 @@ class _Attempt:
         )
         record.update(
             **decision_fields(decision),
+            requested=redacted_requested(self.op),
+            index=index_options(self.op),
+        )
+        return record
+
+    def record(
+        self,
+        decision: Decision,
+        *,
+        outcome: str,
+        exit_code: int,
+        duration_s: float = 0.0,
+        changes: Mapping[str, Any] | None = None,
+    ) -> str | None:
+        """Write the outcome record (completing the intent, if one was written); returns
+        the log path, or None (with a warning) on failure."""
+        from safe_pip.audit.store import append
+
+        if changes is not None and self.op.command == "uninstall":
+            from safe_pip.changes import only_requested
+
+            # what other runs changed meanwhile is theirs to record
+            names = [*self.op.args, *_names_from_requirement_files(self.op)]
+            changes = only_requested(changes, names)
+
+        record = self._fields(decision)
+        record.update(
+            intent=self.intent_id,
             outcome=outcome,
             exit_code=exit_code,
             duration_s=round(duration_s, 3),
             changes=dict(changes or {"installed": [], "removed": []}),
-            requested=redacted_requested(self.op),
-            index=index_options(self.op),
         )
+        locations = self.locations()
+        if self.intent_path is not None:  # next to its intent
+            locations = [self.intent_path, *[p for p in locations if p != self.intent_path]]
         try:
-            return append(record, self.locations())
+            return append(record, locations)
         except SafePipError as error:
             print(
                 f"{PROG}: warning: this operation was not recorded: {error.message}",
@@ -323,17 +357,7 @@ def _guarded(
     from safe_pip.audit.locations import writable_location
 
     if policy.flag("audit.required") and writable_location(attempt.locations()) is None:
-        return _deny(
-            attempt,
-            Decision(
-                allowed=False,
-                rule=rules.AUDIT_REQUIRED,
-                reason="this operation cannot be recorded: none of the audit log locations "
-                f"is writable ({', '.join(attempt.locations())})",
-                hint="ask the admin to fix the audit log location (audit.location in the policy)",
-            ),
-            contact,
-        )
+        return _deny(attempt, _audit_required(attempt), contact)
     for warning in decision.warnings:
         _show(format_warning(warning))
     if attempt.notebook is not None:
@@ -412,15 +436,40 @@ def _with_next_step(
     return replace(decision, hint=hint)
 
 
+def _audit_required(attempt: _Attempt) -> Decision:
+    return Decision(
+        allowed=False,
+        rule=rules.AUDIT_REQUIRED,
+        reason="this operation cannot be recorded durably: no audit log location took the "
+        f"record ({', '.join(attempt.locations())})",
+        hint="ask the admin to fix the audit log location (audit.location in the policy), "
+        "or to free space there",
+    )
+
+
+def _recover_unfinished(attempt: _Attempt, installed: Mapping[str, Installed]) -> None:
+    """Complete the intents of earlier operations on this env that never got an outcome
+    (safe-pip was killed), with what changed on disk since."""
+    from safe_pip.audit.recovery import recover_unfinished
+
+    locations = attempt.locations()
+    recover_unfinished(locations, installed, locations)
+
+
 def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:
     from safe_pip.changes import compute_changes
     from safe_pip.inventory import scan
-    from safe_pip.runner import run_pip, without_user_site
+    from safe_pip.runner import forward_signals, run_pip, without_user_site
 
     op, env = attempt.op, attempt.env
     sites = [env.purelib, env.platlib]
     before = scan(sites)
     index_url = str(op.index_url) if op.index_url else None
+    forward_signals()
+    _recover_unfinished(attempt, before)
+    required = (attempt.policy or default_policy()).flag("audit.required")
+    if not attempt.write_intent(decision, before) and required:
+        return _deny(attempt, _audit_required(attempt), contact)
 
     verdict: Decision | None = None
     replaced: list[Conflict] = []

@@ -294,15 +294,36 @@ def release_pages(buffer: _Buffer, start: int, end: int) -> None:
             buffer.madvise(mmap.MADV_DONTNEED, first, last - first)
 
 
+#: an outcome's reference to the intent it completes (schema 2)
+COMPLETES = re.compile(rb'"intent":"([0-9a-f]{32})"')
+#: intents held back by a forward read, waiting for their outcome, before they are shown
+_MAX_PENDING = 10_000
+
+
+def _completions(buffer: _Buffer, start: int, end: int) -> set[str]:
+    """Ids of the intents that outcomes in [start, end) complete (all lines, not only
+    those the filters keep: an outcome filtered out still completes its intent)."""
+    return {ident.decode("ascii") for ident in COMPLETES.findall(buffer, start, end)}
+
+
+def _is_intent(record: Mapping[str, Any]) -> bool:
+    return record.get("kind") == "intent"
+
+
 def _newest(buffer: _Buffer, newest: int, selector: _Selector) -> tuple[list[dict[str, Any]], int]:
+    """The newest ``newest`` operations: outcomes, and intents nothing completes (yet)."""
     found: list[dict[str, Any]] = []
     damaged = 0
+    completed: set[str] = set()
     if newest > 0:
         for start, end, unterminated in _windows_backward(buffer):
             records, bad = selector.select(buffer, start, end, unterminated)
+            completed |= _completions(buffer, start, end)
             release_pages(buffer, start, end)
             damaged += bad
-            found.extend(reversed(records))
+            found.extend(
+                r for r in reversed(records) if not (_is_intent(r) and r.get("id") in completed)
+            )
             if len(found) >= newest:
                 break
     return list(reversed(found[:newest])), damaged
@@ -311,13 +332,26 @@ def _newest(buffer: _Buffer, newest: int, selector: _Selector) -> tuple[list[dic
 def _forward(
     buffer: _Buffer, selector: _Selector, on_damaged: Callable[[int], None]
 ) -> Iterator[dict[str, Any]]:
+    """Every operation in file order; an intent is held back until it is known whether an
+    outcome completes it, so the unfinished ones come last."""
+    pending: dict[str, dict[str, Any]] = {}
     try:
         for start, end, unterminated in windows_forward(buffer):
             records, bad = selector.select(buffer, start, end, unterminated)
+            completions = _completions(buffer, start, end)
             release_pages(buffer, start, end)
             if bad:
                 on_damaged(bad)
-            yield from records
+            for record in records:
+                if _is_intent(record):
+                    pending[str(record.get("id"))] = record
+                else:
+                    yield record
+            for ident in completions:
+                pending.pop(ident, None)
+            while len(pending) > _MAX_PENDING:  # bounded memory: the oldest shown as unfinished
+                yield pending.pop(next(iter(pending)))
+        yield from pending.values()
     finally:
         close_buffer(buffer)
 

@@ -144,6 +144,8 @@ def _user_text(record: Mapping[str, Any]) -> str:
 def _decision_text(record: Mapping[str, Any]) -> str:
     decision = str(record.get("decision") or "?")
     outcome = record.get("outcome")
+    if record.get("kind") == "intent":
+        return f"{decision}/incomplete"
     if decision == "allowed" and outcome not in (None, "ok"):
         return f"{decision}/{outcome}"
     return decision
