@@ -32,6 +32,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "src"))
@@ -196,6 +197,7 @@ def time_appends(env_python: str, log: Path, environ: dict[str, str]) -> dict[st
             append(rec, [str(log)], fsync=fsync)
             samples.append(time.perf_counter() - started)
         figures["fsync" if fsync else "plain"] = median_ms(samples)
+    figures.update(time_write_ahead(env, log, environ))
     script = (
         "import sys, time\n"
         f"sys.path.insert(0, {str(PROJECT / 'src')!r})\n"
@@ -233,6 +235,33 @@ def time_appends(env_python: str, log: Path, environ: dict[str, str]) -> dict[st
     figures["fresh_imports"] = median_ms(fresh_imports)
     figures["fresh_p90"] = sorted(fresh)[int(0.9 * len(fresh))] * 1000
     return figures
+
+
+def time_write_ahead(env: Any, log: Path, environ: dict[str, str]) -> dict[str, float]:
+    """What an install adds now: the check for unfinished intents, the intent (with the
+    snapshot of a 300-distribution env, fsync'ed) and the outcome (median of 200)."""
+    from safe_pip.audit.recovery import intent_fields, unfinished
+    from safe_pip.inventory import Installed
+
+    site = "/opt/conda/envs/bench/lib/python3.11/site-packages"
+    before = {
+        f"pkg{n}": Installed(f"pkg{n}", f"pkg{n}", "1.0", f"{site}/pkg{n}-1.0.dist-info", (n, n))
+        for n in range(300)
+    }
+    samples = []
+    for _ in range(200):
+        started = time.perf_counter()
+        unfinished([str(log)])
+        intent = base_record(env, ["install", "demo==1.0"], "install", environ=environ)
+        intent.update(decision="allowed", rule="allowed")
+        intent.update(intent_fields(before))
+        append(intent, [str(log)], fsync=True)
+        outcome = base_record(env, ["install", "demo==1.0"], "install", environ=environ)
+        outcome.update(decision="allowed", rule="allowed", outcome="ok", exit_code=0)
+        outcome.update(intent=intent["id"])
+        append(outcome, [str(log)])
+        samples.append(time.perf_counter() - started)
+    return {"write_ahead": median_ms(samples)}
 
 
 def time_cli(args: list[str], environ: dict[str, str], runs: int = 5) -> tuple[float, int]:
@@ -316,6 +345,10 @@ def main() -> int:
         )
         print(
             f"append with fsync, in-process, median of 200:             {appends['fsync']:.2f} ms"
+        )
+        print(
+            "unfinished-intent check + intent (300-dist snapshot, fsync) + outcome, "
+            f"median of 200: {appends['write_ahead']:.2f} ms"
         )
         print(
             f"first append of a fresh process, imports included, median of 20: "

@@ -53,6 +53,7 @@ from safe_pip.target import resolve_target
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from safe_pip.audit.ship import Shipper
     from safe_pip.inventory import Installed
     from safe_pip.runner import PipRun
 
@@ -171,6 +172,15 @@ class _Attempt:
             notes = notebook_lines(self.notebook, self.env, "%" + command_text(self.op))
         return door(self.environ), notes
 
+    def shipper(self) -> Shipper | None:
+        """Where records go besides the local log (``audit.syslog``, ``audit.journal``)."""
+        policy = self.policy or default_policy()
+        if not (policy.text("audit.syslog") or policy.flag("audit.journal")):
+            return None
+        from safe_pip.audit.ship import shipper_for
+
+        return shipper_for(policy, self.environ)
+
     def locations(self) -> list[str]:
         from safe_pip.audit.locations import log_locations
 
@@ -185,7 +195,7 @@ class _Attempt:
         record = self._fields(decision)
         record.update(intent_fields(before))
         try:
-            self.intent_path = append(record, self.locations(), fsync=True)
+            self.intent_path = append(record, self.locations(), fsync=True, ship=self.shipper())
         except SafePipError as error:
             _show(
                 f"{PROG}: warning: the intent of this operation was not recorded: {error.message}"
@@ -243,7 +253,7 @@ class _Attempt:
         if self.intent_path is not None:  # next to its intent
             locations = [self.intent_path, *[p for p in locations if p != self.intent_path]]
         try:
-            return append(record, locations)
+            return append(record, locations, ship=self.shipper())
         except SafePipError as error:
             print(
                 f"{PROG}: warning: this operation was not recorded: {error.message}",
@@ -453,7 +463,7 @@ def _recover_unfinished(attempt: _Attempt, installed: Mapping[str, Installed]) -
     from safe_pip.audit.recovery import recover_unfinished
 
     locations = attempt.locations()
-    recover_unfinished(locations, installed, locations)
+    recover_unfinished(locations, installed, locations, attempt.shipper())
 
 
 def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:

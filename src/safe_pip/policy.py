@@ -259,6 +259,21 @@ KEYS: dict[str, Key] = {
             "{prefix_hash} are expanded)",
         ),
         Key(
+            "audit.syslog",
+            "str",
+            "",
+            _never,
+            "also send every record to syslog (RFC 5424): 'unix:/dev/log', 'udp:HOST:PORT' "
+            "or 'tcp:HOST:PORT'; empty: off",
+        ),
+        Key(
+            "audit.journal",
+            "bool",
+            False,
+            _stricter_bool_true,
+            "also send every record to the systemd journal, where its socket exists",
+        ),
+        Key(
             "marker.message",
             "str",
             DEFAULT_MARKER_MESSAGE,
@@ -596,6 +611,13 @@ def _check_str(key: Key, value: object) -> object:
             f"must be 'env', 'user' or an absolute path, not {value!r}"
             + did_you_mean(value, AUDIT_LOCATIONS)
         )
+    if key.name == "audit.syslog" and value:
+        from safe_pip.audit.ship import parse_target
+
+        if parse_target(value) is None:
+            return _Problem(
+                f"must be 'unix:/path', 'udp:HOST:PORT' or 'tcp:HOST:PORT', not {value!r}"
+            )
     if key.name == "conda-store.url" and value and not re.match(r"https?://", value):
         return _Problem(f"must be an http:// or https:// URL, not {value!r}")
     return value

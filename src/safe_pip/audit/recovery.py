@@ -22,6 +22,7 @@ from safe_pip.audit.record import new_id, utc_time
 from safe_pip.errors import SafePipError
 
 if TYPE_CHECKING:
+    from safe_pip.audit.ship import Shipper
     from safe_pip.inventory import Installed
 
 #: how much of the end of each log is searched for unfinished intents
@@ -125,7 +126,10 @@ def reconciled_changes(
 
 
 def recover_unfinished(
-    paths: Sequence[str], after: Mapping[str, Installed], locations: Sequence[str]
+    paths: Sequence[str],
+    after: Mapping[str, Installed],
+    locations: Sequence[str],
+    ship: Shipper | None = None,
 ) -> int:
     """Write the ``recovered`` outcome of every unfinished intent in ``paths`` whose
     safe-pip is gone; returns how many.  A record that cannot be written is left for
@@ -152,7 +156,7 @@ def recover_unfinished(
             recovered_at=utc_time(),
         )
         try:
-            append(outcome, [path, *[p for p in locations if p != path]], fsync=True)
+            append(outcome, [path, *[p for p in locations if p != path]], fsync=True, ship=ship)
         except SafePipError as error:
             print(
                 f"safe-pip: warning: an unfinished operation could not be recovered: "

@@ -19,15 +19,18 @@ import os
 import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safe_pip.audit.locations import LOCK_SUFFIX
 from safe_pip.audit.record import line_hash, record_packages, redact_record
 from safe_pip.errors import AuditError
 from safe_pip.userdirs import state_home
 
+if TYPE_CHECKING:
+    from safe_pip.audit.ship import Shipper
+
 #: How long ``append`` waits for another safe-pip holding the lock, per location.
-LOCK_TIMEOUT_S = 10.0
+LOCK_TIMEOUT_S = 5.0
 
 _CHUNK = 1 << 22
 
@@ -123,7 +126,7 @@ def _lock(lock_path: str, mode: int) -> Callable[[], None]:
             os.close(fd)
             raise OSError(errno.ETIMEDOUT, f"lock held by another process for {LOCK_TIMEOUT_S:g} s")
         time.sleep(pause)
-        pause = min(pause * 2, 0.05)
+        pause = min(pause * 2, 0.01)
 
     def release() -> None:
         try:
@@ -176,7 +179,8 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _append_to(path: str, record: Mapping[str, Any], fsync: bool) -> None:
+def _append_to(path: str, record: Mapping[str, Any], fsync: bool) -> bytes:
+    """Append ``record`` to ``path``; returns the line written (without its newline)."""
     directory = os.path.dirname(path) or "."
     private = _is_private(directory)
     _make_dirs(directory, private)
@@ -198,6 +202,7 @@ def _append_to(path: str, record: Mapping[str, Any], fsync: bool) -> None:
             os.close(fd)
     finally:
         release()
+    return data
 
 
 def _write_durably(fd: int, size: int, data: bytes, fsync: bool) -> None:
@@ -214,23 +219,34 @@ def _write_durably(fd: int, size: int, data: bytes, fsync: bool) -> None:
         raise
 
 
-def append(record: Mapping[str, Any], locations: Sequence[str], *, fsync: bool = False) -> str:
+def append(
+    record: Mapping[str, Any],
+    locations: Sequence[str],
+    *,
+    fsync: bool = False,
+    ship: Shipper | None = None,
+) -> str:
     """Append ``record`` to the first location that works; returns its path.
 
     The record is redacted again and chained (``prev``) to the file's last line.
     Raises AuditError when no location works.  ``fsync`` also waits for the
-    disk (see docs/performance.md for what it costs).
+    disk (see docs/performance.md for what it costs).  ``ship`` also sends the
+    line to syslog/the journal (after the local write, whether or not it worked).
     """
     redacted = redact_record(dict(record))
     redacted["packages"] = sorted(record_packages(redacted))
     problems = []
     for path in locations:
         try:
-            _append_to(path, redacted, fsync)
+            line = _append_to(path, redacted, fsync)
         except OSError as error:
             problems.append(f"{path}: {error.strerror or error}")
             continue
+        if ship is not None:
+            ship.ship(redacted, line)
         return path
+    if ship is not None:  # not kept here: the hub's log may still have it
+        ship.ship(redacted, json.dumps(redacted, separators=(",", ":"), default=str).encode())
     raise AuditError(
         "cannot write the audit record: " + ("; ".join(problems) or "no location configured"),
         hint="ask the admin to make the env's var/log/safe-pip writable for you, "

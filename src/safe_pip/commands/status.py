@@ -161,6 +161,7 @@ def collect(
                 if _verdict(theirs) != _verdict(own)
             ]
     drift = _drift(env, policy, environ)
+    unfinished = _unfinished(env, policy, environ)
     return {
         "schema": SCHEMA,
         "safe_pip_version": __version__,
@@ -193,6 +194,7 @@ def collect(
         "baseline": _baseline(env),
         "user_site": [copy.as_dict() for copy in user_site_copies(env)],
         "notebook": _notebook(env, environ),
+        "audit": {"unfinished": unfinished, "not_shipped": _not_shipped(environ)},
         "warnings": shell_mismatch(env, environ),
     }
 
@@ -211,6 +213,32 @@ def _baseline(env: Environment) -> dict[str, Any] | None:
         "by": baseline.by,
         "distributions": len(baseline.versions),
     }
+
+
+def _not_shipped(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The user's count of records that could not be sent to syslog or the journal."""
+    from safe_pip.audit.ship import read_failures
+
+    return read_failures(environ)
+
+
+def _unfinished(
+    env: Environment, policy: Policy | None, environ: Mapping[str, str]
+) -> list[dict[str, Any]]:
+    """Operations whose intent was recorded but no outcome (yet): running, or killed."""
+    from safe_pip.audit.locations import log_locations
+    from safe_pip.audit.recovery import is_running, unfinished
+
+    return [
+        {
+            "time": intent.get("time"),
+            "user": intent.get("user"),
+            "argv": intent.get("argv"),
+            "log": path,
+            "running": is_running(intent),
+        }
+        for path, intent in unfinished(log_locations(env, policy, environ))
+    ]
 
 
 def _drift(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -336,6 +364,27 @@ def accept_drift(env: Environment, environ: Mapping[str, str], out: TextIO) -> N
     print(f"baseline: {path} now holds the env as it is ({count} distributions)", file=out)
     for item in before:
         print(f"  accepted: {item['name']} {item['version']} ({item['owner']})", file=out)
+
+    lines.extend(_notebook_lines(data.get("notebook"), env["prefix"]))
+    for item in data.get("audit", {}).get("unfinished", []):
+        argv = item["argv"] if isinstance(item["argv"], list) else []
+        what = f"{item['time']} {item['user']}: pip {' '.join(map(str, argv))}"
+        lines.append(
+            f"unfinished: {what} (in progress)"
+            if item["running"]
+            else f"unfinished: {what} (safe-pip was stopped before pip finished; the next "
+            "install or uninstall here records what it changed)"
+        )
+    failures = data.get("audit", {}).get("not_shipped", {})
+    if failures.get("count"):
+        lines.append(
+            f"shipping:  {failures['count']} record(s) not delivered to the hub's log "
+            f"(they are in the local log; last {failures['last_time']}: "
+            f"{failures['last_error']})"
+        )
+    lines.extend(f"warning: {w}" for w in data["warnings"])
+    lines.extend(data.get("extra_lines", []))
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
