@@ -339,7 +339,6 @@ def test_a_torn_last_line_not_yet_marked_is_a_note(env: Environment) -> None:
 
 
 def test_a_failed_write_is_rolled_back(env: Environment, monkeypatch: pytest.MonkeyPatch) -> None:
-    from safe_pip.audit import store
 
     log = env_log(env)
     append(record(env, name="a"), [str(log)])
@@ -350,7 +349,7 @@ def test_a_failed_write_is_rolled_back(env: Environment, monkeypatch: pytest.Mon
         real_write(fd, bytes(data[:100]))
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store.os, "write", short_write)
+    monkeypatch.setattr("safe_pip.audit.store.os.write", short_write)
     with pytest.raises(AuditError):
         append(record(env, name="b"), [str(log)])
     monkeypatch.undo()

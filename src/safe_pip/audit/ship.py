@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from safe_pip.audit.locations import state_home
+from safe_pip.userdirs import state_home
 
 #: the SD-ID of the structured data (32473: the enterprise number RFC 5612 reserves
 #: for examples and documentation)

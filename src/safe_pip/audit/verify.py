@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from safe_pip.audit.reader import close_buffer, map_file, release_pages, windows_forward
 
@@ -28,15 +29,7 @@ def verify(path: str) -> tuple[bool, list[str]]:
         return True, []
     import hashlib  # OpenSSL's sha256 is several times faster in bulk than the builtin one
 
-    sha256 = hashlib.sha256
-    prev_field = re.compile(_PREV)
-    torn_field = re.compile(_TORN)
-    problems: list[str] = []
-    notes: list[str] = []
-    previous: str | None = None
-    #: (number, length) of the line before when it was not a whole record
-    damaged: tuple[int, int] | None = None
-    number = 0
+    chain = _Chain(hashlib.sha256)
     try:
         for start, end, unterminated in windows_forward(buffer):
             lines = buffer[start:end].split(b"\n")
@@ -45,48 +38,77 @@ def verify(path: str) -> tuple[bool, list[str]]:
                 lines.pop()  # after the window's final newline
             last = len(lines) - 1
             for index, line in enumerate(lines):
-                number += 1
-                expected = previous
-                previous = sha256(line).hexdigest()
                 if unterminated and index == last:
-                    notes.append(
-                        f"line {number}: unfinished (no newline at the end): a write in "
-                        "progress, or a torn write the next record will mark"
-                    )
-                    break
-                found = prev_field.search(line)
-                whole = found is not None and line.startswith(b"{") and line.endswith(b"}")
-                torn = torn_field.search(line) if whole else None
-                if damaged is not None:
-                    if torn is not None and int(torn.group(1)) == damaged[1]:
-                        notes.append(
-                            f"line {damaged[0]}: a torn write (a writer stopped mid-line), "
-                            f"marked by line {number}; not an edit"
-                        )
-                    else:
-                        problems.append(
-                            f"line {damaged[0]}: not a JSON record with a prev field "
-                            "(an edit, not a marked torn write)"
-                        )
-                    damaged = None
-                if found is None or not whole:
-                    damaged = (number, len(line))
-                    continue
-                prev = found.group(1)
-                if (prev.decode("ascii") if prev else None) == expected:
-                    continue
-                if expected is None:
-                    problems.append(
-                        f"line {number}: the first line chains to an earlier one "
-                        "(records were removed from the start)"
-                    )
+                    chain.unfinished()
                 else:
-                    problems.append(
-                        f"line {number}: does not chain to line {number - 1} "
-                        "(a line before it was changed, removed or inserted)"
-                    )
-        if damaged is not None:
-            problems.append(f"line {damaged[0]}: not a JSON record with a prev field")
+                    chain.check(line)
+        chain.end()
     finally:
         close_buffer(buffer)
-    return not problems, problems + notes
+    return not chain.problems, chain.problems + chain.notes
+
+
+class _Chain:
+    """The walk of ``verify``: one line at a time, the line before remembered."""
+
+    def __init__(self, sha256: Any) -> None:
+        self.sha256 = sha256
+        self.prev_field = re.compile(_PREV)
+        self.torn_field = re.compile(_TORN)
+        self.problems: list[str] = []
+        self.notes: list[str] = []
+        self.previous: str | None = None
+        self.number = 0
+        #: (number, length) of the line before when it was not a whole record
+        self.damaged: tuple[int, int] | None = None
+
+    def unfinished(self) -> None:
+        self.number += 1
+        self.notes.append(
+            f"line {self.number}: unfinished (no newline at the end): a write in "
+            "progress, or a torn write the next record will mark"
+        )
+
+    def check(self, line: bytes) -> None:
+        self.number += 1
+        number, expected = self.number, self.previous
+        self.previous = self.sha256(line).hexdigest()
+        found = self.prev_field.search(line)
+        whole = found is not None and line.startswith(b"{") and line.endswith(b"}")
+        if self.damaged is not None:
+            self._after_damaged(self.torn_field.search(line) if whole else None, number)
+        if found is None or not whole:
+            self.damaged = (number, len(line))
+            return
+        prev = found.group(1)
+        if (prev.decode("ascii") if prev else None) == expected:
+            return
+        if expected is None:
+            self.problems.append(
+                f"line {number}: the first line chains to an earlier one "
+                "(records were removed from the start)"
+            )
+        else:
+            self.problems.append(
+                f"line {number}: does not chain to line {number - 1} "
+                "(a line before it was changed, removed or inserted)"
+            )
+
+    def _after_damaged(self, torn: re.Match[bytes] | None, number: int) -> None:
+        assert self.damaged is not None
+        bad, length = self.damaged
+        self.damaged = None
+        if torn is not None and int(torn.group(1)) == length:
+            self.notes.append(
+                f"line {bad}: a torn write (a writer stopped mid-line), "
+                f"marked by line {number}; not an edit"
+            )
+        else:
+            self.problems.append(
+                f"line {bad}: not a JSON record with a prev field "
+                "(an edit, not a marked torn write)"
+            )
+
+    def end(self) -> None:
+        if self.damaged is not None:
+            self.problems.append(f"line {self.damaged[0]}: not a JSON record with a prev field")

@@ -366,7 +366,16 @@ def accept_drift(env: Environment, environ: Mapping[str, str], out: TextIO) -> N
         print(f"  accepted: {item['name']} {item['version']} ({item['owner']})", file=out)
 
     lines.extend(_notebook_lines(data.get("notebook"), env["prefix"]))
-    for item in data.get("audit", {}).get("unfinished", []):
+    lines.extend(_audit_lines(data.get("audit", {})))
+    lines.extend(f"warning: {w}" for w in data["warnings"])
+    lines.extend(data.get("extra_lines", []))
+    return "\n".join(lines)
+
+
+def _audit_lines(audit: Mapping[str, Any]) -> list[str]:
+    """Unfinished operations and records not shipped, for the text form."""
+    lines = []
+    for item in audit.get("unfinished", []):
         argv = item["argv"] if isinstance(item["argv"], list) else []
         what = f"{item['time']} {item['user']}: pip {' '.join(map(str, argv))}"
         lines.append(
@@ -375,16 +384,14 @@ def accept_drift(env: Environment, environ: Mapping[str, str], out: TextIO) -> N
             else f"unfinished: {what} (safe-pip was stopped before pip finished; the next "
             "install or uninstall here records what it changed)"
         )
-    failures = data.get("audit", {}).get("not_shipped", {})
+    failures = audit.get("not_shipped", {})
     if failures.get("count"):
         lines.append(
             f"shipping:  {failures['count']} record(s) not delivered to the hub's log "
             f"(they are in the local log; last {failures['last_time']}: "
             f"{failures['last_error']})"
         )
-    lines.extend(f"warning: {w}" for w in data["warnings"])
-    lines.extend(data.get("extra_lines", []))
-    return "\n".join(lines)
+    return lines
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
