@@ -264,6 +264,50 @@ def time_write_ahead(env: Any, log: Path, environ: dict[str, str]) -> dict[str, 
     return {"write_ahead": median_ms(samples)}
 
 
+def time_shipping(root: Path, environ: dict[str, str]) -> dict[str, float]:
+    """``Shipper.ship`` of one 1.6 KB record to a local UDP socket, a TCP listener and a
+    unix datagram socket standing in for syslog (median of 200 each)."""
+    import socket
+
+    from safe_pip.audit.ship import Shipper
+
+    record = {"schema": 2, "kind": "outcome", "decision": "allowed", "rule": "allowed"}
+    record.update(time=utc_time(), command="install", outcome="ok", env_kind="conda-env")
+    line = json.dumps({**record, "pad": "x" * 1500}, separators=(",", ":")).encode()
+    figures = {}
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(256)
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    unix.bind(str(root / "log.sock"))
+    unix.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    targets = {
+        "udp": f"udp:127.0.0.1:{udp.getsockname()[1]}",
+        "tcp": f"tcp:127.0.0.1:{tcp.getsockname()[1]}",
+        "unix": f"unix:{root / 'log.sock'}",
+    }
+    for name, target in targets.items():
+        shipper = Shipper(target, environ=environ)
+        samples = []
+        for _ in range(200):
+            started = time.perf_counter()
+            shipper.ship(record, line)
+            samples.append(time.perf_counter() - started)
+            if name == "tcp":
+                tcp.accept()[0].close()
+            elif name == "udp":
+                udp.recv(65536)
+            else:
+                unix.recv(65536)
+        figures[name] = median_ms(samples)
+    for sock in (udp, tcp, unix):
+        sock.close()
+    return figures
+
+
 def time_cli(args: list[str], environ: dict[str, str], runs: int = 5) -> tuple[float, int]:
     subprocess.run([SAFE_PIP, *args], env=environ, capture_output=True, check=True)  # warm-up
     samples = []
@@ -354,6 +398,11 @@ def main() -> int:
             f"first append of a fresh process, imports included, median of 20: "
             f"{appends['fresh']:.2f} ms (90th percentile {appends['fresh_p90']:.2f} ms; "
             f"of which importing safe_pip.audit {appends['fresh_imports']:.2f} ms)"
+        )
+        shipped = time_shipping(root, environ)
+        print(
+            "ship one record to syslog, median of 200: "
+            + ", ".join(f"{name} {ms:.2f} ms" for name, ms in shipped.items())
         )
         for label, (seconds, lines) in figures:
             print(f"{label}: {seconds:.3f} s ({lines} lines out)")

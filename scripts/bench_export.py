@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
             f"min {min(cpu) * 1000:.0f} ms, median {statistics.median(cpu) * 1000:.0f} ms "
             f"(environment.yml: {lines:,} lines)"
         )
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"peak memory (max RSS of any run, the mapped log included): {peak:.0f} MB")
         print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         if done.stderr:
             print("stderr of the last run:", done.stderr.strip()[:500], sep="\n")

@@ -751,3 +751,36 @@ def test_an_uninstall_claims_only_what_it_was_asked_to_remove() -> None:
         "installed": [],
         "removed": [{"name": "demo_b", "version": "1.0"}],
     }
+
+
+def test_an_unfinished_intent_is_found_and_reconciled(env: Environment, tmp_path: Path) -> None:
+    from safe_pip.audit.recovery import intent_fields, is_running, reconciled_changes, unfinished
+    from safe_pip.inventory import scan
+
+    site = tmp_path / "site"
+    for name in ("kept-1.0", "gone-1.0", "upgraded-1.0", "rewritten-1.0"):
+        (site / f"{name}.dist-info").mkdir(parents=True)
+    before = scan([str(site)])
+    log = env_log(env)
+    done = record(env, name="done")
+    intent = {**record(env, name="pending"), "outcome": None, **intent_fields(before)}
+    assert intent["kind"] == "intent" and intent["pid"] == os.getpid()
+    append(intent, [str(log)])
+    append({**done, "kind": "intent"}, [str(log)])
+    append({**record(env, name="x"), "intent": done["id"]}, [str(log)])
+    ((path, found),) = unfinished([str(log)])
+    assert (path, found["id"]) == (str(log), intent["id"])
+    assert is_running(found)  # this very process
+    assert not is_running({**found, "pid_start": -1}) and is_running({**found, "host": "other"})
+    # what happened on disk since: one removed, one upgraded, one rewritten, one new
+    (site / "gone-1.0.dist-info").rmdir()
+    (site / "upgraded-1.0.dist-info").rename(site / "upgraded-2.0.dist-info")
+    os.utime(site / "rewritten-1.0.dist-info", ns=(1, 1))
+    (site / "new-3.0.dist-info").mkdir()
+    changes = reconciled_changes(found, scan([str(site)]))
+    assert sorted((i["name"], i["version"]) for i in changes["installed"]) == [
+        ("new", "3.0"),
+        ("rewritten", "1.0"),
+        ("upgraded", "2.0"),
+    ]
+    assert changes["removed"] == [{"name": "gone", "version": "1.0"}]

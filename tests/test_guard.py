@@ -3,7 +3,6 @@ decision, policy, conda records, audit log and messages."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ from safe_pip.errors import UsageError
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import load_policy
 from safe_pip.target import Target
+from support.auditlog import log_lines, operations
 from support.fakes import FakePip, conda_package, env_on_disk, lay_dist_info
 
 
@@ -49,10 +49,11 @@ class Hub:
         return guard.run_pip_command(list(argv), self.environ)
 
     def records(self) -> list[dict[str, Any]]:
-        log = Path(self.env.prefix, "var", "log", "safe-pip", "audit.jsonl")
-        if not log.exists():
-            return []
-        return [json.loads(line) for line in log.read_text().splitlines()]
+        """One record per operation (outcomes; intents nothing completed)."""
+        return operations(self.lines())
+
+    def lines(self) -> list[dict[str, Any]]:
+        return log_lines(Path(self.env.prefix, "var", "log", "safe-pip", "audit.jsonl"))
 
     def installed(self) -> set[str]:
         return {p.name for p in self.site.glob("*.dist-info")}
@@ -109,6 +110,10 @@ def test_allowed_install_runs_pip_once_without_the_user_site_and_records_what_ch
     assert [(i["name"], i["version"]) for i in record["changes"]["installed"]] == [
         ("demo-a", "1.0")
     ]
+    # the intent was written (synced) before pip ran, and the outcome completes it
+    intent, outcome = h.lines()
+    assert (intent["kind"], intent["outcome"], outcome["intent"]) == ("intent", None, intent["id"])
+    assert "demo_a-1.0.dist-info" not in intent["before"]
 
 
 def test_pips_own_failure_passes_through_and_is_recorded_as_failed(

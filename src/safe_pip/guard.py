@@ -375,7 +375,10 @@ def _guarded(
             f"{PROG}: warning: pip is about to change another env than the notebook's\n"
             + "\n".join(attempt.context()[1])
         )
-    return _run_allowed(attempt, decision, override, contact)
+    from safe_pip.runner import forwarded_signals
+
+    with forwarded_signals():
+        return _run_allowed(attempt, decision, override, contact)
 
 
 def _uninstall_conflicts(
@@ -469,13 +472,12 @@ def _recover_unfinished(attempt: _Attempt, installed: Mapping[str, Installed]) -
 def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:
     from safe_pip.changes import compute_changes
     from safe_pip.inventory import scan
-    from safe_pip.runner import forward_signals, run_pip, without_user_site
+    from safe_pip.runner import run_pip, without_user_site
 
     op, env = attempt.op, attempt.env
     sites = [env.purelib, env.platlib]
     before = scan(sites)
     index_url = str(op.index_url) if op.index_url else None
-    forward_signals()
     _recover_unfinished(attempt, before)
     required = (attempt.policy or default_policy()).flag("audit.required")
     if not attempt.write_intent(decision, before) and required:

@@ -273,8 +273,20 @@ def protect(
             changes.append(
                 _install_file(env, entries, os.path.join(env.scripts, name), text, 0o755)
             )
+    changes.extend(_users_log_dir(env, entries))
     _save_manifest(env, entries)
     return changes
+
+
+def _users_log_dir(env: Environment, entries: dict[str, dict[str, str]]) -> list[Change]:
+    """The env's drop box for users' audit records (docs/deploy.md), when protect made it."""
+    from safe_pip.audit.locations import prepare_users_dir
+
+    made = prepare_users_dir(env.prefix)
+    if made is None:
+        return []
+    entries.setdefault(os.path.relpath(made, env.prefix), {"action": "created-dir"})
+    return [Change(made, "created")]
 
 
 def _undo_file(env: Environment, state: Path, path: str, entry: dict[str, str]) -> Change | None:

@@ -6,8 +6,9 @@ afterwards (pass-through commands ``exec`` pip instead: see passthrough.py).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from safe_pip.errors import TargetError
@@ -59,18 +60,26 @@ def _forward(signum: int, _frame: object) -> None:
                 child.send_signal(signum)
 
 
-def forward_signals() -> None:
-    """From now on, SIGTERM and SIGHUP (a pod evicted, a terminal closed) reach pip and
-    safe-pip keeps waiting for it, so the outcome is recorded (main thread only)."""
+@contextlib.contextmanager
+def forwarded_signals() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP (a pod evicted, a terminal closed) reach pip and safe-pip
+    keeps waiting for it, so the outcome is recorded (main thread only); the handlers
+    before are back after."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    for name in FORWARDED_SIGNALS:
-        number = getattr(signal, name, None)
-        if number is not None:
-            signal.signal(number, _forward)
+    numbers = [getattr(signal, name) for name in FORWARDED_SIGNALS if hasattr(signal, name)]
+    previous = {number: signal.signal(number, _forward) for number in numbers}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        _caught.clear()
+        _children.clear()
 
 
 def start_child(command: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 
 #: The env's own log, relative to its prefix.
 ENV_LOG = os.path.join("var", "log", "safe-pip", "audit.jsonl")
+#: The drop box ``safe-pip protect`` prepares for users who may not write the env's log:
+#: sticky, setgid, writable but not listable by them; one file per user in it.
+USERS_DIR = os.path.join("var", "log", "safe-pip", "users")
+USERS_DIR_MODE = 0o3733
 LOCK_SUFFIX = ".lock"
 
 
@@ -37,11 +41,23 @@ def user_log_path(env: Environment, environ: Mapping[str, str]) -> str | None:
     return os.path.join(home, "safe-pip", name)
 
 
+def users_dir_log(env: Environment, environ: Mapping[str, str]) -> str | None:
+    """This user's file in the env's drop box (``<login>-<uid>.jsonl``), where protect made one."""
+    directory = os.path.join(env.prefix, USERS_DIR)
+    if not os.path.isdir(directory):
+        return None
+    from safe_pip.audit.record import login_name
+
+    uid = os.getuid()
+    return os.path.join(directory, f"{_safe_file_name(login_name(uid, environ))}-{uid}.jsonl")
+
+
 def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> list[str]:
     """Where this env's records go, in order of preference (``append`` uses the first that works).
 
     ``audit.location``: ``"env"`` (default; also without a usable policy) ->
-    ``<prefix>/var/log/safe-pip/audit.jsonl`` then the per-user file; ``"user"``
+    ``<prefix>/var/log/safe-pip/audit.jsonl``, then the user's file in the env's
+    drop box (where ``protect`` made one), then the per-user file; ``"user"``
     -> the per-user file only; an absolute path -> that path only, with
     ``{env_name}`` and ``{prefix_hash}`` expanded.
     """
@@ -49,6 +65,9 @@ def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str,
     user_file = user_log_path(env, environ)
     if setting == "env":
         locations = [os.path.join(env.prefix, ENV_LOG)]
+        drop_box = users_dir_log(env, environ)
+        if drop_box is not None:
+            locations.append(drop_box)
         if user_file is not None:
             locations.append(user_file)
         return locations
@@ -57,6 +76,36 @@ def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str,
     path = setting.replace("{env_name}", _safe_file_name(env.name))
     path = path.replace("{prefix_hash}", prefix_hash(env.prefix))
     return [path]
+
+
+def readable_logs(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> list[str]:
+    """Every log of the env the caller may read: ``log_locations``, and every user's file
+    in the env's drop box when the caller may list it (root, the admins' group)."""
+    locations = log_locations(env, policy, environ)
+    directory = os.path.join(env.prefix, USERS_DIR)
+    if os.access(directory, os.R_OK | os.X_OK):
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            names = []
+        locations.extend(os.path.join(directory, name) for name in names if name.endswith(".jsonl"))
+    return locations
+
+
+def prepare_users_dir(prefix: str) -> str | None:
+    """Create the env's drop box for users' records (``protect``): mode 3733, the env's
+    group; returns its path when created, None when it was there already."""
+    directory = os.path.join(prefix, USERS_DIR)
+    if os.path.isdir(directory):
+        return None
+    os.makedirs(os.path.dirname(directory), mode=0o755, exist_ok=True)
+    os.mkdir(directory, USERS_DIR_MODE)
+    os.chmod(directory, USERS_DIR_MODE)  # past the umask
+    group = os.stat(prefix).st_gid
+    if os.stat(directory).st_gid != group:
+        os.chown(directory, -1, group)
+        os.chmod(directory, USERS_DIR_MODE)  # chown clears setgid
+    return directory
 
 
 def _could_open(path: str) -> bool:

@@ -574,6 +574,7 @@ def deciding_records(data: _Buffer) -> tuple[list[dict[str, Any]], list[int]]:
     while end > 0:
         start = 0 if end <= _DECIDING_CHUNK else data.rfind(b"\n", 0, end - _DECIDING_CHUNK) + 1
         chunk = data[start:end]
+        release_pages(data, start, end)  # bounded memory on a log of any size
         if not (selection.settled(_NAME_MEMBER_RE.findall(chunk)) and _whole_records(chunk)):
             selection.lines(chunk, start)
         end = start

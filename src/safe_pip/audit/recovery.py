@@ -26,12 +26,13 @@ if TYPE_CHECKING:
     from safe_pip.inventory import Installed
 
 #: how much of the end of each log is searched for unfinished intents
-TAIL_BYTES = 1 << 18
+TAIL_BYTES = 1 << 17
 _INTENT = re.compile(rb'"id":"([0-9a-f]{32})","kind":"intent"')
 
 
 def process_start(pid: int) -> int | None:
-    """The start time of process ``pid`` (clock ticks since boot), or None when it is gone."""
+    """The start time of process ``pid`` (clock ticks since boot), or None when it is gone
+    (or a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             stat = handle.read()
@@ -39,6 +40,8 @@ def process_start(pid: int) -> int | None:
         return None
     # the command name (field 2) may hold spaces and brackets: fields after its last ')'
     fields = stat[stat.rfind(b")") + 2 :].split()
+    if fields[:1] in ([b"Z"], [b"X"]):
+        return None  # dead, not yet reaped by its parent
     try:
         return int(fields[19])
     except (IndexError, ValueError):
@@ -85,19 +88,22 @@ def unfinished(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         try:
             end = buffer.rfind(b"\n") + 1
             start = 0 if end <= TAIL_BYTES else buffer.find(b"\n", end - TAIL_BYTES) + 1
-            tail = bytes(buffer[start:end])
+            open_ids = set(_INTENT.findall(buffer, start, end))
+            if open_ids:
+                open_ids -= set(COMPLETES.findall(buffer, start, end))
+            lines = b"".join(_line_of(buffer, ident, start, end) for ident in open_ids)
         finally:
             close_buffer(buffer)
-        open_ids = set(_INTENT.findall(tail)) - set(COMPLETES.findall(tail))
-        if not open_ids:
-            continue
-        lines = b"".join(
-            line + b"\n"
-            for line in tail.split(b"\n")
-            if any(b'"id":"' + ident + b'"' in line for ident in open_ids)
-        )
         found.extend((path, record) for record in records_in(lines))
     return found
+
+
+def _line_of(buffer: Any, ident: bytes, start: int, end: int) -> bytes:
+    """The whole line (with its newline) of the intent ``ident`` in [start, end)."""
+    hit = buffer.find(b'"id":"' + ident + b'"', start, end)
+    first = buffer.rfind(b"\n", start, hit) + 1 if hit > start else start
+    last = buffer.find(b"\n", hit, end)
+    return bytes(buffer[first : last + 1])
 
 
 def reconciled_changes(

@@ -54,6 +54,9 @@ def _shared_mode(directory: str) -> int:
         dir_mode = os.stat(directory).st_mode
     except OSError:
         return 0o644
+    if dir_mode & stat.S_ISVTX and not dir_mode & stat.S_IROTH:
+        # a drop box (protect's users dir): each file the writer's, read by the admins' group
+        return 0o640
     return 0o600 | (dir_mode & 0o066)
 
 
@@ -95,10 +98,25 @@ def _open_shared(path: str, flags: int, mode: int) -> int:
                 os.fchmod(fd, mode)  # past the umask
         except FileExistsError:
             fd = os.open(path, flags)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, "not a regular file", path)
+    if info.st_uid != os.geteuid() and _sticky(os.path.dirname(path) or "."):
+        # in a sticky dir anyone may create a file under any name: someone else's file
+        # there is never trusted (it could be made to catch this user's records)
+        os.close(fd)
+        raise OSError(errno.EPERM, "owned by another user in a shared directory", path)
     return fd
+
+
+def _sticky(directory: str) -> bool:
+    try:
+        mode = os.stat(directory).st_mode
+    except OSError:
+        return False
+    # /tmp-like dirs and the drop box; not an env's own log dir, which root may own
+    return bool(mode & stat.S_ISVTX) and bool(mode & (stat.S_IWGRP | stat.S_IWOTH))
 
 
 def _lock(lock_path: str, mode: int) -> Callable[[], None]:

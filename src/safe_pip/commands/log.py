@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from safe_pip.audit.locations import log_locations
+from safe_pip.audit.locations import readable_logs
 from safe_pip.audit.reader import RecordFilter, read_all
 from safe_pip.audit.record import fixed_width_time, redact_record
 from safe_pip.audit.redact import redact_argv
@@ -300,7 +300,7 @@ def format_summary(counts: Mapping[str, Any], period: Mapping[str, str | None]) 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     env = target_environment(args.python, environ)
-    locations = log_locations(env, _policy(env.prefix), environ)
+    locations = readable_logs(env, _policy(env.prefix), environ)
     if args.verify:
         return _verify(locations)
     if args.limit is not None and args.limit < 0:
