@@ -161,7 +161,6 @@ def collect(
                 if _verdict(theirs) != _verdict(own)
             ]
     drift = _drift(env, policy, environ)
-    unfinished = _unfinished(env, policy, environ)
     return {
         "schema": SCHEMA,
         "safe_pip_version": __version__,
@@ -194,24 +193,11 @@ def collect(
         "baseline": _baseline(env),
         "user_site": [copy.as_dict() for copy in user_site_copies(env)],
         "notebook": _notebook(env, environ),
-        "audit": {"unfinished": unfinished, "not_shipped": _not_shipped(environ)},
+        "audit": {
+            "unfinished": _unfinished(env, policy, environ),
+            "not_shipped": _not_shipped(environ),
+        },
         "warnings": shell_mismatch(env, environ),
-    }
-
-
-def _baseline(env: Environment) -> dict[str, Any] | None:
-    from safe_pip.baseline import baseline_path, read_baseline
-
-    baseline = read_baseline(env.prefix)
-    if baseline.problem:
-        return {"path": baseline_path(env.prefix), "problem": baseline.problem}
-    if baseline.time is None:
-        return None
-    return {
-        "path": baseline_path(env.prefix),
-        "time": baseline.time,
-        "by": baseline.by,
-        "distributions": len(baseline.versions),
     }
 
 
@@ -239,6 +225,22 @@ def _unfinished(
         }
         for path, intent in unfinished(log_locations(env, policy, environ))
     ]
+
+
+def _baseline(env: Environment) -> dict[str, Any] | None:
+    from safe_pip.baseline import baseline_path, read_baseline
+
+    baseline = read_baseline(env.prefix)
+    if baseline.problem:
+        return {"path": baseline_path(env.prefix), "problem": baseline.problem}
+    if baseline.time is None:
+        return None
+    return {
+        "path": baseline_path(env.prefix),
+        "time": baseline.time,
+        "by": baseline.by,
+        "distributions": len(baseline.versions),
+    }
 
 
 def _drift(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -286,9 +288,32 @@ def render(data: Mapping[str, Any], entry: str = "safe-pip") -> str:
     lines.extend(_policy_lines(data))
     lines.extend(_drift_lines(data, entry))
     lines.extend(_notebook_lines(data.get("notebook"), env["prefix"]))
+    lines.extend(_audit_lines(data.get("audit", {})))
     lines.extend(f"warning: {w}" for w in data["warnings"])
     lines.extend(data.get("extra_lines", []))
     return "\n".join(lines)
+
+
+def _audit_lines(audit: Mapping[str, Any]) -> list[str]:
+    """Unfinished operations and records not shipped, for the text form."""
+    lines = []
+    for item in audit.get("unfinished", []):
+        argv = item["argv"] if isinstance(item["argv"], list) else []
+        what = f"{item['time']} {item['user']}: pip {' '.join(map(str, argv))}"
+        lines.append(
+            f"unfinished: {what} (in progress)"
+            if item["running"]
+            else f"unfinished: {what} (safe-pip was stopped before pip finished; the next "
+            "install or uninstall here records what it changed)"
+        )
+    failures = audit.get("not_shipped", {})
+    if failures.get("count"):
+        lines.append(
+            f"shipping:  {failures['count']} record(s) not delivered to the hub's log "
+            f"(they are in the local log; last {failures['last_time']}: "
+            f"{failures['last_error']})"
+        )
+    return lines
 
 
 def _policy_lines(data: Mapping[str, Any]) -> list[str]:
@@ -364,34 +389,6 @@ def accept_drift(env: Environment, environ: Mapping[str, str], out: TextIO) -> N
     print(f"baseline: {path} now holds the env as it is ({count} distributions)", file=out)
     for item in before:
         print(f"  accepted: {item['name']} {item['version']} ({item['owner']})", file=out)
-
-    lines.extend(_notebook_lines(data.get("notebook"), env["prefix"]))
-    lines.extend(_audit_lines(data.get("audit", {})))
-    lines.extend(f"warning: {w}" for w in data["warnings"])
-    lines.extend(data.get("extra_lines", []))
-    return "\n".join(lines)
-
-
-def _audit_lines(audit: Mapping[str, Any]) -> list[str]:
-    """Unfinished operations and records not shipped, for the text form."""
-    lines = []
-    for item in audit.get("unfinished", []):
-        argv = item["argv"] if isinstance(item["argv"], list) else []
-        what = f"{item['time']} {item['user']}: pip {' '.join(map(str, argv))}"
-        lines.append(
-            f"unfinished: {what} (in progress)"
-            if item["running"]
-            else f"unfinished: {what} (safe-pip was stopped before pip finished; the next "
-            "install or uninstall here records what it changed)"
-        )
-    failures = audit.get("not_shipped", {})
-    if failures.get("count"):
-        lines.append(
-            f"shipping:  {failures['count']} record(s) not delivered to the hub's log "
-            f"(they are in the local log; last {failures['last_time']}: "
-            f"{failures['last_error']})"
-        )
-    return lines
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
