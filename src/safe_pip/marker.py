@@ -280,8 +280,9 @@ def protect(
 
 def _users_log_dir(env: Environment, entries: dict[str, dict[str, str]]) -> list[Change]:
     """The env's drop box for users' audit records (docs/deploy.md), when protect made it."""
-    from safe_pip.audit.locations import prepare_users_dir
+    from safe_pip.audit.locations import USERS_DIR, prepare_users_dir
 
+    _make_dirs(env, entries, os.path.dirname(os.path.join(env.prefix, USERS_DIR)))
     made = prepare_users_dir(env.prefix)
     if made is None:
         return []

@@ -93,12 +93,11 @@ def readable_logs(env: Environment, policy: Policy | None, environ: Mapping[str,
 
 
 def prepare_users_dir(prefix: str) -> str | None:
-    """Create the env's drop box for users' records (``protect``): mode 3733, the env's
-    group; returns its path when created, None when it was there already."""
+    """Create the env's drop box for users' records (``protect``; its parent exists): mode
+    3733, the env's group; returns its path when created, None when it was there already."""
     directory = os.path.join(prefix, USERS_DIR)
     if os.path.isdir(directory):
         return None
-    os.makedirs(os.path.dirname(directory), mode=0o755, exist_ok=True)
     os.mkdir(directory, USERS_DIR_MODE)
     os.chmod(directory, USERS_DIR_MODE)  # past the umask
     group = os.stat(prefix).st_gid
