@@ -113,6 +113,7 @@ def test_astromarb_records(tmp_path: Path) -> None:
             dist_infos=(f"{SP312}/anaconda_client-1.13.0.dist-info",),
             python_site_packages_path=None,
             file=str(meta / "anaconda-client-1.13.0-py312h06a4308_1.json"),
+            requested_specs=("anaconda-client",),
         ),
         CondaRecord(
             name="archspec",
@@ -126,6 +127,9 @@ def test_astromarb_records(tmp_path: Path) -> None:
             dist_infos=(f"{SP312}/archspec-0.2.3.dist-info",),
             python_site_packages_path=None,
             file=str(meta / "archspec-0.2.3-pyhd3eb1b0_0.json"),
+            requested_specs=(
+                "defaults/noarch::archspec==0.2.3=pyhd3eb1b0_0[md5=13d01ee2d343d8539bb47055a6c0b5b2]",
+            ),
         ),
         CondaRecord(
             name="requests",
@@ -140,6 +144,10 @@ def test_astromarb_records(tmp_path: Path) -> None:
             dist_infos=(f"{SP312}/requests-2.32.3.dist-info",),
             python_site_packages_path=None,
             file=str(meta / "requests-2.32.3-py312h06a4308_1.json"),
+            requested_specs=(
+                "defaults/linux-64::requests==2.32.3=py312h06a4308_1"
+                "[md5=8cc2fc3e2198c2efe6cd890a7684a16a]",
+            ),
         ),
     )
     assert records.python_record() is None

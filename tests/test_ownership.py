@@ -198,7 +198,8 @@ def test_a_conda_pypi_package_is_protected_from_an_upgrade(
         env={"PATH": f"{env_prefix.bin}:/usr/bin:/bin"},
     )
     assert proc.returncode == 10, proc.stderr
-    assert "via_pypi 2.0 (conda) -> 2.1 (pip) [upgrade]" in proc.stderr
+    # named as the conda package (normalised), as `conda install` wants it
+    assert "via-pypi 2.0 (conda) -> 2.1 (pip) [upgrade]" in proc.stderr
 
 
 # --- without a process: the index on hand-made records, and the conda decision ------------

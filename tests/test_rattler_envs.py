@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from support.conda_channel import channel_url, local_channel
 from support.prefixes import Prefix
@@ -101,7 +102,35 @@ def test_the_env_is_what_rattler_writes(env: Env) -> None:
     assert list(env.site.glob("demo_norec-*")) == []
 
 
+def test_an_upgrade_of_a_conda_package_is_refused_naming_the_conda_package(env: Env) -> None:
+    proc = env.pip("install", "wants-rec")
+    assert proc.returncode == DENIED, proc.stderr
+    assert "rule:    conda-owned" in proc.stderr
+    assert "conda install demo-rec=2.0" in proc.stderr
+    assert "demo_rec=2.0" not in proc.stderr
+    assert (env.site / "demo_rec-1.0.dist-info" / "INSTALLER").read_text() == "conda"
+    assert list(env.site.glob("wants_rec-*")) == []
+
+
 def test_an_install_that_touches_nothing_of_condas_runs(env: Env) -> None:
     proc = env.pip("install", "demo-a")
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in env.site.glob("demo_a-*.dist-info")] == ["demo_a-2.0.dist-info"]
+
+
+def test_export_lists_the_conda_specs_rattler_recorded(env: Env) -> None:
+    """rattler leaves conda-meta/history empty: the specs come from the records."""
+    assert env.pip("install", "demo-a").returncode == 0
+    proc = env.pip("export")
+    assert proc.returncode == 0, proc.stderr
+    data = yaml.safe_load(proc.stdout)
+    assert data["channels"] == [channel_url(local_channel()).rstrip("/")]
+    assert data["dependencies"] == [
+        "demo-dep",
+        "demo-norec",
+        "demo-rec",
+        "pip",
+        "python 3.11.*",
+        "six",
+        {"pip": ["demo-a==2.0"]},
+    ]

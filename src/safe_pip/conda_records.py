@@ -66,7 +66,7 @@ MAX_RECORD_BYTES = 64 * MiB
 #: The largest cache file read; a larger one is ignored (and rewritten).
 MAX_CACHE_BYTES = 64 * MiB
 #: Bump when the cached form of a record changes.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 _CACHE_FORMAT = "safe-pip/conda-records"
 #: Changes this recent may share a timestamp with a later one: not trusted.
 _RACY_NS = 2_000_000_000
@@ -97,6 +97,9 @@ class CondaRecord:
     ``dist_infos`` are the prefix-relative, ``/``-separated paths of the
     ``.dist-info``/``.egg-info`` directories (or egg-info files) the package
     installs; ``file`` is the path of the record's JSON file.
+    ``requested_specs``: the specs asked for that this package answers, from the
+    record's ``requested_specs`` list (conda >= 25.x, py-rattler, pixi), else its
+    ``requested_spec``.
     """
 
     name: str
@@ -108,6 +111,7 @@ class CondaRecord:
     dist_infos: tuple[str, ...]
     python_site_packages_path: str | None
     file: str
+    requested_specs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,14 @@ class RecordSet:
         exact, folded = self._owners
         owner = exact.get(key)
         return owner if owner is not None else folded.get(key.casefold())
+
+    def requested_specs(self) -> list[str]:
+        """The specs the records say were asked for, first seen first.
+
+        What an env made without a history (py-rattler, pixi: an empty
+        ``conda-meta/history``) keeps of its user's request.
+        """
+        return list(dict.fromkeys(spec for r in self.records for spec in r.requested_specs))
 
     def channels(self) -> list[str]:
         """Channels of the records, first seen first."""
@@ -157,6 +169,7 @@ class _Fields(NamedTuple):
     python_site_packages_path: str | None
     #: dist-info/egg-info paths found from ``files``, before the site-packages check
     candidates: tuple[str, ...]
+    requested_specs: tuple[str, ...]
 
 
 #: One record file read: its fields, or the problem that kept it out.
@@ -271,8 +284,9 @@ def _scan_record(data: bytes) -> _Fields | None:
     found: dict[bytes, tuple[bytes, int]] = {}
     for match in _key_pattern(indent).finditer(data):
         key, value = match.group(1), match.group(2)
-        if key in found or not value:
-            return None  # a key twice, or a value the scan does not read
+        # a key twice, a value the scan does not read, or the requested_specs list
+        if key in found or not value or key == b"requested_specs":
+            return None
         found[key] = (value, match.end())
     values: dict[str, str | None] = {}
     for key, key_bytes in zip(_SCALAR_KEYS, _SCALAR_KEY_BYTES):
@@ -298,7 +312,9 @@ def _scan_record(data: bytes) -> _Fields | None:
 def _key_pattern(indent: bytes) -> re.Pattern[bytes]:
     pattern = _KEY_PATTERNS.get(indent)
     if pattern is None:
-        keys = b"|".join(re.escape(key) for key in (*_SCALAR_KEY_BYTES, b"files"))
+        keys = b"|".join(
+            re.escape(key) for key in (*_SCALAR_KEY_BYTES, b"files", b"requested_specs")
+        )
         pattern = re.compile(
             rb"\n" + re.escape(indent) + rb'"(' + keys + rb')"[ \t]*:[ \t]*'
             rb'("[^"\\\r\n]*"(?=[ \t]*[,}\r\n])|null(?=[ \t]*[,}\r\n])|\[|)'
@@ -368,21 +384,29 @@ def _parse_record(data: bytes, source: str) -> _Read:
             for entry in files
             if isinstance(entry, str) and entry.endswith(_ANCHOR_SUFFIXES)
         ]
-    return _fields(values, anchors)
+    specs = document.get("requested_specs")
+    listed = [s for s in specs if isinstance(s, str) and s] if isinstance(specs, list) else []
+    return _fields(values, anchors, listed)
 
 
-def _fields(values: dict[str, str | None], anchors: list[str]) -> _Fields:
+def _fields(
+    values: dict[str, str | None], anchors: list[str], listed_specs: list[str] | None = None
+) -> _Fields:
     channel, subdir = _channel_and_subdir(values["channel"], values["subdir"], values["url"])
     requested = values["requested_spec"]
+    if requested in ("", "None"):
+        requested = None
+    requested_specs = tuple(listed_specs or ([requested] if requested else []))
     return _Fields(
         name=values["name"] or "",
         version=values["version"] or "",
         build=values["build"] or "",
         channel=channel,
         subdir=subdir,
-        requested_spec=None if requested in (None, "", "None") else requested,
+        requested_spec=requested,
         python_site_packages_path=values["python_site_packages_path"],
         candidates=tuple(dict.fromkeys(_candidates(anchors))),
+        requested_specs=requested_specs,
     )
 
 
@@ -445,6 +469,7 @@ def _record_set(meta_dir: str, reads: list[tuple[str, _Read]]) -> RecordSet:
                 dist_infos=dist_infos,
                 python_site_packages_path=read.python_site_packages_path,
                 file=prefix + filename,
+                requested_specs=read.requested_specs,
             )
         )
     return RecordSet(tuple(records), tuple(problems))
@@ -579,7 +604,7 @@ def _read_from_json(value: object) -> _Read | None:
         return value
     if type(value) is not list or len(value) != len(_Fields._fields):
         return None
-    name, version, build, channel, subdir, requested, site_packages, candidates = value
+    name, version, build, channel, subdir, requested, site_packages, candidates, specs = value
     if not (
         type(name) is str
         and type(version) is str
@@ -590,10 +615,20 @@ def _read_from_json(value: object) -> _Read | None:
         and (site_packages is None or type(site_packages) is str)
         and type(candidates) is list
         and all(type(path) is str for path in candidates)
+        and type(specs) is list
+        and all(type(spec) is str for spec in specs)
     ):
         return None
     return _Fields(
-        name, version, build, channel, subdir, requested, site_packages, tuple(candidates)
+        name,
+        version,
+        build,
+        channel,
+        subdir,
+        requested,
+        site_packages,
+        tuple(candidates),
+        tuple(specs),
     )
 
 

@@ -196,6 +196,7 @@ def render(
     problems.extend(records_set.problems)
     has_conda_meta = os.path.isdir(os.path.join(env.prefix, "conda-meta"))
     conda_specs: list[str] = []
+    from_records = False
     channels: list[str] = []
     conda_dists: set[str] = set()
     if has_conda_meta:
@@ -203,6 +204,9 @@ def render(
         problems.extend(history.problems)
         names = [record.name for record in records_set.records]
         conda_specs = history.export_specs(names)
+        from_records = not conda_specs
+        if from_records:  # py-rattler and pixi leave the history empty: the records keep them
+            conda_specs = records_set.requested_specs()
         channels = canonical_channels(records_set.channels() or history.channels())
         conda_dists = _conda_dist_keys(
             [path for record in records_set.records for path in record.dist_infos]
@@ -237,7 +241,10 @@ def render(
         return Rendered(requirements_txt(pip, header_comments=header), tuple(notes))
     if has_conda_meta:
         header.append(
-            "conda part: the specs asked for in conda-meta/history "
+            "conda part: the specs asked for, from the records' requested_specs "
+            "(conda-meta/history names none)"
+            if from_records
+            else "conda part: the specs asked for in conda-meta/history "
             "(as `conda env export --from-history` lists them)"
         )
         deps = conda_dependencies(conda_specs, pip)

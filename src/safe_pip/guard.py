@@ -395,7 +395,7 @@ def _uninstall_conflicts(
         return decision
     found = owners(installed, read_records(env.prefix), env, [n for n in names if n])
     conflicts = [
-        Conflict(o.name, o.version, o.channel_name, None, requested=True)
+        Conflict(o.conda_package, o.version, o.channel_name, None, requested=True)
         for o in found.values()
         if o.conda
     ]
@@ -642,7 +642,7 @@ def _planned_conflicts(
         metadata = item.get("metadata") or {}
         conflicts.append(
             Conflict(
-                owner.name,
+                owner.conda_package,
                 owner.version,
                 owner.channel_name,
                 str(metadata.get("version", "")),

@@ -57,6 +57,14 @@ class Owner(NamedTuple):
         return self.owner == CONDA
 
     @property
+    def conda_package(self) -> str:
+        """The conda package's name (``demo-rec``, not the distribution's ``demo_rec``),
+        for conda commands: its record's, else the normalised distribution name."""
+        if self.record is not None and self.record.name:
+            return self.record.name
+        return normalize_name(self.name)
+
+    @property
     def channel_name(self) -> str:
         """The channel as conda names it (``conda-forge``, ``defaults``, or a URL)."""
         return channel_label(self.channel)
