@@ -233,6 +233,7 @@ def test_secret_never_survives_in_argv(case: tuple[str, str, str], form: str) ->
 def test_secret_never_survives_in_requirement_files(case: tuple[str, str, str]) -> None:
     url, secret, host_path = case
     text = f"--index-url {url}\n-e {url}\ndemo @ {url} ; python_version >= '3'\n"
+    assume(secret not in text.replace(url, ""))  # e.g. "python_v": the marker is no secret
     lines = redact_requirement_file_lines(text)
     assert all(secret not in line for line in lines)
     assert all(host_path in line for line in lines)
