@@ -16,6 +16,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from safe_pip.readfile import read_head
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from safe_pip.environment import Environment
@@ -40,8 +42,7 @@ class Kernel:
 
 def _read(path: str) -> bytes:
     try:
-        with open(path, "rb") as handle:
-            return handle.read(65536)
+        return read_head(path, 65536)
     except OSError:
         return b""
 

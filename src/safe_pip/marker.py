@@ -152,8 +152,7 @@ def _install_file(
 
 def _read_bytes(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as handle:
-            return handle.read()
+        return read_bytes(path, limit=MiB)
     except FileNotFoundError:
         return None
 

@@ -12,12 +12,14 @@ that removes its files (from its ``RECORD``).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shlex
 from dataclasses import dataclass
 
 from safe_pip.environment import Environment
 from safe_pip.inventory import scan, scan_all
+from safe_pip.readfile import MiB, read_text
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,8 @@ def _record_paths(user_site: str, dist_info: str) -> list[str]:
     scripts it put elsewhere (``~/.local/bin``), and the dist-info itself."""
     paths = [dist_info]
     try:
-        with open(os.path.join(dist_info, "RECORD"), encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle))
+        text = read_text(os.path.join(dist_info, "RECORD"), limit=64 * MiB)
+        rows = list(csv.reader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv.Error):
         rows = []
     for row in rows:

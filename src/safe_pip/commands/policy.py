@@ -27,6 +27,7 @@ from safe_pip.policy import (
     did_you_mean,
     load_policy,
 )
+from safe_pip.readfile import MiB, read_text
 
 PROG = "safe-pip"
 MAX_MATCHES_SHOWN = 8
@@ -44,10 +45,10 @@ def _known_envs(environ: Mapping[str, str]) -> list[str]:
     found: list[str] = []
     for home in sorted(homes):
         try:
-            with open(os.path.join(home, ".conda", "environments.txt"), encoding="utf-8") as f:
-                found.extend(line.strip() for line in f if line.strip())
-        except OSError:
+            text = read_text(os.path.join(home, ".conda", "environments.txt"), limit=MiB)
+        except (OSError, ValueError):
             continue
+        found.extend(line.strip() for line in text.splitlines() if line.strip())
     return found
 
 
