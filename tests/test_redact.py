@@ -40,6 +40,8 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUX\n-----END CERTIFICATE-
         ("https://me@example.com:p@ss@host/simple", "https://***@host/simple"),
         # a / in the password (not a valid URL, still caught: the "port" is not a number)
         ("https://user:pa/ss@host/simple", "https://***@host/simple"),
+        # ... and an @ in it too (found by fuzzing: the part after the first @ was kept)
+        ("https://user:pa/ss@wo@rd@host/simple", "https://***@host/simple"),
         # pip's --proxy form
         ("alice:s3cret@proxy.example.org:3128", "***@proxy.example.org:3128"),
         # nothing secret

@@ -122,8 +122,9 @@ def redact_url(text: str) -> str:
         authority_end = authority_ends.next(start)
         userinfo_end = text.rfind("@", start, authority_end)
         if userinfo_end < 0:
-            # a secret with /?# in it (``user:pa/ss@host``): up to the '@' in the same token,
-            # when the authority reads as user:... with a port that is not a number
+            # a secret with /?# in it (``user:pa/ss@host``): up to the first '@' in the same
+            # token, when the authority reads as user:... with a port that is not a number,
+            # and on to the last '@' before the host's end (``user:pa/ss@wo@rd@host``)
             authority = text[start:authority_end]
             if authority.startswith("[") or ":" not in authority:
                 continue
@@ -132,7 +133,7 @@ def redact_url(text: str) -> str:
             at = ats.next(authority_end)
             if at >= whitespace.next(authority_end):
                 continue
-            userinfo_end = at
+            userinfo_end = text.rfind("@", at, authority_ends.next(at + 1))
         if _harmless_userinfo(text[scheme_start:start], text[start:userinfo_end]):
             continue
         pieces.append(text[done:start])
