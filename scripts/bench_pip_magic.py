@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+import benchlib  # noqa: E402 (scripts/ is sys.path[0] when a script runs)
 
 from support.jupyter import add_jupyter, jupyter_site  # noqa: E402
 from support.prefixes import make_prefix  # noqa: E402
@@ -93,10 +94,7 @@ def main() -> int:
         )
         times = json.loads(out.read_text())
         print(f"`%pip list` in IPython: {len(names)} distributions + Jupyter's, {args.runs} runs")
-        own = statistics.median(times["IPython's own %pip list"])
-        for name, values in times.items():
-            median = statistics.median(values)
-            print(f"  {name:<40} median {median * 1000:7.1f} ms   ratio {median / own:.3f}")
+        benchlib.print_ratios(times, "IPython's own %pip list", width=40)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

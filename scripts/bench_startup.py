@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+
+import benchlib  # noqa: E402 (scripts/ is sys.path[0] when a script runs)
 
 from support.prefixes import make_prefix  # noqa: E402
 from support.wheels import build_wheel  # noqa: E402
@@ -102,10 +103,7 @@ def main() -> int:
             clean,
             args.runs,
         )
-        bare = statistics.median(listing["bare python -m pip list"])
-        for name, values in listing.items():
-            median = statistics.median(values)
-            print(f"  {name:<28} median {median * 1000:7.1f} ms   ratio {median / bare:.3f}")
+        benchlib.print_ratios(listing, "bare python -m pip list")
 
         print(f"\ndenials, {args.runs} runs")
         refusal = measure(
@@ -131,10 +129,7 @@ def main() -> int:
             clean,
             args.runs,
         )
-        pip_refusal = statistics.median(refusal["bare pip refuses (PEP 668)"])
-        for name, values in refusal.items():
-            median = statistics.median(values)
-            print(f"  {name:<28} median {median * 1000:7.1f} ms   ratio {median / pip_refusal:.3f}")
+        benchlib.print_ratios(refusal, "bare pip refuses (PEP 668)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 
 def timed(label: str, action: Callable[[], object], runs: int, width: int = 52) -> float:
@@ -21,3 +21,11 @@ def timed(label: str, action: Callable[[], object], runs: int, width: int = 52) 
         f"  cpu {min(cpus) * 1000:7.1f} ms"
     )
     return median
+
+
+def print_ratios(times: Mapping[str, Sequence[float]], baseline: str, width: int = 28) -> None:
+    """One line per case: its median and its ratio to the median of ``baseline``."""
+    base = statistics.median(times[baseline])
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"  {name:<{width}} median {median * 1000:7.1f} ms   ratio {median / base:.3f}")
