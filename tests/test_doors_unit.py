@@ -260,3 +260,30 @@ def test_user_site_copies_say_how_they_relate_and_how_to_remove_them(tmp_path: P
     import dataclasses
 
     assert user_site_copies(dataclasses.replace(env, user_site_enabled=False)) == []
+
+
+def test_the_marker_names_the_commands_that_work_and_the_contact(tmp_path: Path) -> None:
+    from safe_pip.marker import marker_message, marker_text, terminal_pip
+    from safe_pip.policy import DEFAULT_MARKER_MESSAGE
+    from support.fakes import fake_environment
+
+    env = fake_environment("/opt/conda/envs/analysis")
+    shim = terminal_pip(env, True, "/opt/safe-pip/bin/python")
+    assert shim == "/opt/conda/envs/analysis/bin/pip"
+    tool = tmp_path / "bin"
+    tool.mkdir()
+    (tool / "safe-pip").write_text("")
+    without_shim = terminal_pip(env, False, str(tool / "python"))
+    assert without_shim == f"{tool / 'safe-pip'} --python /opt/conda/envs/analysis"
+    assert (
+        terminal_pip(env, False, "/nowhere/python") == "safe-pip --python /opt/conda/envs/analysis"
+    )
+
+    text = marker_text(marker_message(DEFAULT_MARKER_MESSAGE, env, shim, "help: #hub-support"))
+    assert text.startswith("[externally-managed]\nError=")
+    assert "%pip install <package>" in text
+    assert "/opt/conda/envs/analysis/bin/pip install <package>" in text
+    assert text.rstrip().endswith("help: #hub-support") and len(text.splitlines()) <= 6
+    parsed_marker = configparser.ConfigParser(interpolation=None)
+    parsed_marker.read_string(text)  # pip reads it with configparser
+    assert "%pip install" in parsed_marker["externally-managed"]["Error"]
