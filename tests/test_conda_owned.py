@@ -1,5 +1,5 @@
-"""Rule conda-owned end to end: the real safe-pip, the real pip, a conda env with a
-conda-built six, and what is on disk afterwards.
+"""Rule conda-owned end to end: the real safe-pip, the real pip, a conda env made by
+py-rattler with a conda-forge-shaped six, and what is on disk afterwards.
 
 The check sits between pip's resolution and its installation (preflight.py): one
 pip run, and pip installs exactly what was checked or nothing.
@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from support.auditlog import operations_in
-from support.prefixes import Prefix, add_conda_package
+from support.conda_channel import channel_url, local_channel
+from support.prefixes import Prefix
 from support.run import Runner
 from support.wheels import build_wheel
 
@@ -38,7 +39,7 @@ def audit_records(prefix: Prefix) -> list[dict[str, Any]]:
 
 
 class CondaEnv:
-    """A conda env (writable by `user`) with six 1.16.0 from conda-forge."""
+    """A conda env (writable by `user`) with six 1.16.0 from the suite's channel."""
 
     def __init__(
         self, run: Runner, safe_pip: list[str], prefix: Prefix, links: list[Path], user: int | None
@@ -75,9 +76,17 @@ class CondaEnv:
             argv += self.index_args()
         return self.run(argv, user=self.user, env=self.env())
 
+    @property
+    def six(self) -> str:
+        """How refusals name conda's six: with its channel (the local one's URL)."""
+        return f"six 1.16.0 (conda, {channel_url(local_channel()).rstrip('/')})"
+
     def six_is_condas(self) -> bool:
-        return dist_infos(self.site, "six") == ["six-1.16.0.dist-info"] and (
-            (self.site / "six-1.16.0.dist-info" / "INSTALLER").read_text() == "conda"
+        """conda's six.py (1.16.0) and dist-info, untouched by pip's 1.17.0."""
+        return (
+            dist_infos(self.site, "six") == ["six-1.16.0.dist-info"]
+            and (self.site / "six-1.16.0.dist-info" / "INSTALLER").read_text() == "conda"
+            and '"1.16.0"' in (self.site / "six.py").read_text()
         )
 
 
@@ -99,14 +108,12 @@ def user(request: pytest.FixtureRequest) -> int | None:
 def _conda_env(
     run: Runner,
     safe_pip_bin: list[str],
-    prefix_factory: Callable[..., Prefix],
+    conda_env_factory: Callable[..., Prefix],
     wheelhouse: Path,
     extra_wheels: Path,
     user: int | None,
-    **options: Any,
 ) -> CondaEnv:
-    prefix = prefix_factory("conda-env", writable_by=user, **options)
-    add_conda_package(prefix, "six", "1.16.0")
+    prefix = conda_env_factory("six", writable_by=user)
     return CondaEnv(run, safe_pip_bin, prefix, [wheelhouse, extra_wheels], user)
 
 
@@ -114,24 +121,25 @@ def _conda_env(
 def conda_env(
     run: Runner,
     safe_pip_bin: list[str],
-    prefix_factory: Callable[..., Prefix],
+    conda_env_factory: Callable[..., Prefix],
     wheelhouse: Path,
     extra_wheels: Path,
     user: int | None,
 ) -> CondaEnv:
-    return _conda_env(run, safe_pip_bin, prefix_factory, wheelhouse, extra_wheels, user)
+    return _conda_env(run, safe_pip_bin, conda_env_factory, wheelhouse, extra_wheels, user)
 
 
 @pytest.fixture
 def root_env(
     run: Runner,
     safe_pip_bin: list[str],
-    prefix_factory: Callable[..., Prefix],
+    conda_env_factory: Callable[..., Prefix],
     wheelhouse: Path,
     extra_wheels: Path,
 ) -> CondaEnv:
-    # writable_by=0: a real copy of pip (not hard links into the shared base), owned by root
-    return _conda_env(run, safe_pip_bin, prefix_factory, wheelhouse, extra_wheels, 0)
+    # owned by root; tests that edit pip's files unlink them first (they are hardlinks
+    # into rattler's package cache)
+    return _conda_env(run, safe_pip_bin, conda_env_factory, wheelhouse, extra_wheels, 0)
 
 
 # --- install ----------------------------------------------------------------------------
@@ -141,7 +149,7 @@ def test_a_dependency_upgrade_of_a_conda_package_is_refused(conda_env: CondaEnv)
     proc = conda_env.pip("install", "needs-six")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
-    assert "six 1.16.0 (conda, conda-forge) -> 1.17.0 (pip)" in proc.stderr
+    assert f"{conda_env.six} -> 1.17.0 (pip)" in proc.stderr
     assert "conda install six=1.17.0" in proc.stderr
     assert "--no-deps" in proc.stderr
     # nothing was installed: not the conflict, not the package that asked for it
@@ -164,7 +172,7 @@ def test_a_requested_conda_package_is_refused_without_the_no_deps_tip(
 ) -> None:
     proc = conda_env.pip("install", "six==1.17.0")
     assert proc.returncode == DENIED, proc.stderr
-    assert "six 1.16.0 (conda, conda-forge) -> 1.17.0 (pip) [upgrade]" in proc.stderr
+    assert f"{conda_env.six} -> 1.17.0 (pip) [upgrade]" in proc.stderr
     assert "--no-deps" not in proc.stderr
     assert conda_env.six_is_condas()
 
@@ -191,7 +199,6 @@ def test_other_routes_to_replace_it(root_env: CondaEnv, shared_tmp: Path, args: 
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
     assert root_env.six_is_condas()
-    assert not (root_env.site / "six.py").exists()
     assert dist_infos(root_env.site, "plain") == []
 
 
@@ -226,7 +233,7 @@ def test_the_override_flag_needs_the_policy(conda_env: CondaEnv) -> None:
     record = audit_records(conda_env.prefix)[-1]
     assert record["decision"] == "allowed"
     assert "--replace-conda-packages" in record["reason"]
-    assert "six 1.16.0 (conda, conda-forge) -> 1.17.0 (pip)" in record["reason"]
+    assert f"{conda_env.six} -> 1.17.0 (pip)" in record["reason"]
 
 
 def test_a_policy_without_protection_lets_pip_replace(conda_env: CondaEnv) -> None:
@@ -271,7 +278,7 @@ def test_pips_exit_code_passes_through(root_env: CondaEnv) -> None:
 def test_a_pip_without_the_hook_fails_closed(root_env: CondaEnv) -> None:
     install_py = root_env.site / "pip" / "_internal" / "commands" / "install.py"
     text = install_py.read_text()
-    install_py.unlink()  # the prefix's own copy, not the shared base's
+    install_py.unlink()  # a hardlink into rattler's package cache: never write through it
     # a pip whose install command no longer calls the function by that module-level name
     moved = text.replace("import install_given_reqs", "import install_given_reqs as _moved")
     moved = moved.replace("= install_given_reqs(", "= _moved(")
@@ -290,7 +297,7 @@ def test_a_pip_without_the_hook_fails_closed(root_env: CondaEnv) -> None:
 def test_a_pip_whose_report_fails_is_still_checked(root_env: CondaEnv) -> None:
     module = root_env.site / "pip" / "_internal" / "models" / "installation_report.py"
     text = module.read_text()
-    module.unlink()  # the prefix's own copy
+    module.unlink()  # a hardlink into rattler's package cache
     broken = text.replace(
         "    def _install_req_to_dict(cls, ireq: InstallRequirement) -> Dict[str, Any]:\n",
         "    def _install_req_to_dict(cls, ireq: InstallRequirement) -> Dict[str, Any]:\n"
@@ -301,7 +308,7 @@ def test_a_pip_whose_report_fails_is_still_checked(root_env: CondaEnv) -> None:
     # the names and versions come from the requirements' metadata instead
     proc = root_env.pip("install", "needs-six")
     assert proc.returncode == DENIED, proc.stderr
-    assert "six 1.16.0 (conda, conda-forge) -> 1.17.0 (pip)" in proc.stderr
+    assert f"{root_env.six} -> 1.17.0 (pip)" in proc.stderr
     assert root_env.six_is_condas()
     proc = root_env.pip("install", "plain")
     assert proc.returncode == 0, proc.stderr
@@ -315,7 +322,7 @@ def test_uninstall_of_a_conda_package_is_refused(conda_env: CondaEnv, shared_tmp
     proc = conda_env.pip("uninstall", "-y", "six")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
-    assert "six 1.16.0 (conda, conda-forge) -> removed by pip" in proc.stderr
+    assert f"{conda_env.six} -> removed by pip" in proc.stderr
     assert "conda remove six" in proc.stderr
     assert conda_env.six_is_condas()
     for spelling in ("SIX>=1", "Six==1.16.0"):
@@ -345,7 +352,7 @@ def test_uninstall_with_the_override_where_allowed(conda_env: CondaEnv) -> None:
     assert dist_infos(conda_env.site, "six") == []
     record = audit_records(conda_env.prefix)[-1]
     assert record["decision"] == "allowed"
-    assert "six 1.16.0 (conda, conda-forge) -> removed by pip" in record["reason"]
+    assert f"{conda_env.six} -> removed by pip" in record["reason"]
     assert record["changes"]["removed"] == [{"name": "six", "version": "1.16.0"}]
 
 
