@@ -12,6 +12,7 @@ dir (``failures_file``) and ``safe-pip status`` shows the count.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -19,6 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from safe_pip.atomicwrite import write_atomic
 from safe_pip.userdirs import state_home
 
 #: the SD-ID of the structured data (32473: the enterprise number RFC 5612 reserves
@@ -193,11 +195,5 @@ def count_failure(environ: Mapping[str, str], error: str) -> None:
         return
     data = read_failures(environ)
     data = {"count": data["count"] + 1, "last_error": error[:500], "last_time": utc_time()}
-    temp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data))
-        os.replace(temp, path)
-    except OSError:
-        pass
+    with contextlib.suppress(OSError):
+        write_atomic(path, json.dumps(data), mode=0o600, dir_mode=0o700)
