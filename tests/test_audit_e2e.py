@@ -53,6 +53,8 @@ FIELDS = {
     "env_kind",
     "python",
     "pip_version",
+    "installer",
+    "installer_version",
     "command",
     "argv",
     "requested",

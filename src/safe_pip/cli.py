@@ -14,7 +14,7 @@ from safe_pip.errors import ExitCode, SafePipError, UsageError, exit_code_for
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 PROG = "safe-pip"
 OWN_COMMANDS = ("status", "protect", "unprotect", "log", "export", "devenv", "policy", "request")
@@ -69,27 +69,55 @@ def _require_working_directory() -> None:
 
 def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
     env_vars: Mapping[str, str] = os.environ if environ is None else environ
-    try:
-        about = _about(argv, env_vars)
-        if about is not None:
-            return about
-        own = split_own_command(argv)
-        if own is None:
-            from safe_pip import passthrough
+    return _reporting_errors(lambda: _dispatch(argv, env_vars))
 
-            if not passthrough.needs_parsing(argv):
-                return passthrough.become_pip(argv, env_vars)
-            leading = passthrough.leading_python(argv)
-            if leading is not None:
-                return passthrough.become_pip(leading[1], env_vars, leading[0], "--python")
+
+def uv_main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
+    """What the ``uv`` shim runs (``argv`` after ``uv``): ``uv pip install|uninstall|sync``
+    goes through safe-pip, every other uv command runs the env's own uv."""
+    env_vars: Mapping[str, str] = os.environ if environ is None else environ
+
+    def dispatch() -> int:
+        from safe_pip.backends import uv_door
+
+        pip_command = uv_door.guarded_part(argv)
+        if pip_command is None:
+            return uv_door.become_uv(argv, env_vars)
         _require_working_directory()
-        if own is not None:
-            from safe_pip import commands
-
-            return commands.run(own[0], own[1], env_vars)
         from safe_pip import guard
 
-        return guard.run_pip_command(argv, env_vars)
+        return guard.run_uv_pip_command(pip_command, env_vars)
+
+    return _reporting_errors(dispatch)
+
+
+def _dispatch(argv: Sequence[str], env_vars: Mapping[str, str]) -> int:
+    about = _about(argv, env_vars)
+    if about is not None:
+        return about
+    own = split_own_command(argv)
+    if own is None:
+        from safe_pip import passthrough
+
+        if not passthrough.needs_parsing(argv):
+            return passthrough.become_pip(argv, env_vars)
+        leading = passthrough.leading_python(argv)
+        if leading is not None:
+            return passthrough.become_pip(leading[1], env_vars, leading[0], "--python")
+    _require_working_directory()
+    if own is not None:
+        from safe_pip import commands
+
+        return commands.run(own[0], own[1], env_vars)
+    from safe_pip import guard
+
+    return guard.run_pip_command(argv, env_vars)
+
+
+def _reporting_errors(action: Callable[[], int]) -> int:
+    """Run ``action``; errors become a message and their exit code (here and only here)."""
+    try:
+        return action()
     except SafePipError as error:
         _print_error(error)
         return exit_code_for(error)
@@ -113,3 +141,7 @@ def main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> int:
 
 def entrypoint() -> None:
     sys.exit(main(sys.argv[1:]))
+
+
+def uv_entrypoint() -> None:
+    sys.exit(uv_main(sys.argv[1:]))

@@ -79,7 +79,7 @@ def command_text(op: Operation) -> str:
     """The command as the user typed it, for messages: secrets masked (``***``)."""
     from safe_pip.audit.redact import redact_argv
 
-    return shlex.join(["pip", *redact_argv(op.argv)])
+    return shlex.join([op.program, *redact_argv(op.argv)])
 
 
 def _own_env_hint(env: Environment) -> str:
@@ -128,7 +128,7 @@ def corrected_command(op: Operation, *, add: list[str], drop: tuple[str, ...] = 
 
     args = redact_argv(a for a in op.argv if a not in drop)
     position = args.index(op.command) + 1 if op.command in args else len(args)
-    return shlex.join(["pip", *args[:position], *add, *args[position:]])
+    return shlex.join([op.program, *args[:position], *add, *args[position:]])
 
 
 # --- the rule table ---------------------------------------------------------------------

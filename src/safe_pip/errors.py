@@ -76,6 +76,10 @@ class TargetError(SafePipError):
     exit_code = ExitCode.TARGET_ERROR
 
 
+class InstallerMissing(TargetError):
+    """The installer chosen for this command (uv) is not installed for safe-pip."""
+
+
 class AuditError(SafePipError):
     """The audit log cannot be written or read."""
 

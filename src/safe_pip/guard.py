@@ -9,9 +9,7 @@ one audit record for every install and uninstall.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -54,6 +52,7 @@ from safe_pip.target import resolve_target
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from safe_pip.audit.ship import Shipper
+    from safe_pip.backends import Backend, Request
     from safe_pip.inventory import Installed
     from safe_pip.runner import PipRun
 
@@ -95,7 +94,10 @@ def format_denial(
 
 
 def run_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    from safe_pip.backends import split_installer_flag
+
     override = REPLACE_CONDA_FLAG in argv
+    argv, installer = split_installer_flag(argv)
     args = [a for a in argv if a != REPLACE_CONDA_FLAG]
     try:
         op = parse_pip_command_line(args, environ, load_pip_config(environ, site_prefix=None))
@@ -106,7 +108,17 @@ def run_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
         op = None
     if op is None or not op.mutating:
         return _pass_through(argv, op, environ)
-    return _guarded(args, op, environ, override)
+    return _guarded(args, op, environ, override, installer)
+
+
+def run_uv_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """``uv pip install|uninstall|sync ...`` (``argv`` after ``uv pip``): decided as pip's
+    would be, carried out by uv."""
+    from safe_pip.backends.uv_cli import parse_uv_pip
+
+    override = REPLACE_CONDA_FLAG in argv
+    args = [a for a in argv if a != REPLACE_CONDA_FLAG]
+    return _guarded(args, parse_uv_pip(args, environ).op, environ, override, "uv", uv_door=True)
 
 
 def _record_unparsable(
@@ -155,6 +167,11 @@ class _Attempt:
         self.policy: Policy | None = None
         #: the env of the notebook kernel safe-pip runs under, when it is another one
         self.notebook: Environment | None = None
+        #: the record's installer fields, until a backend is chosen
+        self.installer = {"installer": "pip", "installer_version": env.pip_version or ""}
+        self.backend: Backend | None = None
+        #: ``uv pip`` arguments when the command came through the uv door
+        self.uv_args: tuple[str, ...] | None = None
         #: when safe-pip took the command up: the record's ``time``, however long pip runs
         self.started = time.time()
         #: the intent record written before pip ran (its id and log), if any
@@ -180,6 +197,23 @@ class _Attempt:
         from safe_pip.audit.ship import shipper_for
 
         return shipper_for(policy, self.environ)
+
+    def name_installer(self, requested: str | None) -> None:
+        """The record's installer until one is chosen: the one asked for, else the policy's."""
+        name = requested or (
+            self.policy.text(f"installer.{self.env.kind.value}") if self.policy else "pip"
+        )
+        version = (self.env.pip_version or "") if name == "pip" else ""
+        self.installer = {"installer": name, "installer_version": version}
+
+    def installer_fields(self) -> dict[str, str]:
+        """The record's installer fields: the chosen backend's (asked last: uv's version
+        is read while uv works), else the one asked for."""
+        if self.backend is None:
+            return self.installer
+        from safe_pip.backends import installer_fields
+
+        return installer_fields(self.backend)
 
     def locations(self) -> list[str]:
         from safe_pip.audit.locations import log_locations
@@ -218,6 +252,7 @@ class _Attempt:
             **decision_fields(decision),
             requested=redacted_requested(self.op),
             index=index_options(self.op),
+            **self.installer_fields(),
         )
         return record
 
@@ -305,7 +340,13 @@ def _show(message: str) -> None:
 
 
 def _guarded(
-    argv: Sequence[str], first: Operation, environ: Mapping[str, str], override: bool
+    argv: Sequence[str],
+    first: Operation,
+    environ: Mapping[str, str],
+    override: bool,
+    installer: str | None = None,
+    *,
+    uv_door: bool = False,
 ) -> int:
     python = first.python
     target = resolve_target(
@@ -314,9 +355,15 @@ def _guarded(
         environ,
     )
     env = inspect_environment(target, environ)
-    # pip also reads <sys.prefix>/pip.conf of the interpreter it runs in
-    op = parse_pip_command_line(argv, environ, load_pip_config(environ, site_prefix=env.prefix))
+    # pip also reads <sys.prefix>/pip.conf of the interpreter it runs in (uv reads none)
+    op = (
+        first
+        if uv_door
+        else parse_pip_command_line(argv, environ, load_pip_config(environ, site_prefix=env.prefix))
+    )
     attempt = _Attempt(op, env, environ)
+    attempt.uv_args = tuple(argv) if uv_door else None
+    attempt.name_installer(installer)
     try:
         policy = load_policy(env.prefix)
     except PolicyError as error:
@@ -332,6 +379,7 @@ def _guarded(
             contact_line(),
         )
     attempt.policy = policy
+    attempt.name_installer(installer)
     contact = policy.text("messages.contact")
     if op.command == "uninstall":
         env = replace(env, editable_dists=editable_distributions(env))
@@ -364,10 +412,9 @@ def _guarded(
             decision = _with_next_step(op, env, policy, decision, environ)
         return _deny(attempt, decision, contact)
 
-    from safe_pip.audit.locations import writable_location
-
-    if policy.flag("audit.required") and writable_location(attempt.locations()) is None:
-        return _deny(attempt, _audit_required(attempt), contact)
+    denial = _unrecordable(attempt) or _choose_backend(attempt, installer)
+    if denial is not None:
+        return _deny(attempt, denial, contact)
     for warning in decision.warnings:
         _show(format_warning(warning))
     if attempt.notebook is not None:
@@ -379,6 +426,46 @@ def _guarded(
 
     with forwarded_signals():
         return _run_allowed(attempt, decision, override, contact)
+
+
+def _unrecordable(attempt: _Attempt) -> Decision | None:
+    """The refusal of an operation that cannot be recorded (``audit.required``), or None."""
+    from safe_pip.audit.locations import writable_location
+
+    assert attempt.policy is not None
+    if not attempt.policy.flag("audit.required"):
+        return None
+    return _audit_required(attempt) if writable_location(attempt.locations()) is None else None
+
+
+def _choose_backend(attempt: _Attempt, requested: str | None) -> Decision | None:
+    """The installer for this command (``attempt.backend``), or a denial."""
+    from safe_pip.backends import backend, choose_installer
+    from safe_pip.errors import InstallerMissing
+
+    assert attempt.policy is not None
+    name, denial = choose_installer(requested, attempt.env, attempt.policy)
+    if denial is not None:
+        return denial
+    try:
+        attempt.backend = backend(name, attempt.env)
+    except InstallerMissing as error:
+        missing = _missing_installer(attempt, error)
+        if missing is not None:
+            return missing
+        attempt.backend = backend("pip", attempt.env)
+    return None
+
+
+def _missing_installer(attempt: _Attempt, error: SafePipError) -> Decision | None:
+    """uv is chosen but not installed: pip instead (a note), or a denial, per policy."""
+    from safe_pip.backends import missing_installer_denial
+
+    assert attempt.policy is not None
+    denial = missing_installer_denial(attempt.policy, error, uv_door=attempt.uv_args is not None)
+    if denial is None:
+        _show(f"{PROG}: note: {error.message}; installing with pip instead")
+    return denial
 
 
 def _uninstall_conflicts(
@@ -472,7 +559,6 @@ def _recover_unfinished(attempt: _Attempt, installed: Mapping[str, Installed]) -
 def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:
     from safe_pip.changes import compute_changes
     from safe_pip.inventory import scan
-    from safe_pip.runner import run_pip, without_user_site
 
     op, env = attempt.op, attempt.env
     sites = [env.purelib, env.platlib]
@@ -489,7 +575,8 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     warned: list[Decision] = []
     if op.command != "install":
         # uninstall: conda-owned names were refused before pip ran
-        run = run_pip(env.python, decision.pip_args, without_user_site(attempt.environ))
+        assert attempt.backend is not None
+        run = attempt.backend.uninstall(_request(attempt, decision))
         report = None
     else:
         checked = _run_checked_install(attempt, decision, override, before, replaced, warned)
@@ -537,8 +624,6 @@ def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `chec
     check is needed but this pip offers no point to make it (nothing ran).
     """
     from safe_pip.destinations import filesystem, writes_env
-    from safe_pip.preflight import run_checked
-    from safe_pip.runner import run_pip, without_user_site
 
     op, env = attempt.op, attempt.env
     assert attempt.policy is not None
@@ -559,7 +644,7 @@ def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `chec
         warned.append(denial)
         return False
 
-    def check(report: dict[str, Any] | None) -> tuple[bool, object]:
+    def check(report: Mapping[str, Any] | None) -> tuple[bool, object]:
         """Between pip's resolution and its installation: go, or stop with a denial."""
         if sources:
             if report is None or report.get("safe_pip_complete") is False:
@@ -580,19 +665,38 @@ def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `chec
         replaced.extend(conflicts)  # allowed by --replace-conda-packages
         return True, None
 
-    with tempfile.TemporaryDirectory(prefix="safe-pip-") as scratch:
-        report_path = os.path.join(scratch, "install-report.json")
-        pip_environ = without_user_site(attempt.environ)
-        checked = run_checked(env.python, decision.pip_args, report_path, pip_environ, check)
-        run, report = checked.run, checked.report
-        if checked.hook_missing:
-            if protect or sources:
-                return None
-            # nothing to check: the bootstrap stopped before pip started, run plain pip
-            run = run_pip(env.python, decision.pip_args, pip_environ)
-        if isinstance(checked.verdict, Decision):
-            verdict = checked.verdict
+    assert attempt.backend is not None
+    checked = attempt.backend.install(_request(attempt, decision), check)
+    run, report = checked.run, checked.plan
+    if checked.no_check_point:
+        if protect or sources:
+            return None
+        # nothing to check: the bootstrap stopped before pip started, run plain pip
+        from safe_pip.runner import run_pip, without_user_site
+
+        run = run_pip(env.python, decision.pip_args, without_user_site(attempt.environ))
+    if isinstance(checked.verdict, Decision):
+        verdict = checked.verdict
     return run, report, verdict
+
+
+def _request(attempt: _Attempt, decision: Decision) -> Request:
+    """What the chosen backend runs: pip's arguments, or uv's."""
+    from safe_pip.backends import Request
+    from safe_pip.runner import without_user_site
+
+    env = attempt.env
+    environ = without_user_site(attempt.environ)
+    assert attempt.backend is not None
+    if attempt.backend.name == "pip":
+        return Request(env.python, decision.pip_args, environ)
+    from safe_pip.backends.uv_cli import uv_args_for
+
+    args = list(attempt.uv_args) if attempt.uv_args is not None else uv_args_for(attempt.op)
+    if env.marker and "--break-system-packages" not in args:
+        # the decision allowed it; uv refuses a marked env without it
+        args.insert(1, "--break-system-packages")
+    return Request(env.python, tuple(args), environ)
 
 
 _UNREADABLE_REPORT = Decision(
@@ -624,6 +728,7 @@ def _planned_conflicts(
     env: Environment, report: Mapping[str, Any] | None, installed: Mapping[str, Any]
 ) -> list[Conflict] | None:
     """The conda-owned distributions pip is about to replace (None: no report to check)."""
+    from safe_pip.backends import planned_removals
     from safe_pip.changes import planned_installs
     from safe_pip.conda_records import read_records
     from safe_pip.ownership import owners
@@ -631,25 +736,34 @@ def _planned_conflicts(
     if report is None or report.get("safe_pip_complete") is False:
         return None  # not known what pip would install: nothing to check against
     planned = planned_installs(report)
-    if not planned or not any(key in installed for key in planned):
+    # `uv pip sync` also removes distributions outright
+    removed = {normalize_name(item["name"]) for item in planned_removals(report)}
+    touched = [*planned, *removed]
+    if not any(key in installed for key in touched):
         return []
-    found = owners(installed, read_records(env.prefix), env, planned.keys())
+    found = owners(installed, read_records(env.prefix), env, touched)
     conflicts = []
     for key, owner in found.items():
         if not owner.conda:
             continue
-        item = planned[key]
-        metadata = item.get("metadata") or {}
+        item = planned.get(key)
+        metadata = (item or {}).get("metadata") or {}
         conflicts.append(
             Conflict(
                 owner.conda_package,
                 owner.version,
                 owner.channel_name,
-                str(metadata.get("version", "")),
-                requested=bool(item.get("requested")),
+                None if item is None else str(metadata.get("version", "")),
+                requested=item is None or bool(item.get("requested")),
             )
         )
     return conflicts
 
 
-__all__ = ["format_denial", "normalize_name", "requirement_key", "run_pip_command"]
+__all__ = [
+    "format_denial",
+    "normalize_name",
+    "requirement_key",
+    "run_pip_command",
+    "run_uv_pip_command",
+]

@@ -34,18 +34,21 @@ def tool_import_paths() -> list[str]:
     return paths
 
 
-def launcher_code(paths: Sequence[str]) -> str:
-    """Python code for ``-c``: safe-pip's paths first, then its console entry point.
+def launcher_code(paths: Sequence[str], entry: str = "entrypoint") -> str:
+    """Python code for ``-c``: safe-pip's paths first, then its console entry point
+    (``uv_entrypoint``: the uv door).
 
     No braces and no ``$``: IPython expands both in a shell command line.
     """
     return (
-        f"import sys; sys.path[:0] = {list(paths)!r}; "
-        "from safe_pip.cli import entrypoint; entrypoint()"
+        f"import sys; sys.path[:0] = {list(paths)!r}; from safe_pip.cli import {entry}; {entry}()"
     )
 
 
-def tool_command(python: str, paths: Sequence[str] | None = None) -> list[str]:
-    """argv that runs safe-pip with ``python`` (the paths default to this safe-pip's)."""
+def tool_command(
+    python: str, paths: Sequence[str] | None = None, entry: str = "entrypoint"
+) -> list[str]:
+    """argv that runs safe-pip with ``python`` (the paths default to this safe-pip's);
+    ``entry="uv_entrypoint"`` runs the uv door (``uv ...`` arguments)."""
     found = tool_import_paths() if paths is None else list(paths)
-    return [python, "-I", "-S", "-c", launcher_code(found)]
+    return [python, "-I", "-S", "-c", launcher_code(found, entry)]

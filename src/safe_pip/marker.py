@@ -70,16 +70,33 @@ def marker_text(message: str) -> str:
     return "[externally-managed]\n" + body + "\n"
 
 
-def shim_text(env: Environment, tool_python: str, paths: list[str] | None = None) -> str:
+def shim_text(
+    env: Environment,
+    tool_python: str,
+    paths: list[str] | None = None,
+    *,
+    real_uv: str = "",
+) -> str:
     """A /bin/sh launcher: safe-pip's interpreter with -I -S (no site: faster start)
-    and safe-pip's own import paths, bound to this env."""
-    code = launcher_code(tool_import_paths() if paths is None else paths)
+    and safe-pip's own import paths, bound to this env.  With ``real_uv`` (the env's
+    uv, kept by protect) it is the ``uv`` shim: ``uv pip install|uninstall|sync``
+    goes through safe-pip, every other uv command runs that uv."""
+    entry = "uv_entrypoint" if real_uv else "entrypoint"
+    code = launcher_code(tool_import_paths() if paths is None else paths, entry)
+    tool = "uv pip" if real_uv else "pip"
+    real = ""
+    if real_uv:
+        from safe_pip.backends.uv import REAL_UV_VAR
+
+        real = f"{REAL_UV_VAR}={shlex.quote(real_uv)}\nexport {REAL_UV_VAR}\n"
     return (
         "#!/bin/sh\n"
-        f"{SHIM_TAG}: pip for this env goes through safe-pip, which applies the hub's policy.\n"
+        f"{SHIM_TAG}: {tool} for this env goes through safe-pip, which applies the hub's "
+        "policy.\n"
         "# Written by `safe-pip protect --shim`; `safe-pip unprotect` restores the original.\n"
         f"{BOUND_PYTHON_VAR}={shlex.quote(env.python)}\n"
         f"export {BOUND_PYTHON_VAR}\n"
+        f"{real}"
         f'exec {shlex.quote(tool_python)} -I -S -c {shlex.quote(code)} "$@"\n'
     )
 
@@ -272,6 +289,9 @@ def protect(
             changes.append(
                 _install_file(env, entries, os.path.join(env.scripts, name), text, 0o755)
             )
+        uv = os.path.join(env.scripts, "uv")
+        if os.path.relpath(uv, env.prefix) in entries or (os.path.isfile(uv) and not is_shim(uv)):
+            changes.append(_install_uv_shim(env, entries, uv, tool))
     changes.extend(_users_log_dir(env, entries))
     _save_manifest(env, entries)
     return changes
@@ -305,6 +325,29 @@ def _undo_file(env: Environment, state: Path, path: str, entry: dict[str, str]) 
     return Change(path, "restored")
 
 
+def _install_uv_shim(
+    env: Environment, entries: dict[str, dict[str, str]], path: str, tool: str
+) -> Change:
+    """``bin/uv``: the env's uv is kept (as protect keeps whatever it replaces) and the
+    shim runs it for everything but ``uv pip install|uninstall|sync``."""
+    key = os.path.relpath(path, env.prefix)
+    backup = _state_dir(env) / "backup" / key
+    if key not in entries:
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, backup)
+        entries[key] = {"action": "replaced", "backup": str(backup.relative_to(_state_dir(env)))}
+    text = shim_text(env, tool, real_uv=str(backup))
+    return _install_file(env, entries, path, text, 0o755)
+
+
+def shimmed_original(env: Environment, name: str) -> str:
+    """The original ``bin/<name>`` that protect kept behind a shim ('' if none)."""
+    key = os.path.relpath(os.path.join(env.scripts, name), env.prefix)
+    entry = _load_manifest(env).get(key, {})
+    backup = entry.get("backup")
+    return str(_state_dir(env) / backup) if backup else ""
+
+
 def unprotect(env: Environment) -> list[Change]:
     """Undo exactly what protect did: remove what it created, restore what it replaced."""
     entries = _load_manifest(env)
@@ -328,3 +371,13 @@ def unprotect(env: Environment) -> list[Change]:
         except OSError:
             break
     return changes
+
+
+def is_shim(path: str) -> bool:
+    """True for a launcher ``protect --shim`` wrote (so not a real pip or uv)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(200)
+    except OSError:
+        return False
+    return SHIM_TAG.encode() in head

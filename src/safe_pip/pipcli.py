@@ -163,6 +163,8 @@ class Operation:
     python_spans: tuple[tuple[int, int], ...] = ()
     #: the command's parser skipped ``PIP_*`` variables and user config (literal ``--isolated``)
     config_isolated: bool = False
+    #: the program the user typed, for messages (``uv`` for ``uv pip ...``, see backends.uv_cli)
+    program: str = "pip"
 
     @property
     def mutating(self) -> bool:

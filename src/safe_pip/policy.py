@@ -40,6 +40,8 @@ AUDIT_LOCATIONS = ("env", "user")
 ENFORCEMENT = ("warn", "enforce")
 #: ``!pip`` from a notebook into another env than the notebook's: in order of strictness
 NOTEBOOK_OTHER_ENV = ("warn", "refuse")
+INSTALLERS = ("pip", "uv")
+MISSING_INSTALLER = ("pip", "refuse")
 
 DEFAULT_MARKER_MESSAGE = (
     "pip in this environment goes through safe-pip (the hub's policy):\n"
@@ -169,6 +171,32 @@ KEYS: dict[str, Key] = {
             (),
             _stricter_subset,
             "directories outside the env that --target/--prefix/--root may write to",
+        ),
+        *(
+            Key(
+                f"installer.{kind}",
+                "choice",
+                "pip",
+                _never,
+                f"the installer that carries out allowed installs in a {kind} environment",
+                INSTALLERS,
+            )
+            for kind in KINDS
+        ),
+        Key(
+            "installer.user-choice",
+            "bool",
+            True,
+            _stricter_bool_false,
+            "users may choose the other installer for one command (--installer, `uv pip`)",
+        ),
+        Key(
+            "installer.uv-missing",
+            "choice",
+            "pip",
+            _never,
+            "when uv is chosen but not installed: 'pip' (say so, install with pip) or 'refuse'",
+            MISSING_INSTALLER,
         ),
         Key(
             "enforcement.mode",

@@ -29,6 +29,7 @@ INDEX_NOT_ALLOWED = "index-not-allowed"
 PACKAGE_DENIED = "package-denied"
 VERSION_FLOOR = "version-floor"
 NOTEBOOK_ENV = "notebook-env"
+INSTALLER = "installer"
 
 SUMMARY: dict[str, str] = {
     ALLOWED: "the policy allows this operation in this environment",
@@ -52,6 +53,7 @@ SUMMARY: dict[str, str] = {
     VERSION_FLOOR: "the policy sets a minimum version for this project, also as a dependency",
     NOTEBOOK_ENV: "from a notebook, pip changes only the env the notebook runs (where the "
     "policy says refuse)",
+    INSTALLER: "the installer asked for (uv or pip) is not the policy's, or is not installed",
 }
 
 #: the rules ``enforcement`` may set to ``warn`` (the others always hold)

@@ -300,6 +300,9 @@ def safe_pip_cmd(python_version: str = TEST_PYTHON_VERSION) -> list[str]:
     source_key = str(src) if live else _tree_digest(src / "safe_pip")
     deps = [name for name in TOOL_DEPENDENCIES if _installed_version(name)]
     versions = ",".join(f"{name}={_installed_version(name)}" for name in deps)
+    # uv's binary, as `safe-pip-policy[uv]` puts it next to safe-pip's interpreter
+    uv = shutil.which("uv", path=os.path.dirname(sys.executable))
+    versions += f",uv={_installed_version('uv')}" if uv else ""
     key = hashlib.sha256(f"{base.root}:{source_key}:{versions}".encode()).hexdigest()[:12]
     final = cache_dir() / f"tool-venv-{base.full_version}-{key}"
 
@@ -328,6 +331,8 @@ def safe_pip_cmd(python_version: str = TEST_PYTHON_VERSION) -> list[str]:
             "    sys.exit(entrypoint())\n"
         )
         os.chmod(script, 0o755)
+        if uv:
+            shutil.copy2(uv, staging / "bin" / "uv")
         subprocess.run(
             [str(base.python), "-m", "compileall", "-q", str(site)],
             check=True,

@@ -104,6 +104,9 @@ def base_record(
         "env_kind": str(env.kind),
         "python": env.version,
         "pip_version": env.pip_version,
+        # the installer that carried the operation out (backends): pip or uv
+        "installer": "pip",
+        "installer_version": env.pip_version,
         "command": command,
         "argv": redact_argv(argv),
         "requested": [],

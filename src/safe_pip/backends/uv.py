@@ -1,0 +1,528 @@
+"""The uv backend: uv's own plan, checked, then exactly that plan installed.
+
+1. ``uv pip install|sync ... --dry-run --output-format json`` prints uv's
+   plan: ``changes`` with name, version and action (``installed`` /
+   ``uninstalled``; the schema is marked *preview*, so it is read defensively
+   and an unreadable plan stops the install).
+2. The plan, in pip's report format (see ``backends``), goes to the check.
+3. On go, uv installs exactly the planned distributions with ``--no-deps``
+   and a pinned list, so nothing else is resolved: a wheel found in a local
+   ``--find-links`` directory is given by its path (the very file checked),
+   a direct reference (path, URL, ``-e``) as the user wrote it, anything else
+   as ``name==version``.  ``uv pip sync`` removals are carried out with
+   ``uv pip uninstall`` of exactly the planned names.
+
+uv runs with ``--no-config`` and the interpreter safe-pip resolved
+(``--python``), so neither a ``uv.toml`` nor ``UV_PYTHON`` moves the install
+after the decision.  The file-level checks read the wheels named in the plan's
+``download_info``; a distribution uv would fetch from an index has none there
+(uv's cache layout is private to uv), see docs/uv.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from safe_pip.backends import PLANNED_REMOVALS, UV, Check, InstallRun, Request
+from safe_pip.backends.uv_cli import DROPPED_VARIABLES, UvCommand, parse_uv_pip
+from safe_pip.environment import Environment, normalize_name
+from safe_pip.errors import InstallerMissing, TargetError, UsageError
+from safe_pip.passthrough import pip_environ
+from safe_pip.runner import PipRun, wait_for
+
+#: where ``protect --shim`` keeps the env's real uv when it puts the shim in its place
+REAL_UV_VAR = "SAFE_PIP_REAL_UV"
+
+#: uv pip uninstall takes only these of the options carried from an install
+_UNINSTALL_OPTIONS = frozenset(
+    {
+        "--target",
+        "--prefix",
+        "--break-system-packages",
+        "--no-break-system-packages",
+        "--quiet",
+        "--verbose",
+        "--no-cache",
+        "--cache-dir",
+        "--offline",
+        "--color",
+        "--no-progress",
+        "--keyring-provider",
+        "--cert",
+        "--allow-insecure-host",
+        "--native-tls",
+        "--system-certs",
+    }
+)
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def candidates(env: Environment | None) -> list[str]:
+    """Where safe-pip looks for uv, in order.
+
+    safe-pip's own uv (``safe-pip-policy[uv]`` puts it next to safe-pip's
+    interpreter), then the env's: the one behind its shim, or its ``bin/uv``.
+    Never ``PATH`` and never a download.
+    """
+    import sysconfig
+
+    found = [
+        os.path.join(os.path.dirname(sys.executable), "uv"),
+        os.path.join(sysconfig.get_path("scripts"), "uv"),
+    ]
+    if env is not None:
+        from safe_pip.marker import is_shim, shimmed_original
+
+        original = shimmed_original(env, "uv")
+        if original:
+            found.append(original)
+        plain = os.path.join(env.scripts, "uv")
+        if not is_shim(plain):
+            found.append(plain)
+    unique: list[str] = []
+    for path in found:
+        if path not in unique:
+            unique.append(path)
+    return unique
+
+
+def find_uv(env: Environment | None) -> str:
+    """The uv binary to run; raises ``InstallerMissing``."""
+    from safe_pip.marker import is_shim
+
+    for path in candidates(env):
+        if _is_executable(path) and not is_shim(path):
+            return path
+    raise InstallerMissing(
+        "uv is not installed for safe-pip",
+        hint="the admin installs it with safe-pip: `pip install 'safe-pip-policy[uv]'` "
+        "in safe-pip's own environment",
+    )
+
+
+def uv_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """uv's environment: the user's, less safe-pip's binding and uv's config-file variables."""
+    env = pip_environ(environ, chosen=False)
+    for name in DROPPED_VARIABLES:
+        env.pop(name, None)
+    env["UV_NO_CONFIG"] = "1"
+    return env
+
+
+class _Version:
+    """``uv --version``, asked early and read when the record is written, so that it
+    costs no time of its own next to uv's real work."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.value: str | None = None
+        self.child: subprocess.Popen[str] | None = None
+
+    def ask(self) -> None:
+        if self.value is None and self.child is None:
+            try:
+                self.child = subprocess.Popen(
+                    [self.binary, "--version"],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                )
+            except OSError:
+                self.value = ""
+
+    def get(self) -> str:
+        """``0.13.9`` ('' when uv cannot tell)."""
+        if self.value is None:
+            self.ask()
+        if self.child is not None:
+            try:
+                out, _ = self.child.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+                out = ""
+            self.child = None
+            words = out.split()
+            self.value = words[1] if len(words) >= 2 and words[0] == "uv" else ""
+        return self.value or ""
+
+
+# --- direct references and local wheels ---------------------------------------------
+
+
+def _project_name_of_dir(path: str) -> str:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10 only
+        import tomli as tomllib
+    try:
+        with open(os.path.join(path, "pyproject.toml"), "rb") as handle:
+            name = tomllib.load(handle).get("project", {}).get("name")
+        if isinstance(name, str) and name:
+            return normalize_name(name)
+    except (OSError, ValueError, AttributeError):
+        pass
+    import configparser
+
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(os.path.join(path, "setup.cfg"), encoding="utf-8")
+        name = parser.get("metadata", "name", fallback="")
+    except (configparser.Error, UnicodeDecodeError):
+        name = ""
+    return normalize_name(name) if name else ""
+
+
+def _path_of(text: str) -> str:
+    value = text.split("#", 1)[0]
+    if value.startswith("file://"):
+        value = value[len("file://") :]
+    return os.path.abspath(os.path.expanduser(value))
+
+
+def direct_reference_name(text: str) -> str | None:
+    """The project a direct reference installs; None when ``text`` is a plain requirement,
+    '' when it is a direct reference whose name safe-pip cannot tell."""
+    from safe_pip.decide import is_local_path
+
+    value = text.strip()
+    if " @ " in value or (value.split("@", 1)[0].strip().isidentifier() and "@" in value):
+        head = value.split("@", 1)[0].split("[", 1)[0].strip()
+        if head and "://" not in head:
+            return normalize_name(head)
+    if "#egg=" in value:
+        return normalize_name(value.split("#egg=", 1)[1].split("&", 1)[0].split("[", 1)[0])
+    remote = "://" in value and not value.startswith("file:")
+    if not (is_local_path(value) or remote or value.startswith(("git+", "hg+"))):
+        return None
+    base = os.path.basename(value.split("#", 1)[0].rstrip("/"))
+    if base.endswith(".whl"):
+        return normalize_name(base.split("-", 1)[0])
+    if not remote:
+        path = _path_of(value)
+        if os.path.isdir(path):
+            return _project_name_of_dir(path)
+    return ""
+
+
+def _local_dirs(links: Sequence[str]) -> list[str]:
+    dirs = []
+    for link in links:
+        if "://" in link and not link.startswith("file://"):
+            continue
+        path = _path_of(link)
+        if os.path.isdir(path):
+            dirs.append(path)
+    return dirs
+
+
+def _wheels_by_pin(dirs: Sequence[str]) -> dict[tuple[str, str], list[str]]:
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    found: dict[tuple[str, str], list[str]] = {}
+    for directory in dirs:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for filename in names:
+            if not filename.endswith(".whl"):
+                continue
+            try:
+                name, version, _, _ = parse_wheel_filename(filename)
+            except (InvalidWheelFilename, ValueError):
+                continue
+            found.setdefault((str(name), str(version)), []).append(
+                os.path.join(directory, filename)
+            )
+    return found
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- the plan ----------------------------------------------------------------------
+
+
+class UvPlanError(TargetError):
+    """uv's plan could not be read."""
+
+
+def read_plan(stdout: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(installed, uninstalled) ``{name, version}`` lists from uv's ``--output-format json``.
+
+    Raises ``UvPlanError`` for output this reader does not understand: the
+    schema is uv's *preview* one, and an unread plan must not pass as empty.
+    """
+    try:
+        data = json.loads(stdout)
+    except ValueError as error:
+        raise UvPlanError(f"uv's plan is not JSON: {error}") from error
+    changes = data.get("changes") if isinstance(data, dict) else None
+    if not isinstance(changes, list):
+        raise UvPlanError("uv's plan has no list of changes")
+    installed: list[dict[str, str]] = []
+    uninstalled: list[dict[str, str]] = []
+    for change in changes:
+        if not isinstance(change, dict):
+            raise UvPlanError("uv's plan has a change that is not an object")
+        name, version, action = change.get("name"), change.get("version"), change.get("action")
+        if not isinstance(name, str) or not name or not isinstance(version, str):
+            raise UvPlanError(f"uv's plan has a change without name and version: {change!r}")
+        item = {"name": name, "version": version}
+        if action == "installed":
+            installed.append(item)
+        elif action in ("uninstalled", "removed"):
+            uninstalled.append(item)
+        else:
+            raise UvPlanError(f"uv's plan has an action safe-pip does not know: {action!r}")
+    return installed, uninstalled
+
+
+class _Pins:
+    """How each planned distribution is named in the pinned install, and its plan item."""
+
+    def __init__(self, cmd: UvCommand) -> None:
+        from safe_pip.pipcli import requirement_file_requirements
+
+        op = cmd.op
+        self.editables: dict[str, str] = {}
+        self.direct: dict[str, str] = {}
+        self.requested: set[str] = set()
+        for text in op.editables:
+            name = direct_reference_name(text) or _project_name_of_dir(_path_of(text))
+            if not name:
+                raise UsageError(
+                    f"safe-pip cannot tell which project `-e {text}` is, so it cannot install "
+                    "exactly uv's plan",
+                    hint="give the project a [project] name in pyproject.toml, or use pip",
+                )
+            self.editables[name] = text
+            self.requested.add(name)
+        for text in (*op.args, *requirement_file_requirements(op)):
+            direct = direct_reference_name(text)
+            if direct is None:
+                self.requested.add(_requirement_name(text) or "")
+                continue
+            if not direct:
+                raise UsageError(
+                    f"safe-pip cannot tell which project {text!r} is, so it cannot install "
+                    "exactly uv's plan",
+                    hint="write it as `name @ URL`, or use pip",
+                )
+            self.direct[direct] = text
+            self.requested.add(direct)
+        self.wheels = _wheels_by_pin(_local_dirs(op.find_links))
+        self.sync = cmd.command == "sync"
+
+    def item(self, name: str, version: str) -> tuple[dict[str, Any], list[str]]:
+        """(the pip-report item, the argument(s) that install exactly it)."""
+        key = normalize_name(name)
+        entry: dict[str, Any] = {
+            "metadata": {"name": name, "version": version},
+            "requested": self.sync or key in self.requested,
+            "is_direct": False,
+        }
+        if key in self.editables:
+            text = self.editables[key]
+            entry["is_direct"] = True
+            entry["download_info"] = {
+                "url": "file://" + _path_of(text),
+                "dir_info": {"editable": True},
+            }
+            return entry, ["-e", text]
+        if key in self.direct:
+            text = self.direct[key]
+            entry["is_direct"] = True
+            path = _path_of(text)
+            if "://" not in text or text.startswith("file:"):
+                if os.path.isdir(path):
+                    entry["download_info"] = {"url": "file://" + path, "dir_info": {}}
+                elif os.path.isfile(path):
+                    entry["download_info"] = self._archive(path)
+            return entry, [text]
+        wheels = self.wheels.get((key, version), [])
+        if len(wheels) == 1:
+            entry["download_info"] = self._archive(wheels[0])
+            return entry, [wheels[0]]
+        return entry, [f"{key}=={version}"]
+
+    @staticmethod
+    def _archive(path: str) -> dict[str, Any]:
+        digest = _sha256(path)
+        return {
+            "url": "file://" + path,
+            "archive_info": {"hash": f"sha256={digest}", "hashes": {"sha256": digest}},
+        }
+
+
+def _requirement_name(text: str) -> str | None:
+    from safe_pip.audit.record import requirement_name
+
+    return requirement_name(text)
+
+
+# --- running uv --------------------------------------------------------------------
+
+
+def _run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, bool]:
+    try:
+        child = subprocess.Popen(list(argv), env=dict(environ))
+    except OSError as error:
+        raise TargetError(f"cannot run {argv[0]}: {error.strerror}") from error
+    return wait_for(child)
+
+
+@dataclass
+class _Planned:
+    """uv's plan: the report-format plan to check, and how to carry out exactly it."""
+
+    plan: dict[str, Any]
+    #: the pinned install: wheel paths, direct references, ``name==version``
+    pins: list[str]
+    #: ``--reinstall-package NAME`` for what the plan reinstalls
+    reinstall: list[str]
+    #: what ``uv pip sync`` removes outright
+    removals: list[str]
+
+
+def planned(stdout: str, pins: _Pins) -> _Planned:
+    """uv's ``--output-format json`` plan, read (``read_plan``) and pinned."""
+    installed, uninstalled = read_plan(stdout)
+    result = _Planned({"version": "1", "install": [], PLANNED_REMOVALS: []}, [], [], [])
+    new_names = {normalize_name(i["name"]) for i in installed}
+    for item in installed:
+        entry, pin = pins.item(item["name"], item["version"])
+        result.plan["install"].append(entry)
+        result.pins.extend(pin)
+    for item in uninstalled:
+        key = normalize_name(item["name"])
+        if key in new_names:
+            result.reinstall.extend(["--reinstall-package", key])
+        else:
+            result.plan[PLANNED_REMOVALS].append(item)
+            result.removals.append(key)
+    return result
+
+
+class UvBackend:
+    name = UV
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self._version = _Version(binary)
+        self._version.ask()  # read when the first record is written
+
+    def version(self) -> str:
+        return self._version.get()
+
+    def _base(self, command: str, python: str) -> list[str]:
+        return [self.binary, "pip", command, "--python", python, "--no-config"]
+
+    def install(self, request: Request, check: Check) -> InstallRun:
+        started = time.monotonic()
+
+        def ran(code: int, interrupted: bool = False) -> PipRun:
+            return PipRun(code, time.monotonic() - started, interrupted)
+
+        self._version.ask()
+        cmd = parse_uv_pip(request.args, request.environ)
+        environ = uv_environ(request.environ)
+        if cmd.op.dry_run:
+            # uv's own dry run changes nothing: run it as asked
+            argv = [*self._base(cmd.command, request.python), *cmd.args_for_safe_pip_target()]
+            return InstallRun(ran(*_run(argv, environ)), None)
+        pins = _Pins(cmd)
+        try:
+            asked = self._plan(cmd, request.python, environ)
+        except KeyboardInterrupt:
+            return InstallRun(ran(130, True), None)
+        if asked.returncode != 0:
+            sys.stderr.write(asked.stderr)
+            return InstallRun(ran(asked.returncode), None)
+        plan = planned(asked.stdout, pins)
+        go, verdict = check(plan.plan)
+        if not go:
+            return InstallRun(ran(1), plan.plan, verdict)
+        return InstallRun(ran(*self._carry_out(plan, cmd, request.python, environ)), plan.plan)
+
+    def _plan(
+        self, cmd: UvCommand, python: str, environ: Mapping[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        """uv's plan for the command, as JSON on stdout; nothing changes."""
+        argv = [
+            *self._base(cmd.command, python),
+            *cmd.plan_args,
+            *cmd.carry_args,
+            "--dry-run",
+            "--output-format",
+            "json",
+            *(["--"] if cmd.positional else []),
+            *cmd.positional,
+        ]
+        try:
+            return subprocess.run(argv, env=dict(environ), capture_output=True, text=True)
+        except OSError as error:
+            raise TargetError(f"cannot run {self.binary}: {error.strerror}") from error
+
+    def _carry_out(
+        self, plan: _Planned, cmd: UvCommand, python: str, environ: Mapping[str, str]
+    ) -> tuple[int, bool]:
+        """Exactly the plan: its removals, then its pinned installs with ``--no-deps``."""
+        code, interrupted = 0, False
+        if plan.removals:
+            argv = [
+                *self._base("uninstall", python),
+                *cmd.carried(_UNINSTALL_OPTIONS),
+                "--",
+                *plan.removals,
+            ]
+            code, interrupted = _run(argv, environ)
+        if plan.pins and code == 0 and not interrupted:
+            argv = [
+                *self._base("install", python),
+                *cmd.carry_args,
+                "--no-deps",
+                *plan.reinstall,
+                *plan.pins,
+            ]
+            code, interrupted = _run(argv, environ)
+        elif not plan.pins and not plan.removals:
+            sys.stderr.write("safe-pip: uv's plan changes nothing here\n")
+        return code, interrupted
+
+    def uninstall(self, request: Request) -> PipRun:
+        started = time.monotonic()
+        cmd = parse_uv_pip(request.args, request.environ)
+        environ = uv_environ(request.environ)
+        argv = [*self._base("uninstall", request.python), *cmd.args_for_safe_pip_target()]
+        code, interrupted = _run(argv, environ)
+        return PipRun(code, time.monotonic() - started, interrupted)
+
+
+__all__ = [
+    "REAL_UV_VAR",
+    "UvBackend",
+    "UvPlanError",
+    "candidates",
+    "direct_reference_name",
+    "find_uv",
+    "planned",
+    "read_plan",
+    "uv_environ",
+]

@@ -1,0 +1,295 @@
+"""The installer backends' pure parts: choosing the installer, reading uv's command line
+and its plan, naming direct references, and which uv commands the uv door takes up."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from safe_pip import rules
+from safe_pip.backends import (
+    PLANNED_REMOVALS,
+    choose_installer,
+    missing_installer_denial,
+    planned_removals,
+    split_installer_flag,
+)
+from safe_pip.backends.uv import UvPlanError, direct_reference_name, read_plan
+from safe_pip.backends.uv_cli import parse_uv_pip, uv_args_for
+from safe_pip.backends.uv_door import guarded_part
+from safe_pip.environment import Environment, EnvKind
+from safe_pip.errors import InstallerMissing, UsageError
+from safe_pip.pipcli import parse_pip_command_line
+from safe_pip.policy import Policy, default_policy
+from support.fakes import fake_environment
+
+
+def policy(**values: object) -> Policy:
+    base = default_policy()
+    return replace(base, values={**base.values, **values})
+
+
+def fake_env(kind: EnvKind = EnvKind.CONDA_ENV) -> Environment:
+    return fake_environment("/opt/conda/envs/analysis", kind)
+
+
+# --- choosing the installer -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "rest", "chosen"),
+    [
+        (["install", "x"], ["install", "x"], None),
+        (["--installer", "uv", "install", "x"], ["install", "x"], "uv"),
+        (["install", "--installer=pip", "x"], ["install", "x"], "pip"),
+        (["install", "--", "--installer", "uv"], ["install", "--", "--installer", "uv"], None),
+    ],
+)
+def test_the_installer_flag_is_taken_out(
+    argv: list[str], rest: list[str], chosen: str | None
+) -> None:
+    assert split_installer_flag(argv) == (rest, chosen)
+
+
+@pytest.mark.parametrize("argv", [["install", "--installer"], ["--installer=conda", "install"]])
+def test_a_bad_installer_flag_is_a_usage_error(argv: list[str]) -> None:
+    with pytest.raises(UsageError):
+        split_installer_flag(argv)
+
+
+def test_the_policy_default_is_pip_and_a_user_may_choose_uv() -> None:
+    env = fake_env()
+    assert choose_installer(None, env, default_policy()) == ("pip", None)
+    assert choose_installer("uv", env, default_policy()) == ("uv", None)
+
+
+def test_the_policy_makes_uv_the_default_for_a_kind() -> None:
+    env = fake_env()
+    chosen = policy(**{"installer.conda-env": "uv"})
+    assert choose_installer(None, env, chosen) == ("uv", None)
+    assert choose_installer(None, fake_env(EnvKind.VENV), chosen) == ("pip", None)
+    assert choose_installer("pip", env, chosen) == ("pip", None)
+
+
+def test_no_user_choice_refuses_the_other_installer() -> None:
+    env = fake_env()
+    name, denial = choose_installer("uv", env, policy(**{"installer.user-choice": False}))
+    assert name == "pip" and denial is not None
+    assert denial.rule == rules.INSTALLER and "installer.user-choice" in denial.reason
+
+
+def test_missing_uv_falls_back_to_pip_or_refuses_per_policy() -> None:
+    error = InstallerMissing("uv is not installed for safe-pip", hint="install it")
+    assert missing_installer_denial(default_policy(), error, uv_door=False) is None
+    refusing = policy(**{"installer.uv-missing": "refuse"})
+    denial = missing_installer_denial(refusing, error, uv_door=False)
+    assert denial is not None and denial.rule == rules.INSTALLER
+    # a uv command line is never handed to pip
+    door = missing_installer_denial(default_policy(), error, uv_door=True)
+    assert door is not None and "not installed" in door.reason
+
+
+# --- uv's command line ----------------------------------------------------------------
+
+
+def test_uv_options_become_the_same_operation_pip_gets() -> None:
+    cmd = parse_uv_pip(
+        [
+            "install",
+            "--target",
+            "/tmp/t",
+            "-r",
+            "req.txt",
+            "-e",
+            "./proj",
+            "--index-url=https://mirror/simple",
+            "-f",
+            "/wheels",
+            "--no-build-isolation",
+            "-qU",
+            "demo-a",
+        ],
+        {},
+    )
+    op = cmd.op
+    assert op.command == "install" and op.args == ("demo-a",)
+    assert op.target_dir is not None and op.target_dir.value == "/tmp/t"
+    assert op.requirement_files == ("req.txt",) and op.editables == ("./proj",)
+    assert op.index_url == "https://mirror/simple" and op.find_links == ("/wheels",)
+    assert op.build_isolation is False and op.get("upgrade") is True
+    assert op.program == "uv" and op.argv[:2] == ("pip", "install")
+    # what to install goes to the plan run only; where and how to both runs
+    assert "-r" in cmd.plan_args and "-U" in cmd.plan_args
+    assert "--target" in cmd.carry_args and "-q" in cmd.carry_args
+
+
+def test_uv_variables_that_matter_are_read() -> None:
+    op = parse_uv_pip(
+        ["install", "x"],
+        {
+            "UV_PYTHON": "/opt/env/bin/python",
+            "UV_BREAK_SYSTEM_PACKAGES": "true",
+            "UV_INDEX_URL": "https://mirror/simple",
+            "UV_FIND_LINKS": "/a,/b",
+            "UV_NO_BUILD_ISOLATION": "1",
+            "PIP_TARGET": "/ignored",  # uv ignores PIP_*
+        },
+    ).op
+    assert op.python is not None and op.python.value == "/opt/env/bin/python"
+    assert op.break_system_packages is not None
+    assert op.break_system_packages.source == "UV_BREAK_SYSTEM_PACKAGES=true"
+    assert op.index_url == "https://mirror/simple" and op.find_links == ("/a", "/b")
+    assert op.build_isolation is False and op.target_dir is None
+
+
+def test_the_command_line_wins_over_uv_variables() -> None:
+    op = parse_uv_pip(["install", "--find-links", "/c", "x"], {"UV_FIND_LINKS": "/a"}).op
+    assert op.find_links == ("/c",)
+    op = parse_uv_pip(["install", "--python", "/p", "x"], {"UV_PYTHON": "/q"}).op
+    assert op.python is not None and op.python.value == "/p"
+
+
+def test_uv_user_is_a_user_site_install() -> None:
+    op = parse_uv_pip(["install", "--user", "x"], {}).op
+    assert op.user_site is not None
+
+
+def test_sync_installs_exactly_its_files() -> None:
+    cmd = parse_uv_pip(["sync", "lock.txt"], {})
+    assert cmd.command == "sync" and cmd.op.command == "install"
+    assert cmd.op.requirement_files == ("lock.txt",) and cmd.op.args == ()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["install", "--no-such-option", "x"],
+        ["install", "--directory", "/elsewhere", "x"],
+        ["install", "--config-file=/tmp/uv.toml", "x"],
+        ["install", "--target"],
+        ["list"],
+        [],
+    ],
+)
+def test_uv_command_lines_safe_pip_cannot_judge_are_refused(argv: list[str]) -> None:
+    with pytest.raises(UsageError):
+        parse_uv_pip(argv, {})
+
+
+def test_the_python_option_is_not_carried() -> None:
+    cmd = parse_uv_pip(["uninstall", "-p", "/x/bin/python", "demo-a"], {})
+    assert cmd.args_for_safe_pip_target() == ["--", "demo-a"]
+
+
+# --- pip's command line, for uv ----------------------------------------------------------
+
+
+def test_a_pip_command_line_becomes_uv_options() -> None:
+    op = parse_pip_command_line(
+        [
+            "install",
+            "--no-index",
+            "-f",
+            "/w",
+            "--no-deps",
+            "--no-build-isolation",
+            "-C",
+            "key=value",
+            "--prefix",
+            "/p",
+            "demo-a",
+        ],
+        {"PIP_CONFIG_FILE": "/dev/null"},
+        None,
+    )
+    args = uv_args_for(op)
+    assert args[0] == "install" and args[-2:] == ["--", "demo-a"]
+    for words in (["--no-index"], ["--find-links", "/w"], ["--no-deps"], ["--prefix", "/p"]):
+        assert " ".join(words) in " ".join(args)
+    assert "--no-build-isolation" in args and "-C key=value" in " ".join(args)
+
+
+def test_a_pip_option_uv_cannot_honour_is_refused() -> None:
+    op = parse_pip_command_line(
+        ["install", "--root", "/r", "x"], {"PIP_CONFIG_FILE": "/dev/null"}, None
+    )
+    with pytest.raises(UsageError, match="--root"):
+        uv_args_for(op)
+
+
+# --- uv's plan -------------------------------------------------------------------------
+
+
+def plan_text(*changes: dict[str, str]) -> str:
+    return json.dumps({"schema": {"version": "preview"}, "changes": list(changes)})
+
+
+def test_the_plan_is_read() -> None:
+    installed, removed = read_plan(
+        plan_text(
+            {"name": "demo-a", "version": "1.0", "action": "uninstalled"},
+            {"name": "demo-a", "version": "2.0", "action": "installed"},
+        )
+    )
+    assert installed == [{"name": "demo-a", "version": "2.0"}]
+    assert removed == [{"name": "demo-a", "version": "1.0"}]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        json.dumps({"changes": {}}),
+        plan_text({"name": "x", "action": "installed"}),
+        plan_text({"name": "x", "version": "1", "action": "teleported"}),
+        json.dumps({"changes": ["x"]}),
+    ],
+)
+def test_a_plan_that_cannot_be_read_stops_the_install(text: str) -> None:
+    with pytest.raises(UvPlanError):
+        read_plan(text)
+
+
+def test_planned_removals_are_read_defensively() -> None:
+    plan = {PLANNED_REMOVALS: [{"name": "six", "version": "1.16.0"}, "junk", {"version": "1"}]}
+    assert planned_removals(plan) == [{"name": "six", "version": "1.16.0"}]
+    assert planned_removals(None) == []
+
+
+# --- direct references -----------------------------------------------------------------
+
+
+def test_names_of_direct_references(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "My_Proj"\n')
+    assert direct_reference_name("demo-a>=1") is None
+    assert direct_reference_name("demo-a @ https://h/x.whl") == "demo-a"
+    assert direct_reference_name("/w/Demo_B-1.0-py3-none-any.whl") == "demo-b"
+    assert direct_reference_name("git+https://h/x.git#egg=Foo") == "foo"
+    assert direct_reference_name(str(project)) == "my-proj"
+    assert direct_reference_name("https://h/archive.tar.gz") == ""
+
+
+# --- the uv door -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "guarded"),
+    [
+        (["pip", "install", "x"], ["install", "x"]),
+        (["--no-cache", "pip", "sync", "r.txt"], ["sync", "--no-cache", "r.txt"]),
+        (["--cache-dir", "/c", "pip", "uninstall", "x"], ["uninstall", "--cache-dir", "/c", "x"]),
+        (["pip", "list"], None),
+        (["run", "python"], None),
+        (["--version"], None),
+        (["tool", "install", "x"], None),
+        (["pip"], None),
+    ],
+)
+def test_which_uv_commands_the_door_takes_up(argv: list[str], guarded: list[str] | None) -> None:
+    assert guarded_part(argv) == guarded
