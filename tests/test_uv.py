@@ -28,14 +28,16 @@ NOBODY = 65534
 DENIED = 10
 BACKENDS = ["pip", "uv"]
 #: record fields that may differ between two runs of the same operation by two backends
-RUN_FIELDS = {"id", "time", "prev", "duration_s", "installer", "installer_version"}
+RUN_FIELDS = {"id", "time", "prev", "intent", "duration_s", "installer", "installer_version"}
 
 
-def records(prefix: Prefix) -> list[dict[str, Any]]:
-    log = prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+def records(prefix: Prefix, kind: str = "outcome") -> list[dict[str, Any]]:
+    """The env's audit records of one kind (outcomes: what each operation came to), oldest
+    first: the env's log and, once protected, the users' drop box beside it."""
+    logs = sorted((prefix.path / "var" / "log" / "safe-pip").rglob("*.jsonl"))
+    found = [json.loads(line) for log in logs for line in log.read_text().splitlines() if line]
+    found.sort(key=lambda r: str(r["time"]))
+    return [r for r in found if r.get("kind", "outcome") == kind]
 
 
 def dist_infos(site: Path, name: str) -> list[str]:
@@ -174,6 +176,9 @@ def test_the_records_of_both_backends_differ_only_in_installer_and_timings(
     assert dist_infos(env.site, "demo_b") == ["demo_b-1.0.dist-info"]
     assert (env.site / "demo_b-1.0.dist-info" / "INSTALLER").read_text().strip() == "uv"
     by_pip, _, by_uv = records(env.prefix)
+    pip_intent, _, uv_intent = records(env.prefix, "intent")
+    assert (pip_intent["installer"], uv_intent["installer"]) == ("pip", "uv")
+    assert (by_pip["intent"], by_uv["intent"]) == (pip_intent["id"], uv_intent["id"])
     assert by_pip["installer"] == "pip" and by_pip["installer_version"] == by_pip["pip_version"]
     assert by_uv["installer"] == "uv" and by_uv["installer_version"].count(".") == 2
     differ = {k for k in by_pip.keys() | by_uv.keys() if by_pip.get(k) != by_uv.get(k)}
