@@ -561,6 +561,8 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     from safe_pip.inventory import scan
 
     op, env = attempt.op, attempt.env
+    assert attempt.backend is not None
+    attempt.backend.start(_request(attempt, decision))  # uv plans while safe-pip writes
     sites = [env.purelib, env.platlib]
     before = scan(sites)
     index_url = str(op.index_url) if op.index_url else None
@@ -575,7 +577,6 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     warned: list[Decision] = []
     if op.command != "install":
         # uninstall: conda-owned names were refused before pip ran
-        assert attempt.backend is not None
         run = attempt.backend.uninstall(_request(attempt, decision))
         report = None
     else:

@@ -79,6 +79,11 @@ class Backend(Protocol):
         """The installer's version ('' when unknown)."""
         ...
 
+    def start(self, request: Request) -> None:
+        """Begin resolving ``request`` early, if the installer can without changing
+        anything (``install`` of the same request then takes that resolution)."""
+        ...
+
     def install(self, request: Request, check: Check) -> InstallRun:
         """Resolve, ``check`` the plan, install exactly the plan on go."""
         ...

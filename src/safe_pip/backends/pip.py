@@ -24,6 +24,9 @@ class PipBackend:
     def version(self) -> str:
         return self.pip_version
 
+    def start(self, request: Request) -> None:
+        """Nothing to start early: pip resolves in the checked run itself."""
+
     def install(self, request: Request, check: Check) -> InstallRun:
         from safe_pip.preflight import run_checked
 

@@ -227,8 +227,8 @@ def _local_dirs(links: Sequence[str]) -> list[str]:
 
 
 def _wheels_by_pin(dirs: Sequence[str]) -> dict[tuple[str, str], list[str]]:
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
+    """Wheel files in local directories by (normalised name, version) of their file name
+    (``name-version(-build)?-python-abi-platform.whl``)."""
     found: dict[tuple[str, str], list[str]] = {}
     for directory in dirs:
         try:
@@ -236,13 +236,10 @@ def _wheels_by_pin(dirs: Sequence[str]) -> dict[tuple[str, str], list[str]]:
         except OSError:
             continue
         for filename in names:
-            if not filename.endswith(".whl"):
+            parts = filename[: -len(".whl")].split("-")
+            if not filename.endswith(".whl") or len(parts) not in (5, 6):
                 continue
-            try:
-                name, version, _, _ = parse_wheel_filename(filename)
-            except (InvalidWheelFilename, ValueError):
-                continue
-            found.setdefault((str(name), str(version)), []).append(
+            found.setdefault((normalize_name(parts[0]), parts[1]), []).append(
                 os.path.join(directory, filename)
             )
     return found
@@ -427,6 +424,7 @@ class UvBackend:
         self.binary = binary
         self._version = _Version(binary)
         self._version.ask()  # read when the first record is written
+        self._pending: tuple[Request, subprocess.Popen[str]] | None = None
 
     def version(self) -> str:
         return self._version.get()
@@ -434,37 +432,49 @@ class UvBackend:
     def _base(self, command: str, python: str) -> list[str]:
         return [self.binary, "pip", command, "--python", python, "--no-config"]
 
+    def start(self, request: Request) -> None:
+        """Ask uv for its plan now, while safe-pip does its own work: a dry run changes
+        nothing, and ``install`` of the same request takes its answer."""
+        cmd = parse_uv_pip(request.args, request.environ)
+        if cmd.command != "uninstall" and not cmd.op.dry_run:
+            self._pending = (request, self._ask_plan(cmd, request.python, request.environ))
+
     def install(self, request: Request, check: Check) -> InstallRun:
         started = time.monotonic()
 
         def ran(code: int, interrupted: bool = False) -> PipRun:
             return PipRun(code, time.monotonic() - started, interrupted)
 
-        self._version.ask()
         cmd = parse_uv_pip(request.args, request.environ)
         environ = uv_environ(request.environ)
         if cmd.op.dry_run:
             # uv's own dry run changes nothing: run it as asked
             argv = [*self._base(cmd.command, request.python), *cmd.args_for_safe_pip_target()]
             return InstallRun(ran(*_run(argv, environ)), None)
-        pins = _Pins(cmd)
+        pending, self._pending = self._pending, None
+        child = pending[1] if pending is not None and pending[0] == request else None
+        if child is None:
+            child = self._ask_plan(cmd, request.python, request.environ)
+        pins = _Pins(cmd)  # while uv works out its plan
         try:
-            asked = self._plan(cmd, request.python, environ)
+            out, err = child.communicate()
         except KeyboardInterrupt:
+            child.kill()
+            child.wait()
             return InstallRun(ran(130, True), None)
-        if asked.returncode != 0:
-            sys.stderr.write(asked.stderr)
-            return InstallRun(ran(asked.returncode), None)
-        plan = planned(asked.stdout, pins)
+        if child.returncode != 0:
+            sys.stderr.write(err)
+            return InstallRun(ran(child.returncode), None)
+        plan = planned(out, pins)
         go, verdict = check(plan.plan)
         if not go:
             return InstallRun(ran(1), plan.plan, verdict)
         return InstallRun(ran(*self._carry_out(plan, cmd, request.python, environ)), plan.plan)
 
-    def _plan(
+    def _ask_plan(
         self, cmd: UvCommand, python: str, environ: Mapping[str, str]
-    ) -> subprocess.CompletedProcess[str]:
-        """uv's plan for the command, as JSON on stdout; nothing changes."""
+    ) -> subprocess.Popen[str]:
+        """uv working out its plan for the command (JSON on stdout); nothing changes."""
         argv = [
             *self._base(cmd.command, python),
             *cmd.plan_args,
@@ -476,7 +486,13 @@ class UvBackend:
             *cmd.positional,
         ]
         try:
-            return subprocess.run(argv, env=dict(environ), capture_output=True, text=True)
+            return subprocess.Popen(
+                argv,
+                env=uv_environ(environ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         except OSError as error:
             raise TargetError(f"cannot run {self.binary}: {error.strerror}") from error
 
