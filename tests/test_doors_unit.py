@@ -13,7 +13,7 @@ import pytest
 from safe_pip import envconfig
 from safe_pip.commands import about
 from safe_pip.door import door, own_command
-from safe_pip.ipython import ENV_COMMAND, pip_shell_command, uv_refusal
+from safe_pip.ipython import ENV_COMMAND, pip_shell_command, uv_shell_command
 from safe_pip.kernel import find_kernel, is_kernel_command
 from safe_pip.target import BOUND_PYTHON_VAR, DOOR_VAR
 
@@ -154,13 +154,16 @@ def test_pip_magic_command_lines() -> None:
     assert pip_shell_command("status", tool, kernel).startswith(f"{ENV_COMMAND} ")
 
 
-def test_uv_changes_are_refused_with_the_pip_command() -> None:
-    refusal = uv_refusal(["pip", "install", "x>=1"])
-    assert refusal is not None and "instead: %pip install 'x>=1'" in refusal
-    sync = uv_refusal(["pip", "sync", "reqs.txt"])
-    assert sync is not None and "%pip install -r reqs.txt" in sync
-    assert uv_refusal(["pip", "list"]) is None
-    assert uv_refusal(["venv"]) is None
+def test_uv_changes_go_through_the_uv_door() -> None:
+    tool = ["/opt/sp/bin/python", "-I", "-S", "-c", "import sys; entrypoint()"]
+    kernel = "/opt/conda/envs/analysis/bin/python"
+    guarded = uv_shell_command("pip install 'x>=1'", tool, kernel)
+    assert guarded.startswith(f"{ENV_COMMAND} SAFE_PIP_BOUND_PYTHON={kernel} ")
+    assert guarded.endswith("entrypoint()' uv pip install 'x>=1'")
+    assert " uv pip sync reqs.txt" in uv_shell_command("pip sync reqs.txt", tool, kernel)
+    # uv's other commands: IPython's own %uv
+    assert uv_shell_command("pip list", tool, kernel) == f"{kernel} -m uv pip list"
+    assert uv_shell_command("venv", tool, kernel) == f"{kernel} -m uv venv"
 
 
 def test_messages_name_the_door_the_user_came_through() -> None:

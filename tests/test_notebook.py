@@ -80,7 +80,7 @@ def test_every_notebook_route_installs_into_the_notebook_env_or_says_what_works(
         "%pip list",
         f"!pip install {find} demo-b",
         f"!{{sys.executable}} -m pip install {find} demo-b",
-        f"%uv pip install {find} demo-b",
+        f"%uv pip install {find} six",
         "!pip status",
         f"!{tools.bin / 'pip'} install {find} demo-b",
         "%pip status",
@@ -125,8 +125,10 @@ def test_every_notebook_route_installs_into_the_notebook_env_or_says_what_works(
     # !{sys.executable} -m pip: the marker names what works for this env
     assert "externally-managed-environment" in bare, bare
     assert "%pip install <package>" in bare and f"{kernel.bin / 'pip'} install" in bare, bare
-    # %uv: refused with the %pip command
-    assert "refused: %uv pip install" in uv and f"%pip install {find} demo-b" in uv, uv
+    # %uv: through safe-pip's uv door, into the kernel's env, installed by uv
+    six = kernel.site_packages / "six-1.17.0.dist-info"
+    assert (six / "INSTALLER").read_text().strip() == "uv", uv
+    assert "restart the kernel" in uv, uv
     # status from the kernel names the kernel's env
     assert f"this notebook's kernel runs {kernel.path}" in status, status
     # !<other env>/bin/pip: allowed there (notebook.other-env = "warn"), with a warning

@@ -76,22 +76,25 @@ def uv_main(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> in
     """What the ``uv`` shim runs (``argv`` after ``uv``): ``uv pip install|uninstall|sync``
     goes through safe-pip, every other uv command runs the env's own uv."""
     env_vars: Mapping[str, str] = os.environ if environ is None else environ
+    return _reporting_errors(lambda: _uv_door(argv, env_vars))
 
-    def dispatch() -> int:
-        from safe_pip.backends import uv_door
 
-        pip_command = uv_door.guarded_part(argv)
-        if pip_command is None:
-            return uv_door.become_uv(argv, env_vars)
-        _require_working_directory()
-        from safe_pip import guard
+def _uv_door(argv: Sequence[str], env_vars: Mapping[str, str]) -> int:
+    from safe_pip.backends import uv_door
 
-        return guard.run_uv_pip_command(pip_command, env_vars)
+    pip_command = uv_door.guarded_part(argv)
+    if pip_command is None:
+        return uv_door.become_uv(argv, env_vars)
+    _require_working_directory()
+    from safe_pip import guard
 
-    return _reporting_errors(dispatch)
+    return guard.run_uv_pip_command(pip_command, env_vars)
 
 
 def _dispatch(argv: Sequence[str], env_vars: Mapping[str, str]) -> int:
+    if argv and argv[0] == "uv":
+        # `safe-pip uv ...` (pip has no command `uv`): the uv door, as the `uv` shim and %uv
+        return _uv_door(argv[1:], env_vars)
     about = _about(argv, env_vars)
     if about is not None:
         return about

@@ -13,9 +13,10 @@ Load it with ``%load_ext safe_pip.ipython``, or in a config file with
 ``safe-pip protect`` writes that into the env's IPython config, with
 ``c.SafePip.command``, the command line that starts the hub's safe-pip.
 
-``%uv pip install|uninstall|sync`` is refused with the ``%pip`` command that
-does the same through the policy; uv's other commands run as IPython's own
-``%uv`` would run them.
+``%uv pip install|uninstall|sync`` goes through safe-pip's uv door (``safe-pip
+uv ...``, the code of an env's ``uv`` shim): the same decisions, carried out by
+uv, and recorded; uv's other commands run as IPython's own ``%uv`` would run
+them.
 
 Imported inside the kernel: nothing here imports more than the standard
 library and safe-pip's lean start-up modules.
@@ -28,7 +29,6 @@ import shlex
 import sys
 from typing import Any
 
-from safe_pip.errors import ExitCode
 from safe_pip.target import BOUND_PYTHON_VAR, DOOR_VAR, MAGIC
 
 RESTART_NOTE = "Note: you may need to restart the kernel to use updated packages."
@@ -61,23 +61,13 @@ def pip_shell_command(line: str, command: list[str], python: str) -> str:
     return " ".join([*(shlex.quote(arg) for arg in [*binding, *command]), line])
 
 
-def uv_refusal(words: list[str]) -> str | None:
-    """The refusal of a ``%uv`` command that would change the env, or None."""
+def uv_shell_command(line: str, command: list[str], python: str) -> str:
+    """The shell command ``%uv <line>`` runs in the kernel whose interpreter is ``python``:
+    ``uv pip install|uninstall|sync`` through safe-pip's uv door, the rest as IPython's."""
+    words = _words(line)
     if len(words) < 2 or words[0] != "pip" or words[1] not in UV_MUTATING:
-        return None
-    rest = words[2:]
-    if words[1] == "sync":
-        instead = ["install", *(arg for name in rest for arg in ("-r", name))]
-    else:
-        instead = [words[1], *rest]
-    return "\n".join(
-        [
-            f"safe-pip: refused: %uv {shlex.join(words)}",
-            "  why:     uv does not go through the hub's policy in this env, and its installs "
-            "are not recorded",
-            f"  instead: %pip {shlex.join(instead)}",
-        ]
-    )
+        return " ".join([shlex.quote(python), "-m", "uv", line])  # IPython's own
+    return pip_shell_command(f"uv {line}", command, python)
 
 
 def _configured_command(shell: Any) -> list[str]:
@@ -103,14 +93,13 @@ def load_ipython_extension(shell: Any) -> None:
             print(RESTART_NOTE)
 
     def uv(line: str) -> None:
-        refusal = uv_refusal(_words(line))
-        if refusal is not None:
-            print(refusal, file=sys.stderr)
-            shell.user_ns["_exit_code"] = int(ExitCode.DENIED)
-            return
-        shell.system(" ".join([shlex.quote(python), "-m", "uv", line]))
+        shell.system(uv_shell_command(line, command, python))
+        words = _words(line)
+        changed = words[:1] == ["pip"] and any(w in UV_MUTATING for w in words[1:2])
+        if changed and shell.user_ns.get("_exit_code") == 0:
+            print(RESTART_NOTE)
 
     pip.__doc__ = "Run pip for the kernel's env, through safe-pip (the hub's policy)."
-    uv.__doc__ = "Run uv; `%uv pip install` is refused in favour of `%pip install`."
+    uv.__doc__ = "Run uv for the kernel's env; `%uv pip install` goes through safe-pip."
     shell.register_magic_function(pip, "line", "pip")
     shell.register_magic_function(uv, "line", "uv")
