@@ -333,3 +333,25 @@ def test_a_fifo_log_is_refused_without_blocking(
     assert code == 14 and "not a regular file" in out
     code = main(["export", "--python", env.prefix, "-o", str(path.parent / "x.yml")], environ)
     assert code == 0 and "not a regular file" in capsys.readouterr().err
+
+
+def test_a_hostile_line_is_skipped_and_counted(
+    history: Environment, environ: dict[str, str], capsys: Any
+) -> None:
+    """1,000 nested brackets (deeper than Python's JSON parser goes) and a 1 MB line: each
+    is one damaged line for log and export, never a crash."""
+    path = Path(log_locations(history, default_policy(), environ)[0])
+    with open(path, "ab") as handle:
+        handle.write(b"[" * 1000 + b"]" * 1000 + b"\n")
+        handle.write(b'{"a":' * 1000 + b"1" + b"}" * 1000 + b"\n")
+        handle.write(b'{"x":"' + b"y" * 1_000_000 + b'"\n')
+    add(history, environ, argv=["install", "later==1.0"], installed=(("later", "1.0"),))
+    code, out, err = log(history, environ, capsys, "--json")
+    assert code == 0 and "skipped 3 damaged line(s)" in err
+    assert json_lines(out)[-1]["requested"] == ["later==1.0"]
+    code, out, err = log(history, environ, capsys, "--json", "--limit", "2")
+    assert code == 0 and len(json_lines(out)) == 2
+    target = path.parent / "env.yml"
+    assert main(["export", "--python", history.prefix, "-o", str(target)], environ) == 0
+    assert "damaged lines skipped" in capsys.readouterr().err
+    assert "later==1.0" in target.read_text()

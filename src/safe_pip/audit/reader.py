@@ -193,7 +193,7 @@ class _Selector:
                 continue
             try:
                 record = loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON; nested deeper than Python goes
                 record = None
             if not isinstance(record, dict):
                 if line is not partial:
@@ -521,7 +521,7 @@ class _Selection:
     def take(self, line: bytes, offset: int, names: list[bytes]) -> None:
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON; nested deeper than Python goes
             record = None
         if not isinstance(record, dict):
             self.damaged_at.append(offset)
