@@ -784,3 +784,21 @@ def test_an_unfinished_intent_is_found_and_reconciled(env: Environment, tmp_path
         ("upgraded", "2.0"),
     ]
     assert changes["removed"] == [{"name": "gone", "version": "1.0"}]
+
+
+@pytest.mark.parametrize("newest", [None, 1, 2, 50])
+def test_readers_pair_intents_with_their_outcomes(env: Environment, newest: int | None) -> None:
+    log = env_log(env)
+    done = {**record(env, name="done"), "kind": "intent", "outcome": None}
+    pending = {**record(env, name="pending"), "kind": "intent", "outcome": None}
+    append(done, [str(log)])
+    append(pending, [str(log)])
+    append({**record(env, name="done"), "intent": done["id"]}, [str(log)])
+    records, damaged = read_records(str(log), newest=newest)
+    kinds = [(r["kind"], r["requested"][0].split("=")[0]) for r in records]
+    expected = [("outcome", "done"), ("intent", "pending")]
+    if newest is None:
+        assert kinds == expected  # an unfinished intent comes last
+    else:
+        assert kinds == [("intent", "pending"), ("outcome", "done")][-newest:]
+    assert damaged == 0

@@ -184,7 +184,7 @@ def test_kills_lose_no_record(faults: Faults, shared_tmp: Path) -> None:
         (signal.SIGKILL, True),  # everything dies at once
     ]
     for number, (signum, group) in enumerate(scenarios, 1):
-        tree, started = slow_project(shared_tmp / "slow", f"{number}.0", 1.5)
+        tree, started = slow_project(shared_tmp / "slow", f"{number}.0", 1.0)
         before = dist_infos(faults.prefix)
         child = faults.start(
             "install",

@@ -306,6 +306,11 @@ def _completions(buffer: _Buffer, start: int, end: int) -> set[str]:
     return {ident.decode("ascii") for ident in COMPLETES.findall(buffer, start, end)}
 
 
+def _completed(buffer: _Buffer, ident: str, start: int, end: int) -> bool:
+    """An outcome in [start, end) completes the intent ``ident``."""
+    return buffer.find(b'"intent":"' + ident.encode("ascii", "replace") + b'"', start, end) >= 0
+
+
 def _is_intent(record: Mapping[str, Any]) -> bool:
     return record.get("kind") == "intent"
 
@@ -314,16 +319,18 @@ def _newest(buffer: _Buffer, newest: int, selector: _Selector) -> tuple[list[dic
     """The newest ``newest`` operations: outcomes, and intents nothing completes (yet)."""
     found: list[dict[str, Any]] = []
     damaged = 0
-    completed: set[str] = set()
+    size = len(buffer)
     if newest > 0:
         for start, end, unterminated in _windows_backward(buffer):
             records, bad = selector.select(buffer, start, end, unterminated)
-            completed |= _completions(buffer, start, end)
-            release_pages(buffer, start, end)
             damaged += bad
+            # an outcome is written after its intent: search from the intent's window on
             found.extend(
-                r for r in reversed(records) if not (_is_intent(r) and r.get("id") in completed)
+                r
+                for r in reversed(records)
+                if not (_is_intent(r) and _completed(buffer, str(r.get("id")), start, size))
             )
+            release_pages(buffer, start, end)
             if len(found) >= newest:
                 break
     return list(reversed(found[:newest])), damaged
@@ -338,8 +345,6 @@ def _forward(
     try:
         for start, end, unterminated in windows_forward(buffer):
             records, bad = selector.select(buffer, start, end, unterminated)
-            completions = _completions(buffer, start, end)
-            release_pages(buffer, start, end)
             if bad:
                 on_damaged(bad)
             for record in records:
@@ -347,7 +352,10 @@ def _forward(
                     pending[str(record.get("id"))] = record
                 else:
                     yield record
-            for ident in completions:
+            # one more pass over the window only while intents wait for their outcome
+            completions = _completions(buffer, start, end) if pending else set()
+            release_pages(buffer, start, end)
+            for ident in completions if pending else ():
                 pending.pop(ident, None)
             while len(pending) > _MAX_PENDING:  # bounded memory: the oldest shown as unfinished
                 yield pending.pop(next(iter(pending)))
