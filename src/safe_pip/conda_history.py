@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +81,7 @@ KNOWN_SUBDIRS = frozenset(
 )
 
 #: The largest history read (a base env updated weekly for ten years holds a few MiB).
-MAX_HISTORY_BYTES = 32 * MiB
+MAX_HISTORY_BYTES = 16 * MiB
 #: Problems listed one by one; the rest are counted in one last line.
 MAX_PROBLEMS = 100
 #: Spec lists of an unusual form are read with ``ast`` only up to this length.
@@ -373,7 +373,7 @@ class _Problems(list[str]):
         if len(self) < MAX_PROBLEMS:
             super().append(problem)
         else:
-            self.more += 1
+            self.more += 1  # from now on a truthy count: callers may skip formatting
 
     def listed(self) -> tuple[str, ...]:
         if not self.more:
@@ -480,7 +480,7 @@ def parse_history(  # noqa: C901 - a line parser: one branch per kind of history
     blocks: list[HistoryBlock] = []
     current: _BlockBuilder | None = None
     dist_cache: dict[str, Dist | None] = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in enumerate(_lines(text), 1):
         line = raw.strip()
         if not line:
             continue
@@ -502,7 +502,9 @@ def parse_history(  # noqa: C901 - a line parser: one branch per kind of history
             dist = dist_cache[body]
         else:
             dist = dist_cache[body] = parse_dist(body)
-        if dist is None:
+        if dist is None and problems.more:  # the list is full: count without formatting
+            problems.more += 1
+        elif dist is None:
             problems.append(f"{where}line {lineno}: not a package line: {_clip(line)!r}; ignored")
         elif first == "+":
             current.added.append(dist)
@@ -533,6 +535,18 @@ def read_history(prefix_or_path: str | os.PathLike[str]) -> History:
         reason = error.strerror or type(error).__name__
         return History((), (f"{path}: cannot read: {reason}",))
     return parse_history(data, str(path))
+
+
+def _lines(text: str, chunk: int = 1 << 20) -> Iterator[str]:
+    """``text.splitlines()``, a chunk at a time: a list of every line of a large file
+    takes many times the file's size.  Chunks end after a ``\\n``, which always ends a
+    line (a ``\\r\\n`` stays whole), so the lines are the same."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + chunk)
+        end = len(text) if end == -1 else end + 1
+        yield from text[start:end].splitlines()
+        start = end
 
 
 def _decode(data: str | bytes, problems: list[str], where: str) -> str:

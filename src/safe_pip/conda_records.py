@@ -62,7 +62,7 @@ __all__ = [
 
 #: The largest record file read (conda's biggest, with tens of thousands of files, hold a
 #: few MiB); a larger one is reported and left out.
-MAX_RECORD_BYTES = 64 * MiB
+MAX_RECORD_BYTES = 32 * MiB
 #: The largest cache file read; a larger one is ignored (and rewritten).
 MAX_CACHE_BYTES = 64 * MiB
 #: Bump when the cached form of a record changes.

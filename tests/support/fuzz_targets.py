@@ -103,7 +103,7 @@ def _render_history(history: History) -> str:
         if block.conda_version is not None:
             lines.append(f"# conda version: {block.conda_version}")
         install_word = "create" if block.request_action == "create" else "install"
-        specs = [(install_word, block.install_specs), ("update", block.update_specs)]
+        specs = [("update", block.update_specs), (install_word, block.install_specs)]
         if block.request_action == "update":
             specs.reverse()  # the block's request is the last install/create/update line
         specs += [("remove", block.remove_specs), ("neutered", block.neutered_specs)]
