@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -81,13 +82,17 @@ def commands(
     }
 
 
-def run_once(argv: list[str], environ: dict[str, str]) -> float:
+def run_once(argv: list[str], environ: dict[str, str]) -> tuple[float, float]:
+    """(wall time, CPU time of the command and all its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(argv, env=environ, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(argv)}\n{proc.stderr}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -114,24 +119,33 @@ def main() -> None:
     try:
         house, requirements = wheelhouse(root)
         times: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         counter = 0
         for round_ in range(args.runs + 1):  # round 0 warms the caches
             for label in ("bare pip", "bare uv", "guarded uv", "guarded pip"):
                 counter += 1
                 env = make_prefix(root, "conda-env", f"env-{counter}")
                 argv = commands(env.path, house, requirements, uv, safe_pip)[label]
-                elapsed = run_once(argv, environ)
+                elapsed, cpu = run_once(argv, environ)
                 if round_:
                     times.setdefault(label, []).append(elapsed)
+                    cpus.setdefault(label, []).append(cpu)
                 shutil.rmtree(env.path)
         medians = {label: statistics.median(values) for label, values in times.items()}
+        cpu = {label: statistics.median(values) for label, values in cpus.items()}
         version = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout
         print(f"{WHEELS} wheels, {args.runs} runs each, fresh conda-style env per run; {version}")
         for label, value in medians.items():
             best = min(times[label])
-            print(f"{label:<12} median {value * 1000:7.1f} ms  best {best * 1000:7.1f} ms")
-        print(f"guarded uv / bare pip: {medians['guarded uv'] / medians['bare pip']:.3f}")
-        print(f"guarded uv / bare uv:  {medians['guarded uv'] / medians['bare uv']:.3f}")
+            print(
+                f"{label:<12} median {value * 1000:7.1f} ms  best {best * 1000:7.1f} ms"
+                f"  cpu (median, with children) {cpu[label] * 1000:7.1f} ms"
+            )
+        for num, den in (("guarded uv", "bare pip"), ("guarded uv", "bare uv")):
+            print(
+                f"{num} / {den}: wall {medians[num] / medians[den]:.3f}"
+                f"  cpu {cpu[num] / cpu[den]:.3f}"
+            )
     finally:
         if args.keep:
             print(f"kept: {root}")
