@@ -17,7 +17,7 @@ from safe_pip.backends import (
     planned_removals,
     split_installer_flag,
 )
-from safe_pip.backends.uv import UvPlanError, direct_reference_name, read_plan
+from safe_pip.backends.uv import Pins, UvPlanError, direct_reference_name, planned, read_plan
 from safe_pip.backends.uv_cli import parse_uv_pip, uv_args_for
 from safe_pip.backends.uv_door import guarded_part
 from safe_pip.environment import Environment, EnvKind
@@ -293,3 +293,61 @@ def test_names_of_direct_references(tmp_path: Path) -> None:
 )
 def test_which_uv_commands_the_door_takes_up(argv: list[str], guarded: list[str] | None) -> None:
     assert guarded_part(argv) == guarded
+
+
+# --- exactly the plan --------------------------------------------------------------------
+
+
+def pins_for(args: list[str], wheels: Path | None = None) -> Pins:
+    links = ["--find-links", str(wheels)] if wheels is not None else []
+    return Pins(parse_uv_pip(["install", *links, *args], {}))
+
+
+def test_the_plan_is_pinned_to_the_wheel_files_it_names(tmp_path: Path) -> None:
+    (tmp_path / "demo_a-2.0-py3-none-any.whl").write_bytes(b"wheel a")
+    (tmp_path / "demo_b-1.0-py3-none-any.whl").write_bytes(b"wheel b")
+    (tmp_path / "demo_b-1.0-cp311-cp311-linux_x86_64.whl").write_bytes(b"another b")
+    result = planned(
+        plan_text(
+            {"name": "six", "version": "1.16.0", "action": "uninstalled"},
+            {"name": "demo-a", "version": "1.0", "action": "uninstalled"},
+            {"name": "demo-a", "version": "2.0", "action": "installed"},
+            {"name": "demo-b", "version": "1.0", "action": "installed"},
+            {"name": "other", "version": "3", "action": "installed"},
+        ),
+        pins_for(["demo-b"], tmp_path),
+    )
+    # one local file: that file, with its hash; two candidates or none: name==version
+    assert result.pins == [str(tmp_path / "demo_a-2.0-py3-none-any.whl"), "demo-b==1.0", "other==3"]
+    first = result.plan["install"][0]
+    assert first["download_info"]["url"] == f"file://{tmp_path}/demo_a-2.0-py3-none-any.whl"
+    assert len(first["download_info"]["archive_info"]["hashes"]["sha256"]) == 64
+    assert [i["requested"] for i in result.plan["install"]] == [False, True, False]
+    # an upgrade replaces; what is only uninstalled is removed outright (uv pip sync)
+    assert result.reinstall == ["--reinstall-package", "demo-a"]
+    assert result.removals == ["six"]
+    assert planned_removals(result.plan) == [{"name": "six", "version": "1.16.0"}]
+
+
+def test_direct_references_are_installed_as_written(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "proj"\n')
+    wheel = tmp_path / "Demo_C-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel c")
+    result = planned(
+        plan_text(
+            {"name": "proj", "version": "0.1", "action": "installed"},
+            {"name": "demo-c", "version": "1.0", "action": "installed"},
+        ),
+        pins_for(["-e", str(project), str(wheel)]),
+    )
+    assert result.pins == ["-e", str(project), str(wheel)]
+    editable, direct = result.plan["install"]
+    assert editable["download_info"]["dir_info"] == {"editable": True}
+    assert direct["is_direct"] and direct["download_info"]["url"] == f"file://{wheel}"
+
+
+def test_a_direct_reference_safe_pip_cannot_name_is_refused() -> None:
+    with pytest.raises(UsageError, match="cannot tell which project"):
+        pins_for(["https://example.invalid/archive.tar.gz"])

@@ -291,7 +291,7 @@ def read_plan(stdout: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     return installed, uninstalled
 
 
-class _Pins:
+class Pins:
     """How each planned distribution is named in the pinned install, and its plan item."""
 
     def __init__(self, cmd: UvCommand) -> None:
@@ -398,7 +398,7 @@ class _Planned:
     removals: list[str]
 
 
-def planned(stdout: str, pins: _Pins) -> _Planned:
+def planned(stdout: str, pins: Pins) -> _Planned:
     """uv's ``--output-format json`` plan, read (``read_plan``) and pinned."""
     installed, uninstalled = read_plan(stdout)
     result = _Planned({"version": "1", "install": [], PLANNED_REMOVALS: []}, [], [], [])
@@ -455,7 +455,7 @@ class UvBackend:
         child = pending[1] if pending is not None and pending[0] == request else None
         if child is None:
             child = self._ask_plan(cmd, request.python, request.environ)
-        pins = _Pins(cmd)  # while uv works out its plan
+        pins = Pins(cmd)  # while uv works out its plan
         try:
             out, err = child.communicate()
         except KeyboardInterrupt:
@@ -533,6 +533,7 @@ class UvBackend:
 
 __all__ = [
     "REAL_UV_VAR",
+    "Pins",
     "UvBackend",
     "UvPlanError",
     "candidates",
