@@ -17,7 +17,14 @@ from safe_pip.backends import (
     planned_removals,
     split_installer_flag,
 )
-from safe_pip.backends.uv import Pins, UvPlanError, direct_reference_name, planned, read_plan
+from safe_pip.backends.uv import (
+    Pins,
+    UvPlanError,
+    direct_reference_name,
+    planned,
+    read_plan,
+    wheel_files,
+)
 from safe_pip.backends.uv_cli import parse_uv_pip, uv_args_for
 from safe_pip.backends.uv_door import guarded_part
 from safe_pip.environment import Environment, EnvKind
@@ -25,6 +32,7 @@ from safe_pip.errors import InstallerMissing, UsageError
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import Policy, default_policy
 from support.fakes import fake_environment
+from support.wheels import build_wheel
 
 
 def policy(**values: object) -> Policy:
@@ -351,3 +359,22 @@ def test_direct_references_are_installed_as_written(tmp_path: Path) -> None:
 def test_a_direct_reference_safe_pip_cannot_name_is_refused() -> None:
     with pytest.raises(UsageError, match="cannot tell which project"):
         pins_for(["https://example.invalid/archive.tar.gz"])
+
+
+def test_the_files_a_planned_wheel_writes_are_in_the_plan(tmp_path: Path) -> None:
+    wheel = build_wheel(
+        tmp_path,
+        "six-fork",
+        "1.0",
+        files={"six.py": "x = 1\n"},
+        entry_points={"six-tool": "six:main"},
+    )
+    result = planned(
+        plan_text({"name": "six-fork", "version": "1.0", "action": "installed"}),
+        pins_for(["six-fork"], tmp_path),
+    )
+    files = result.plan["install"][0]["safe_pip_files"]
+    assert "six.py" in files["wheel"] and files["scripts"] == ["six-tool"]
+    assert wheel_files(str(wheel)) == files
+    (tmp_path / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    assert wheel_files(str(tmp_path / "broken-1.0-py3-none-any.whl")) is None

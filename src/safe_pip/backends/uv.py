@@ -352,10 +352,15 @@ class Pins:
                     entry["download_info"] = {"url": "file://" + path, "dir_info": {}}
                 elif os.path.isfile(path):
                     entry["download_info"] = self._archive(path)
+                    if path.endswith(".whl"):
+                        entry["safe_pip_files"] = wheel_files(path)
             return entry, [text]
         wheels = self.wheels.get((key, version), [])
         if len(wheels) == 1:
             entry["download_info"] = self._archive(wheels[0])
+            # the files the wheel writes, for the file-level checks (where none is known,
+            # as for a wheel uv fetches from an index, the item is checked by name)
+            entry["safe_pip_files"] = wheel_files(wheels[0])
             return entry, [wheels[0]]
         return entry, [f"{key}=={version}"]
 
@@ -366,6 +371,32 @@ class Pins:
             "url": "file://" + path,
             "archive_info": {"hash": f"sha256={digest}", "hashes": {"sha256": digest}},
         }
+
+
+def wheel_files(path: str) -> dict[str, list[str]] | None:
+    """What installing the wheel at ``path`` writes, as the plan's ``safe_pip_files``
+    (the format ``preflight`` gives pip's items): its members and the console
+    scripts the installer generates.  None when it cannot be read."""
+    import configparser
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as wheel:
+            names = [n for n in wheel.namelist() if not n.endswith("/")]
+            scripts: list[str] = []
+            for name in names:
+                top, _, rest = name.partition("/")
+                if not (top.endswith(".dist-info") and rest == "entry_points.txt"):
+                    continue
+                parser = configparser.RawConfigParser(delimiters=("=",))
+                parser.optionxform = str  # type: ignore[assignment,method-assign]
+                parser.read_string(wheel.read(name).decode("utf-8", "replace"))
+                for section in ("console_scripts", "gui_scripts"):
+                    if parser.has_section(section):
+                        scripts.extend(k.strip() for k in parser.options(section))
+    except (OSError, zipfile.BadZipFile, configparser.Error, UnicodeDecodeError):
+        return None
+    return {"wheel": names, "scripts": scripts}
 
 
 def _requirement_name(text: str) -> str | None:
@@ -542,4 +573,5 @@ __all__ = [
     "planned",
     "read_plan",
     "uv_environ",
+    "wheel_files",
 ]
