@@ -95,6 +95,7 @@ def parsed(text: str) -> configparser.RawConfigParser:
         "[global]\nindex-url = https://pypi.example/simple\n",
         "[install]\nprogress-bar = off\nUser = true\n[global]\ntimeout = 5",
         "# only a comment\n",
+        "[INSTALL]\nuser = true\n",  # not pip's section: pip matches names exactly
     ],
 )
 def test_pip_conf_block_sets_user_false_and_comes_out_again(original: str) -> None:

@@ -61,7 +61,7 @@ def with_pip_conf_block(text: str) -> str:
     for line in lines:
         match = _SECTION.match(line)
         if match:
-            section = match.group(1).strip().lower()
+            section = match.group(1).strip()  # pip matches section names exactly
             out.append(line)
             if section == "install" and header_at is None:
                 header_at = len(out)
