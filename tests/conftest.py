@@ -98,7 +98,9 @@ def _no_subprocess_in_unit_tests(item: pytest.Item) -> Iterator[None]:
     if item.get_closest_marker("integration") is not None:
         yield
         return
-    original = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+    # the class itself: a test may replace subprocess.Popen while it runs
+    popen = subprocess.Popen
+    original = popen._execute_child  # type: ignore[attr-defined]
 
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError(
@@ -106,11 +108,11 @@ def _no_subprocess_in_unit_tests(item: pytest.Item) -> Iterator[None]:
             "mark it @pytest.mark.integration (see tests/conftest.py)"
         )
 
-    subprocess.Popen._execute_child = refuse  # type: ignore[attr-defined]
+    popen._execute_child = refuse  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        subprocess.Popen._execute_child = original  # type: ignore[attr-defined]
+        popen._execute_child = original  # type: ignore[attr-defined]
 
 
 @pytest.hookimpl(hookwrapper=True)
