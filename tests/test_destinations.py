@@ -78,3 +78,22 @@ def test_dotdot_after_a_symlink_is_resolved_as_the_kernel_does(
     inside = parse_pip_command_line(["install", "--target", "./sub/../x", "demo"], {}, None)
     (placed,) = place_destinations(inside, env, (), filesystem({}))
     assert placed.in_env
+
+
+def test_pip_wheel_and_download_checkouts_are_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from safe_pip.guard import run_pip_command
+
+    home = tmp_path / "home"
+    (home / ".local" / "lib").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    environ = {"HOME": str(home), "PATH": "/nonexistent"}
+    site = str(home / ".local" / "lib" / "python3.11" / "site-packages")
+    for argv in (
+        ["wheel", "-e", "git+https://example.invalid/x.git#egg=x", "--src", site],
+        ["download", "-e", "git+https://example.invalid/x.git#egg=x", f"--source-dir={site}"],
+    ):
+        assert run_pip_command(argv, environ) == 10
+        assert "rule:    user-site" in capsys.readouterr().err
+    assert run_pip_command(["wheel", "-e", "x", "--src", "."], {**environ, "PIP_SRC": site}) == 10

@@ -5,6 +5,7 @@ one prefix to keep the suite cheap; every assertion is about what is on disk."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -181,3 +182,71 @@ def test_small_routes_stdin_unknown_options_and_a_deleted_directory(
     assert "Traceback" not in result.stderr
     assert result.returncode == USAGE, result.stderr
     assert "current directory" in result.stderr
+
+
+def test_a_log_file_another_user_created_first_is_not_trusted(
+    run: Runner,
+    safe_pip_bin: list[str],
+    prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    shared_tmp: Path,
+) -> None:
+    prefix = prefix_factory("conda-env", writable_by=NOBODY)
+    shared = shared_tmp / "audit"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    policy = f'version = 1\n[audit]\nlocation = "{shared}/{{env_name}}.jsonl"\n'
+    attacker = 4321
+    planted = shared / f"{prefix.path.name}.jsonl"
+    links = ["--no-index", "--find-links", str(wheelhouse)]
+    env = {"PATH": f"{prefix.bin}:/usr/bin:/bin"}
+    for mode, package in ((0o644, "demo-a"), (0o666, "demo-b")):
+        planted.unlink(missing_ok=True)
+        planted.write_text("")
+        os.chown(planted, attacker, attacker)
+        planted.chmod(mode)
+        done = run(
+            [*safe_pip_bin, "install", *links, "--no-deps", package],
+            user=NOBODY,
+            env=env,
+            system_policy=policy,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "owned by another user" in done.stderr
+        assert planted.read_text() == ""  # never written
+        state = run.home(NOBODY) / ".local" / "state" / "safe-pip"
+        records = [
+            json.loads(line) for f in state.glob("*.jsonl") for line in f.read_text().splitlines()
+        ]
+        assert any(package in r["argv"] for r in records)
+
+
+def test_pip_runs_with_the_configuration_safe_pip_read(
+    run: Runner,
+    safe_pip_bin: list[str],
+    prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    shared_tmp: Path,
+) -> None:
+    """PIP_CONFIG_FILE=/dev/fd/3 is a file for safe-pip and gone for its pip child (pip's
+    child does not inherit fd 3): what pip does shows which configuration it ran with."""
+    prefix = prefix_factory("conda-env", writable_by=NOBODY)
+    cfg = shared_tmp / "pip.conf"
+    cfg.write_text("[install]\nno-deps = true\n")
+    cfg.chmod(0o644)
+    script = f'exec 3<{cfg}; exec "$@"'
+    links = ["--no-index", "--find-links", str(wheelhouse)]
+    done = run(
+        ["sh", "-c", script, "sh", *safe_pip_bin, "install", *links, "demo-b"],
+        user=NOBODY,
+        pip_conf="",
+        env={
+            "PATH": f"{prefix.bin}:/usr/bin:/bin",
+            "PIP_CONFIG_FILE": "/dev/fd/3",
+            # the host's global pip.conf files are hidden (a device) by the test runner
+            "XDG_CONFIG_DIRS": str(shared_tmp),
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(prefix.site_packages.glob("demo_b-*.dist-info"))
+    assert not list(prefix.site_packages.glob("demo_a-*.dist-info")), "pip re-read its config"

@@ -404,3 +404,24 @@ def test_option_values_never_crash(environ: dict[str, str], section: str, isolat
     for key, value in option_values(PipConfig(), environ, section, isolated=isolated):
         assert value.value
         assert key == normalize_key(key)
+
+
+def test_pinned_environ_hands_pip_the_values_read_and_no_file() -> None:
+    from safe_pip.pipconfig import PipConfig, parse_config_text, pinned_environ
+
+    site = parse_config_text(
+        "[global]\ntimeout = 5\n[install]\nno-deps = yes\n", "/p/pip.conf", "site"
+    )
+    user = parse_config_text(
+        "[install]\nfind-links = /a /b\n", "/home/u/.config/pip/pip.conf", "user"
+    )
+    config = PipConfig(files=(site, user))
+    environ = {"PIP_TIMEOUT": "9", "HOME": "/home/u"}
+    env = pinned_environ(environ, config, "install", isolated=False)
+    assert env["PIP_CONFIG_FILE"] == os.devnull
+    assert env["PIP_TIMEOUT"] == "9"  # the user's variable wins, as over files in pip
+    assert env["PIP_NO_DEPS"] == "yes"
+    assert env["PIP_FIND_LINKS"] == "/a /b"
+    isolated = pinned_environ(environ, config, "install", isolated=True)
+    assert "PIP_FIND_LINKS" not in isolated  # an isolated parser skips user files
+    assert isolated["PIP_TIMEOUT"] == "5"  # and the user's variables

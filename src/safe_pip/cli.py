@@ -102,7 +102,7 @@ def _dispatch(argv: Sequence[str], env_vars: Mapping[str, str]) -> int:
     if own is None:
         from safe_pip import passthrough
 
-        if not passthrough.needs_parsing(argv):
+        if not passthrough.needs_parsing(argv, env_vars):
             return passthrough.become_pip(argv, env_vars)
         leading = passthrough.leading_python(argv)
         if leading is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from safe_pip import rules
 from safe_pip.destinations import LEXICAL, Destination, place_destinations
-from safe_pip.environment import Environment, EnvKind, normalize_name
+from safe_pip.environment import Environment, EnvKind
 from safe_pip.pipcli import Operation
 from safe_pip.policy import Policy
 from safe_pip.sources import (
@@ -223,6 +223,16 @@ def _destination_in_user_base(dest: Destination, case: Case) -> Refusal | None:
     )
 
 
+def _destination_in_frozen_env(dest: Destination, case: Case) -> Refusal | None:
+    if not dest.frozen:
+        return None
+    return Refusal(
+        f"{dest.setting.source} = {dest.path} writes into a frozen environment "
+        "(conda-meta/frozen): nothing may change it",
+        _own_env_hint(case.env),
+    )
+
+
 def _destination_in_base_env(dest: Destination, case: Case) -> Refusal | None:
     kind = dest.foreign
     if not dest.elsewhere or kind != EnvKind.CONDA_BASE:
@@ -301,8 +311,11 @@ def _dev_only_env(case: Case) -> Refusal | None:
     op = case.op
     if op.command == "uninstall":
         # removing one's own editable installs is part of developing
-        names = {normalize_name(a) for a in op.args}
-        if names and names <= case.env.editable_dists:
+        # (-r files are pip's to read: what they name is checked on pip's plan)
+        from safe_pip.names import project_name
+
+        names = {project_name(a) or a for a in op.args}
+        if (names or op.requirement_files) and names <= case.env.editable_dists:
             return None
     elif case.dev and case.policy.flag("install.dev-installs"):
         return None
@@ -409,6 +422,7 @@ RULES: tuple[Rule, ...] = (
     Rule(rules.FROZEN_ENV, _frozen_env),
     Rule(rules.OUTSIDE_ENV, _each_destination(_empty_destination)),
     Rule(rules.USER_SITE, _each_destination(_destination_in_user_base)),
+    Rule(rules.FROZEN_ENV, _each_destination(_destination_in_frozen_env)),
     Rule(rules.BASE_ENV, _each_destination(_destination_in_base_env)),
     Rule(rules.SYSTEM_PYTHON, _each_destination(_destination_in_system_python)),
     Rule(rules.OUTSIDE_ENV, _each_destination(_destination_outside_env)),
@@ -510,6 +524,10 @@ class Conflict:
     new_version: str | None  # None: pip would remove it
     #: the user asked for it by name (not a dependency pip pulled in)
     requested: bool = False
+    #: a file-level conflict: the files of this owner that ``by`` would overwrite/remove
+    files: tuple[str, ...] = ()
+    #: the planned distribution that would overwrite or remove ``files`` ("six-fork 1.0 (pip)")
+    by: str = ""
 
     @property
     def action(self) -> str:
@@ -527,7 +545,21 @@ class Conflict:
             return "replace"
         return "upgrade" if newer else "downgrade"
 
+    @property
+    def conda(self) -> bool:
+        return self.channel != "pip"
+
     def describe(self) -> str:
+        if self.files:
+            owner = (
+                "pip" if not self.conda else (f"conda, {self.channel}" if self.channel else "conda")
+            )
+            more = f" and {len(self.files) - 1} more" if len(self.files) > 1 else ""
+            verb = "overwritten" if self.new_version is not None else "removed"
+            return (
+                f"{self.files[0]}{more} of {self.name} {self.version} ({owner}) -> "
+                f"{verb} by {self.by}"
+            )
         owner = f"conda, {self.channel}" if self.channel else "conda"
         if self.new_version is None:
             return f"{self.name} {self.version} ({owner}) -> removed by pip"
@@ -549,10 +581,20 @@ def decide_conda_conflicts(
     lines = "\n".join(f"  {c.describe()}" for c in conflicts)
     verb = "remove" if op.command == "uninstall" else "replace"
     reason = f"pip would {verb} packages that conda installed in this env:\n{lines}"
+    shared = [c for c in conflicts if c.files]
+    if shared:
+        what = "delete" if op.command == "uninstall" else "overwrite"
+        reason = f"pip would {what} files that another package owns in this env:\n{lines}"
     if override:
         reason += f"\n({REPLACE_CONDA_FLAG} is not allowed by the policy here)"
     hints = []
-    if op.command == "uninstall":
+    if shared:
+        hints.append(
+            "two distributions ship the same files (a fork or a renamed build, e.g. "
+            "psycopg2-binary and psycopg2): keep one; remove the other with the tool that "
+            "installed it (conda remove / pip uninstall) first"
+        )
+    elif op.command == "uninstall":
         hints.append(
             f"remove them with conda: `conda remove {' '.join(c.name for c in conflicts)}` "
             "(or take them out of the env's spec)"

@@ -45,6 +45,8 @@ class Destination:
     #: an install destination (--target/--prefix/--root); False for a write location
     #: that is not one (--src, a path in a build option)
     install: bool = True
+    #: it lies in another env that is frozen (conda-meta/frozen)
+    frozen: bool = False
 
     @property
     def elsewhere(self) -> bool:
@@ -66,6 +68,8 @@ class Resolver:
     real: Callable[[str], str]
     #: the protected env kind a directory lies in
     env_kind: Callable[[str], EnvKind | None]
+    #: the directory lies in a frozen conda env (conda-meta/frozen)
+    frozen: Callable[[str], bool] = lambda _path: False
 
 
 def _no_kind(_path: str) -> EnvKind | None:
@@ -89,7 +93,23 @@ def filesystem(environ: Mapping[str, str]) -> Resolver:
         absolute=absolute,
         real=os.path.realpath,
         env_kind=lambda path: enclosing_env_kind(path, environ),
+        frozen=in_frozen_env,
     )
+
+
+def in_frozen_env(path: str) -> bool:
+    """``path`` lies in a conda env that has ``conda-meta/frozen``."""
+    import os
+
+    probe = os.path.realpath(path)
+    for _ in range(16):
+        if os.path.isdir(os.path.join(probe, "conda-meta")):
+            return os.path.exists(os.path.join(probe, "conda-meta", "frozen"))
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return False
+        probe = parent
+    return False
 
 
 def under(path: str, directory: str) -> bool:
@@ -118,7 +138,10 @@ def place_destinations(
         listed = any(under(real, resolver.real(a)) for a in allowed)
         outside = not in_env and not listed and not in_user_base
         foreign = resolver.env_kind(path) if outside else None
-        placed.append(Destination(setting, path, in_env, in_user_base, listed, foreign, install))
+        frozen = not in_env and resolver.frozen(path)
+        placed.append(
+            Destination(setting, path, in_env, in_user_base, listed, foreign, install, frozen)
+        )
     return tuple(placed)
 
 

@@ -9,6 +9,7 @@ one audit record for every install and uninstall.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -20,6 +21,7 @@ from safe_pip.decide import (
     Conflict,
     Decision,
     command_text,
+    corrected_command,
     decide,
     decide_conda_conflicts,
     warns,
@@ -38,7 +40,7 @@ from safe_pip.errors import (
     exit_code_for_denial,
 )
 from safe_pip.pipcli import Operation, parse_pip_command_line, requirement_file_requirements
-from safe_pip.pipconfig import load_pip_config
+from safe_pip.pipconfig import PipConfig, load_pip_config, pinned_environ
 from safe_pip.policy import Policy, contact_line, default_policy, load_policy, tell_the_admin
 from safe_pip.sources import (
     SourceUse,
@@ -106,6 +108,11 @@ def run_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             _record_unparsable(args, environ, error)
             raise
         op = None
+    if op is not None and op.command in ("wheel", "download"):
+        refusal = _checkout_refusal(op, environ)
+        if refusal is not None:
+            _show(format_denial(op, None, refusal, ""))
+            return exit_code_for_denial(refusal.rule)
     if op is None or not op.mutating:
         return _pass_through(argv, op, environ)
     return _guarded(args, op, environ, override, installer)
@@ -119,6 +126,44 @@ def run_uv_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     override = REPLACE_CONDA_FLAG in argv
     args = [a for a in argv if a != REPLACE_CONDA_FLAG]
     return _guarded(args, parse_uv_pip(args, environ).op, environ, override, "uv", uv_door=True)
+
+
+def _checkout_refusal(op: Operation, environ: Mapping[str, str]) -> Decision | None:
+    """``pip wheel``/``pip download`` write no env, but ``--src`` (or ``PIP_SRC``) is where
+    pip checks out ``-e`` VCS requirements: not in the user base nor a protected env."""
+    from safe_pip.destinations import in_frozen_env, under
+    from safe_pip.environment import enclosing_env_kind
+    from safe_pip.passthrough import SRC_PREFIXES
+
+    found = []
+    args = list(op.command_argv[1:])
+    for index, arg in enumerate(args):
+        if arg.startswith(SRC_PREFIXES):
+            name, equals, value = arg.partition("=")
+            if not equals and index + 1 < len(args):
+                value = args[index + 1]
+            found.append((f"{name} {value}", value))
+    if environ.get("PIP_SRC"):
+        found.append((f"PIP_SRC={environ['PIP_SRC']}", environ["PIP_SRC"]))
+    home = environ.get("HOME") or os.path.expanduser("~")
+    user_base = environ.get("PYTHONUSERBASE") or os.path.join(home, ".local")
+    for source, value in found:
+        path = os.path.join(os.getcwd(), os.path.expanduser(value))
+        if under(os.path.realpath(path), os.path.realpath(user_base)):
+            rule, where = rules.USER_SITE, f"your user base {user_base}"
+        elif enclosing_env_kind(path, environ) is not None:
+            rule, where = rules.BASE_ENV, "a protected environment"
+        elif in_frozen_env(path):
+            rule, where = rules.FROZEN_ENV, "a frozen environment"
+        else:
+            continue
+        return Decision(
+            allowed=False,
+            rule=rule,
+            reason=f"{source}: pip checks out -e requirements there, and it lies in {where}",
+            hint="give --src a directory of your own (or leave it out)",
+        )
+    return None
 
 
 def _record_unparsable(
@@ -174,6 +219,10 @@ class _Attempt:
         self.uv_args: tuple[str, ...] | None = None
         #: when safe-pip took the command up: the record's ``time``, however long pip runs
         self.started = time.time()
+        #: the names pip resolved to remove (uninstall), once pip has said
+        self.planned_removals: list[str] | None = None
+        #: pip's configuration files as read for the decision (pip gets exactly these)
+        self.config: PipConfig | None = None
         #: the intent record written before pip ran (its id and log), if any
         self.intent_id: str | None = None
         self.intent_path: str | None = None
@@ -264,6 +313,7 @@ class _Attempt:
         exit_code: int,
         duration_s: float = 0.0,
         changes: Mapping[str, Any] | None = None,
+        escaped: list[dict[str, Any]] | None = None,
     ) -> str | None:
         """Write the outcome record (completing the intent, if one was written); returns
         the log path, or None (with a warning) on failure."""
@@ -273,7 +323,10 @@ class _Attempt:
             from safe_pip.changes import only_requested
 
             # what other runs changed meanwhile is theirs to record
-            names = [*self.op.args, *_names_from_requirement_files(self.op)]
+            # pip's own plan names what it removed (-r files, variables, URLs read by pip)
+            names = self.planned_removals
+            if names is None:
+                names = [*self.op.args, *_names_from_requirement_files(self.op)]
             changes = only_requested(changes, names)
 
         record = self._fields(decision)
@@ -284,6 +337,8 @@ class _Attempt:
             duration_s=round(duration_s, 3),
             changes=dict(changes or {"installed": [], "removed": []}),
         )
+        if escaped is not None:
+            record["escaped"] = escaped
         locations = self.locations()
         if self.intent_path is not None:  # next to its intent
             locations = [self.intent_path, *[p for p in locations if p != self.intent_path]]
@@ -356,12 +411,10 @@ def _guarded(
     )
     env = inspect_environment(target, environ)
     # pip also reads <sys.prefix>/pip.conf of the interpreter it runs in (uv reads none)
-    op = (
-        first
-        if uv_door
-        else parse_pip_command_line(argv, environ, load_pip_config(environ, site_prefix=env.prefix))
-    )
+    config = None if uv_door else load_pip_config(environ, site_prefix=env.prefix)
+    op = first if uv_door else parse_pip_command_line(argv, environ, config)
     attempt = _Attempt(op, env, environ)
+    attempt.config = config
     attempt.uv_args = tuple(argv) if uv_door else None
     attempt.name_installer(installer)
     try:
@@ -405,8 +458,8 @@ def _guarded(
         file_sources=file_sources,
         notebook_env=notebook_env,
     )
-    if decision.allowed and op.command == "uninstall" and env.is_conda:
-        decision = _uninstall_conflicts(op, env, policy, override, decision)
+    if decision.allowed and op.command == "install":
+        decision = _distutils_config(decision, environ)
     if not decision.allowed:
         if decision.rule == rules.READ_ONLY_ENV and op.command == "install":
             decision = _with_next_step(op, env, policy, decision, environ)
@@ -468,30 +521,23 @@ def _missing_installer(attempt: _Attempt, error: SafePipError) -> Decision | Non
     return denial
 
 
-def _uninstall_conflicts(
-    op: Operation, env: Environment, policy: Policy, override: bool, decision: Decision
-) -> Decision:
-    """The decision for an uninstall once the conda-owned distributions it names are known."""
-    from safe_pip.conda_records import read_records
-    from safe_pip.inventory import scan
-    from safe_pip.ownership import owners
+def _distutils_config(decision: Decision, environ: Mapping[str, str]) -> Decision:
+    """Refuse while ~/.pydistutils.cfg sets a location that every setuptools build reads."""
+    from safe_pip.buildconfig import moving_config
 
-    names = [requirement_key(a) for a in op.args] + _names_from_requirement_files(op)
-    installed = scan([env.purelib, env.platlib])
-    if not any(name in installed for name in names):
+    found = moving_config(environ)
+    if found is None:
         return decision
-    found = owners(installed, read_records(env.prefix), env, [n for n in names if n])
-    conflicts = [
-        Conflict(o.conda_package, o.version, o.channel_name, None, requested=True)
-        for o in found.values()
-        if o.conda
-    ]
-    denial = decide_conda_conflicts(op, conflicts, policy, override)
-    if denial is not None:
-        return decision.with_warning(denial) if warns(policy, env, denial.rule) else denial
-    if conflicts and policy.flag("conda.protect-conda-packages"):
-        return _overridden(decision, conflicts)
-    return decision
+    path, section, key, value = found
+    user = key.lower() == "user"
+    return Decision(
+        allowed=False,
+        rule=rules.USER_SITE if user else rules.OUTSIDE_ENV,
+        reason=f"{path} [{section}] {key} = {value}: distutils and setuptools builds read this "
+        "file and would "
+        + ("install into your user site (~/.local)" if user else "move built or installed files"),
+        hint=f"remove `{key}` from [{section}] in {path} (or the file), then run pip again",
+    )
 
 
 def _overridden(decision: Decision, conflicts: list[Conflict]) -> Decision:
@@ -504,19 +550,10 @@ def _overridden(decision: Decision, conflicts: list[Conflict]) -> Decision:
     )
 
 
-def requirement_key(text: str) -> str:
-    """The normalised project name a requirement line starts with ('' if none)."""
-    name = ""
-    for char in text.strip():
-        if char.isalnum() or char in "-_.":
-            name += char
-        else:
-            break
-    return normalize_name(name) if name else ""
-
-
 def _names_from_requirement_files(op: Operation) -> list[str]:
-    keys = (requirement_key(line) for line in requirement_file_requirements(op))
+    from safe_pip.names import requirement_line_name
+
+    keys = (requirement_line_name(line) for line in requirement_file_requirements(op))
     return [key for key in keys if key]
 
 
@@ -557,6 +594,9 @@ def _recover_unfinished(attempt: _Attempt, installed: Mapping[str, Installed]) -
 
 
 def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:
+    import time
+
+    from safe_pip import verify
     from safe_pip.changes import compute_changes
     from safe_pip.inventory import scan
 
@@ -570,22 +610,39 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     required = (attempt.policy or default_policy()).flag("audit.required")
     if not attempt.write_intent(decision, before) and required:
         return _deny(attempt, _audit_required(attempt), contact)
+    # verify after: fingerprints of what this run may not change, and of the env itself
+    watched = verify.snapshot(verify.watched_places(env, attempt.environ))
+    own = verify.snapshot((site, env.prefix) for site in dict.fromkeys(sites))
+    started_ns = time.time_ns() - _CLOCK_SLACK_NS
 
     verdict: Decision | None = None
     replaced: list[Conflict] = []
     #: refusals of pip's plan that the policy sets to warn
     warned: list[Decision] = []
-    if op.command != "install":
-        # uninstall: conda-owned names were refused before pip ran
-        run = attempt.backend.uninstall(_request(attempt, decision))
-        report = None
-    else:
-        checked = _run_checked_install(attempt, decision, override, before, replaced, warned)
-        if checked is None:
-            return _deny(attempt, _hook_missing(env), contact)
-        run, report, verdict = checked
+    checked = _run_checked(attempt, decision, override, before, replaced, warned)
+    if checked is None:
+        return _deny(attempt, _hook_missing(env), contact)
+    run, report, verdict = checked
     after = scan(sites)
-    changes = compute_changes(before, after, report, index_url)
+    changes = compute_changes(before, after, report if op.command == "install" else None, index_url)
+
+    # outside the env: anything that appeared was this run's doing, and is removed
+    escapes = verify.remove_created(verify.compare(watched), started_ns)
+    if op.command == "install" and verdict is None:
+        appeared = [key for key in after if key not in before or after[key] != before[key]]
+        escapes += verify.unplanned_in_env(env, own, report, appeared)
+    if escapes:
+        escaped = _escaped_write(escapes)
+        attempt.record(
+            escaped,
+            outcome=_outcome(run.exit_code, run.interrupted),
+            exit_code=exit_code_for_denial(escaped.rule),
+            duration_s=run.duration_s,
+            changes=changes,
+            escaped=[{"path": e.path, "change": e.change, "removed": e.removed} for e in escapes],
+        )
+        _show(format_denial(op, env, escaped, contact, *attempt.context()))
+        return exit_code_for_denial(escaped.rule)
 
     if verdict is not None:
         attempt.record(
@@ -611,7 +668,24 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     return run.exit_code
 
 
-def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `check`, which share the run's state
+#: file ctimes come from a coarse clock that may lag time.time_ns() by a tick
+_CLOCK_SLACK_NS = 50_000_000
+
+
+def _escaped_write(escapes: list[Any]) -> Decision:
+    listed = "\n".join(f"  {e.describe()}" for e in escapes)
+    return Decision(
+        allowed=False,
+        rule=rules.ESCAPED_WRITE,
+        reason="pip (or a build it ran) wrote outside what the policy allowed for this "
+        f"env:\n{listed}",
+        hint="look at the build options, distutils/setuptools config files (~/.pydistutils.cfg, "
+        "setup.cfg) and the package's build code; what was not removed again needs cleaning "
+        "up by hand (or by the admin)",
+    )
+
+
+def _run_checked(  # noqa: C901 - counts its closures `refuse` and `check`, which share the run's state
     attempt: _Attempt,
     decision: Decision,
     override: bool,
@@ -619,9 +693,9 @@ def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `chec
     replaced: list[Conflict],
     warned: list[Decision],
 ) -> tuple[PipRun, dict[str, Any] | None, Decision | None] | None:
-    """pip install, paused between resolution and installation for the conda check.
+    """pip install or uninstall, paused once pip has made its plan, for the checks on it.
 
-    Returns (the run, pip's report, a denial verdict or None), or None when the
+    Returns (the run, pip's plan, a denial verdict or None), or None when the
     check is needed but this pip offers no point to make it (nothing ran).
     """
     from safe_pip.destinations import filesystem, writes_env
@@ -629,12 +703,16 @@ def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `chec
     op, env = attempt.op, attempt.env
     assert attempt.policy is not None
     policy = attempt.policy
+    command = op.command or "install"
     protect = (
         env.is_conda
         and writes_env(op, env, filesystem(attempt.environ))
         and policy.flag("conda.protect-conda-packages")
     )
-    sources = checks_plan(policy)
+    sources = command == "install" and checks_plan(policy)
+    dev_only = policy.mode_for(env.kind.value) == "dev-only" and bool(
+        command == "uninstall" or decision.dev_install
+    )
     verdict: Decision | None = None
 
     def refuse(denial: Decision) -> bool:
@@ -646,18 +724,23 @@ def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `chec
         return False
 
     def check(report: Mapping[str, Any] | None) -> tuple[bool, object]:
-        """Between pip's resolution and its installation: go, or stop with a denial."""
-        if sources:
-            if report is None or report.get("safe_pip_complete") is False:
-                return False, _UNREADABLE_REPORT
-            found = plan_refusal(planned_items(report), policy)
-            if found is not None:
-                planned = Decision(allowed=False, rule=found[0], reason=found[1], hint=found[2])
-                if refuse(planned):
-                    return False, planned
+        """Between pip's plan and its changes: go, or stop with a denial."""
+        if command == "uninstall":
+            go, denial = _check_removals(
+                attempt, report, before, protect, dev_only, override, replaced
+            )
+            if isinstance(denial, Decision) and not refuse(denial):
+                return True, None
+            return go, denial
+        for denial in (
+            _not_local(op, env, report) if dev_only else None,
+            _sources_refusal(report, policy) if sources else None,
+        ):
+            if denial is not None and (denial is _UNREADABLE_REPORT or refuse(denial)):
+                return False, denial
         if not protect:
             return True, None
-        conflicts = _planned_conflicts(env, report, before)
+        conflicts = _planned_conflicts(env, report, before, attempt.environ)
         if conflicts is None:
             return False, _UNREADABLE_REPORT
         conflict = decide_conda_conflicts(op, conflicts, policy, override)
@@ -667,18 +750,112 @@ def _run_checked_install(  # noqa: C901 - counts its closures `refuse` and `chec
         return True, None
 
     assert attempt.backend is not None
-    checked = attempt.backend.install(_request(attempt, decision), check)
+    request = _request(attempt, decision)
+    if command == "uninstall":
+        checked = attempt.backend.uninstall(request, check)
+    else:
+        checked = attempt.backend.install(request, check)
     run, report = checked.run, checked.plan
     if checked.no_check_point:
-        if protect or sources:
+        if protect or sources or dev_only:
             return None
         # nothing to check: the bootstrap stopped before pip started, run plain pip
-        from safe_pip.runner import run_pip, without_user_site
+        from safe_pip.runner import run_pip
 
-        run = run_pip(env.python, decision.pip_args, without_user_site(attempt.environ))
+        run = run_pip(request.python, request.args, request.environ)
     if isinstance(checked.verdict, Decision):
         verdict = checked.verdict
     return run, report, verdict
+
+
+def _isolated_kept(pip_args: Sequence[str], op: Operation) -> tuple[str, ...]:
+    """``--isolated`` after the command as ``--isolate``: pip still runs isolated
+    (``isolated_mode``), but reads the variables ``pipconfig.pinned_environ`` sets."""
+    command = op.command
+    if not op.config_isolated or command is None or command not in pip_args:
+        return tuple(pip_args)
+    at = list(pip_args).index(command)
+    rest = ["--isolate" if a == "--isolated" else a for a in pip_args[at + 1 :]]
+    return (*pip_args[: at + 1], *rest)
+
+
+def _sources_refusal(report: Mapping[str, Any] | None, policy: Policy) -> Decision | None:
+    """A refusal of pip's plan by the package-source rules, or None."""
+    if report is None or report.get("safe_pip_complete") is False:
+        return _UNREADABLE_REPORT
+    found = plan_refusal(planned_items(report), policy)
+    if found is None:
+        return None
+    return Decision(allowed=False, rule=found[0], reason=found[1], hint=found[2])
+
+
+def _not_local(
+    op: Operation, env: Environment, report: Mapping[str, Any] | None
+) -> Decision | None:
+    """In a dev-only env: a refusal when pip's plan holds anything but local source trees
+    (dependencies resolved from an index)."""
+    if report is None or report.get("safe_pip_complete") is False:
+        return _UNREADABLE_REPORT
+    others = []
+    for item in report.get("install") or []:
+        info = item.get("download_info") if isinstance(item, dict) else None
+        url = str((info or {}).get("url", ""))
+        if not (url.startswith("file:") and isinstance((info or {}).get("dir_info"), dict)):
+            others.append(str(((item or {}).get("metadata") or {}).get("name", "?")))
+    if not others:
+        return None
+    return Decision(
+        allowed=False,
+        rule=rules.DEV_ONLY,
+        reason=f"{env.prefix} accepts developer installs only, and pip would also install "
+        f"{', '.join(others)} from an index",
+        hint="install only your project: "
+        + corrected_command(op, add=["--no-deps"])
+        + "\n(its dependencies come from the environment's spec)",
+    )
+
+
+def _check_removals(
+    attempt: _Attempt,
+    report: Mapping[str, Any] | None,
+    before: Mapping[str, Any],
+    protect: bool,
+    dev_only: bool,
+    override: bool,
+    replaced: list[Conflict],
+) -> tuple[bool, object]:
+    """An uninstall plan: no conda-owned distribution nor file, only dev installs in a
+    dev-only env."""
+    from safe_pip.plan import planned_removals, uninstall_conflicts
+
+    op, env = attempt.op, attempt.env
+    assert attempt.policy is not None
+    if report is None or report.get("safe_pip_complete") is False:
+        if protect or dev_only:
+            return False, _UNREADABLE_REPORT
+        return True, None
+    removals = planned_removals(report)
+    attempt.planned_removals = [str(item["name"]) for item in removals]
+    if dev_only:
+        editable = editable_distributions(env)
+        others = [n for n in attempt.planned_removals if normalize_name(n) not in editable]
+        if others:
+            return False, Decision(
+                allowed=False,
+                rule=rules.DEV_ONLY,
+                reason=f"{env.prefix} accepts developer installs only, and pip would also "
+                f"remove {', '.join(others)}, which is not a developer install",
+                hint="uninstall only your own editable installs here; other packages come "
+                "from the environment's spec",
+            )
+    if not protect:
+        return True, None
+    conflicts = uninstall_conflicts(env, report, before, attempt.environ)
+    denial = decide_conda_conflicts(op, conflicts, attempt.policy, override)
+    if denial is not None:
+        return False, denial
+    replaced.extend(conflicts)  # allowed by --replace-conda-packages
+    return True, None
 
 
 def _request(attempt: _Attempt, decision: Decision) -> Request:
@@ -686,11 +863,14 @@ def _request(attempt: _Attempt, decision: Decision) -> Request:
     from safe_pip.backends import Request
     from safe_pip.runner import without_user_site
 
-    env = attempt.env
+    env, op = attempt.env, attempt.op
     environ = without_user_site(attempt.environ)
     assert attempt.backend is not None
     if attempt.backend.name == "pip":
-        return Request(env.python, decision.pip_args, environ)
+        # pip's configuration as read for the decision, and no config file read again
+        command = op.command or "install"
+        pinned = pinned_environ(environ, attempt.config, command, isolated=op.config_isolated)
+        return Request(env.python, _isolated_kept(decision.pip_args, op), pinned)
     from safe_pip.backends.uv_cli import uv_args_for
 
     args = list(attempt.uv_args) if attempt.uv_args is not None else uv_args_for(attempt.op)
@@ -726,7 +906,10 @@ def _outcome(exit_code: int, interrupted: bool) -> str:
 
 
 def _planned_conflicts(
-    env: Environment, report: Mapping[str, Any] | None, installed: Mapping[str, Any]
+    env: Environment,
+    report: Mapping[str, Any] | None,
+    installed: Mapping[str, Any],
+    environ: Mapping[str, str],
 ) -> list[Conflict] | None:
     """The conda-owned distributions pip is about to replace (None: no report to check)."""
     from safe_pip.backends import planned_removals
@@ -736,14 +919,21 @@ def _planned_conflicts(
 
     if report is None or report.get("safe_pip_complete") is False:
         return None  # not known what pip would install: nothing to check against
+    from safe_pip.plan import install_conflicts
+
     planned = planned_installs(report)
+    if not planned and not planned_removals(report):
+        return []
+    # the files each planned wheel writes, against conda's files and other RECORDs
+    conflicts = install_conflicts(env, report, installed, environ)
+    if conflicts is None:
+        return None
     # `uv pip sync` also removes distributions outright
     removed = {normalize_name(item["name"]) for item in planned_removals(report)}
     touched = [*planned, *removed]
     if not any(key in installed for key in touched):
-        return []
+        return conflicts
     found = owners(installed, read_records(env.prefix), env, touched)
-    conflicts = []
     for key, owner in found.items():
         if not owner.conda:
             continue
@@ -764,7 +954,6 @@ def _planned_conflicts(
 __all__ = [
     "format_denial",
     "normalize_name",
-    "requirement_key",
     "run_pip_command",
     "run_uv_pip_command",
 ]

@@ -21,9 +21,17 @@ if TYPE_CHECKING:
 MUTATING_WORDS = ("install", "uninstall")
 
 
-def needs_parsing(argv: Sequence[str]) -> bool:
-    """False when the command line certainly is a read-only pip command."""
-    return any(arg in MUTATING_WORDS or arg.startswith("--py") for arg in argv)
+#: prefixes of ``--src``/``--source``/``--source-dir``: where pip checks out ``-e`` VCS
+#: requirements, also for ``pip wheel`` and ``pip download`` (judged as a destination)
+SRC_PREFIXES = ("--sr", "--so")
+
+
+def needs_parsing(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> bool:
+    """False when the command line certainly is a read-only pip command that writes
+    into no env (no --src: ``PIP_SRC`` in ``environ`` counts too)."""
+    if environ is not None and environ.get("PIP_SRC"):
+        return True
+    return any(arg in MUTATING_WORDS or arg.startswith(("--py", *SRC_PREFIXES)) for arg in argv)
 
 
 def leading_python(argv: Sequence[str]) -> tuple[str, list[str]] | None:
@@ -69,6 +77,8 @@ INTERPRETER_VARIABLES = (
     "PYTHONSTARTUP",
     "PYTHONINSPECT",
     "PYTHONSAFEPATH",
+    # one more distutils config file for setuptools builds (buildconfig.py)
+    "DIST_EXTRA_CONFIG",
 )
 
 

@@ -426,3 +426,28 @@ def _home_directory(environ: Mapping[str, str]) -> str:
         except (ImportError, KeyError):
             return os.path.expanduser("~")
     return home.rstrip("/") or "/"
+
+
+def pinned_environ(
+    environ: Mapping[str, str], config: PipConfig | None, command: str, *, isolated: bool
+) -> dict[str, str]:
+    """The environment that makes pip run with exactly the configuration already read.
+
+    pip would read its config files again when it starts, after safe-pip decided:
+    a file swapped in between (``PIP_CONFIG_FILE``, a user-writable pip.conf) would
+    change what pip does.  So pip gets ``PIP_CONFIG_FILE=/dev/null`` (no file at
+    all) and the values read from the files as ``PIP_*`` variables, below the
+    user's own ``PIP_*`` variables, which win over files in pip too.  ``isolated``
+    (a literal ``--isolated``, which the caller turns into ``--isolate``: the
+    option stays set, but pip no longer skips variables): the user's own ``PIP_*``
+    variables are dropped instead, and only the files an isolated parser reads
+    are kept, as pip would have it.
+    """
+    env = dict(environ)
+    if isolated:
+        env = {k: v for k, v in env.items() if not k.startswith("PIP_")}
+    for key, item in option_values(config, {}, command, isolated=isolated):
+        name = "PIP_" + key.upper().replace("-", "_")
+        env.setdefault(name, item.value)
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env

@@ -25,6 +25,7 @@ CONDA_OWNED = "conda-owned"
 AUDIT_REQUIRED = "audit-required"
 POLICY_INVALID = "policy-invalid"
 UNKNOWN_OPTION = "unknown-option"
+ESCAPED_WRITE = "escaped-write"
 INDEX_NOT_ALLOWED = "index-not-allowed"
 PACKAGE_DENIED = "package-denied"
 VERSION_FLOOR = "version-floor"
@@ -48,6 +49,7 @@ SUMMARY: dict[str, str] = {
     AUDIT_REQUIRED: "the operation cannot be recorded in the audit log",
     POLICY_INVALID: "the policy file cannot be read or is invalid",
     UNKNOWN_OPTION: "the pip command line cannot be understood",
+    ESCAPED_WRITE: "pip (or a build it ran) changed a place outside what the policy allowed",
     INDEX_NOT_ALLOWED: "pip may use only the package indexes and find-links the policy lists",
     PACKAGE_DENIED: "the policy denies this project (by name or pattern), also as a dependency",
     VERSION_FLOOR: "the policy sets a minimum version for this project, also as a dependency",

@@ -58,8 +58,8 @@ def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str,
     ``audit.location``: ``"env"`` (default; also without a usable policy) ->
     ``<prefix>/var/log/safe-pip/audit.jsonl``, then the user's file in the env's
     drop box (where ``protect`` made one), then the per-user file; ``"user"``
-    -> the per-user file only; an absolute path -> that path only, with
-    ``{env_name}`` and ``{prefix_hash}`` expanded.
+    -> the per-user file only; an absolute path -> that path, with
+    ``{env_name}`` and ``{prefix_hash}`` expanded, then the per-user file.
     """
     setting = "env" if policy is None else policy.text("audit.location")
     user_file = user_log_path(env, environ)
@@ -75,7 +75,9 @@ def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str,
         return [user_file] if user_file is not None else []
     path = setting.replace("{env_name}", _safe_file_name(env.name))
     path = path.replace("{prefix_hash}", prefix_hash(env.prefix))
-    return [path]
+    # the per-user file when that one cannot be used (e.g. another user created it first
+    # in a shared directory: store._open_shared)
+    return [path] if user_file is None else [path, user_file]
 
 
 def readable_logs(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> list[str]:

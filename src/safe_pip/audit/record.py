@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -199,27 +198,12 @@ def line_hash(line: bytes) -> str:
     return str(_sha256_function()(line).hexdigest())
 
 
-_REQUIREMENT_NAME = r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?:[@<>=!~;(]|$)"
-_EGG = r"[#&]egg=([A-Za-z0-9][A-Za-z0-9._-]*)"
-
-
 def requirement_name(text: str) -> str | None:
-    """The project name a requirement string starts with (or its ``#egg=``), normalised."""
-    from safe_pip.environment import normalize_name
+    """The project name a requirement line names (also ``-e X``), normalised: pip's reading
+    (``names.requirement_line_name``)."""
+    from safe_pip.names import requirement_line_name
 
-    stripped = text.strip()
-    if stripped.startswith("-"):
-        option, _, value = stripped.partition(" ")
-        if option not in ("-e", "--editable"):
-            return None
-        stripped = value.strip()
-    egg = re.search(_EGG, stripped)
-    if egg:
-        return normalize_name(egg.group(1))
-    if "://" in stripped.split("@", 1)[0] or stripped.startswith((".", "/", "~")):
-        return None
-    match = re.match(_REQUIREMENT_NAME, stripped)
-    return normalize_name(match.group(1)) if match else None
+    return requirement_line_name(text)
 
 
 def change_names(record: Mapping[str, Any]) -> set[str]:

@@ -89,6 +89,10 @@ def _open_shared(path: str, flags: int, mode: int) -> int:
     not refuse a log another user created in a sticky directory.
     """
     flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    with contextlib.suppress(FileNotFoundError):
+        # before opening: a file another user made unwritable for us is refused as theirs too
+        if os.lstat(path).st_uid != os.geteuid() and _sticky(os.path.dirname(path) or "."):
+            raise OSError(errno.EPERM, "owned by another user in a shared directory", path)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -262,6 +266,10 @@ def append(
             continue
         if ship is not None:
             ship.ship(redacted, line)
+        if problems and any("another user" in problem for problem in problems):
+            # say so: the record is not where the admin looks first
+            with contextlib.suppress(OSError):
+                os.write(2, f"safe-pip: note: {'; '.join(problems)}; recorded in {path}\n".encode())
         return path
     if ship is not None:  # not kept here: the hub's log may still have it
         ship.ship(redacted, json.dumps(redacted, separators=(",", ":"), default=str).encode())

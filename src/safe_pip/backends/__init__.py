@@ -88,8 +88,9 @@ class Backend(Protocol):
         """Resolve, ``check`` the plan, install exactly the plan on go."""
         ...
 
-    def uninstall(self, request: Request) -> PipRun:
-        """Remove the distributions the arguments name."""
+    def uninstall(self, request: Request, check: Check) -> InstallRun:
+        """Resolve what the arguments name to a plan (``uninstall`` items: name, version,
+        files where known), ``check`` it, remove exactly that on go."""
         ...
 
 

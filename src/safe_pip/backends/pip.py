@@ -46,7 +46,19 @@ class PipBackend:
 
         return run_pip(request.python, request.args, request.environ)
 
-    def uninstall(self, request: Request) -> PipRun:
-        from safe_pip.runner import run_pip
+    def uninstall(self, request: Request, check: Check) -> InstallRun:
+        """pip resolves what it would remove (its own reading of names, -r files,
+        variables and URLs) and pauses before removing anything."""
+        from safe_pip.preflight import run_checked
 
-        return run_pip(request.python, request.args, request.environ)
+        with tempfile.TemporaryDirectory(prefix="safe-pip-") as scratch:
+            plan_path = os.path.join(scratch, "uninstall-plan.json")
+            checked = run_checked(
+                request.python, request.args, plan_path, request.environ, check, "uninstall"
+            )
+        return InstallRun(
+            run=checked.run,
+            plan=checked.report,
+            verdict=checked.verdict,
+            no_check_point=checked.hook_missing,
+        )

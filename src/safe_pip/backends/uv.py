@@ -34,7 +34,7 @@ from typing import Any
 from safe_pip.backends import PLANNED_REMOVALS, UV, Check, InstallRun, Request
 from safe_pip.backends.uv_cli import DROPPED_VARIABLES, UvCommand, parse_uv_pip
 from safe_pip.environment import Environment, normalize_name
-from safe_pip.errors import InstallerMissing, TargetError, UsageError
+from safe_pip.errors import ExitCode, InstallerMissing, TargetError, UsageError
 from safe_pip.passthrough import pip_environ
 from safe_pip.runner import PipRun, wait_for
 
@@ -553,13 +553,26 @@ class UvBackend:
             sys.stderr.write("safe-pip: uv's plan changes nothing here\n")
         return code, interrupted
 
-    def uninstall(self, request: Request) -> PipRun:
+    def uninstall(self, request: Request, check: Check) -> InstallRun:
+        """uv has no plan of its own for an uninstall: the plan is the names it is given
+        (checked by name; uv reads no requirement files' variables as pip does)."""
+        from safe_pip.names import project_name
+
         started = time.monotonic()
         cmd = parse_uv_pip(request.args, request.environ)
+        names = [n for n in (project_name(a) for a in cmd.op.args) if n]
+        plan: dict[str, Any] = {
+            "version": "1",
+            "uninstall": [{"name": name, "files": None} for name in names],
+            "safe_pip_complete": not cmd.op.requirement_files,
+        }
+        go, verdict = check(plan)
+        if not go:
+            return InstallRun(PipRun(int(ExitCode.DENIED), 0.0, False), plan, verdict)
         environ = uv_environ(request.environ)
         argv = [*self._base("uninstall", request.python), *cmd.args_for_safe_pip_target()]
         code, interrupted = _run(argv, environ)
-        return PipRun(code, time.monotonic() - started, interrupted)
+        return InstallRun(PipRun(code, time.monotonic() - started, interrupted), plan, verdict)
 
 
 __all__ = [

@@ -1,0 +1,127 @@
+"""The one way safe-pip turns a requirement into a project name: pip's way.
+
+pip reads every requirement (an argument of ``pip install``/``uninstall``, a
+line of a ``-r`` file) with ``parse_req_from_line``:
+
+* a URL (``http``, ``https``, ``file``, ``ftp`` or a VCS scheme such as
+  ``git+https``) is a link; markers follow ``"; "``;
+* otherwise markers follow ``";"``, and the text is a link when it names an
+  archive (``*.whl``, ``*.tar.gz``, ``*.zip``, ...) or, when it looks like a
+  path, an existing directory;
+* a link to a wheel is named by the wheel's file name (``six-1.17.0-py3-none-any.whl``
+  is ``six``); any other link only by its ``#egg=`` fragment (``git+https://h/x.git#egg=Foo``
+  is ``foo``), else it has no name until it is built;
+* anything else is a PEP 508 requirement, read with ``packaging``.
+
+Names are normalised (PEP 503).  ``None`` means pip would not know the name
+before building, or would refuse the text.  A property test holds this against
+pip's own parser.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_URL_SCHEMES = frozenset(
+    {"http", "https", "file", "ftp"}
+    | {f"git+{s}" for s in ("http", "https", "ssh", "git", "file")}
+    | {f"hg+{s}" for s in ("file", "http", "https", "ssh", "static-http")}
+    | {f"svn+{s}" for s in ("ssh", "http", "https", "svn", "file")}
+    | {f"bzr+{s}" for s in ("http", "https", "ssh", "sftp", "ftp", "lp", "file")}
+)
+_ARCHIVES = (
+    ".zip", ".whl", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma",
+    ".tar.gz", ".tgz", ".tar",
+)  # fmt: skip
+_EGG = re.compile(r"[#&]egg=([^&]*)")
+_PROJECT = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_EXTRAS = re.compile(r"^(.+)(\[[^\]]+\])$")
+_WHEEL = re.compile(
+    r"^(?P<name>[^\s-]+?)-(?P<ver>[^\s-]*?)(-\d[^-]*)?-[^\s-]+?-[^\s-]+?-[^\s-]+?\.whl$"
+)
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def canonical(name: str) -> str:
+    """PEP 503: ``Foo_Bar.baz`` -> ``foo-bar-baz``."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
+def is_url(text: str) -> bool:
+    from urllib.parse import urlsplit
+
+    try:
+        scheme = urlsplit(text).scheme
+    except ValueError:
+        return False
+    return scheme in _URL_SCHEMES
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or text.startswith(".")
+
+
+def _is_archive(path: str) -> bool:
+    root, ext = os.path.splitext(path)
+    if root.lower().endswith(".tar"):
+        ext = ".tar" + ext
+    return ext.lower() in _ARCHIVES
+
+
+def _link_name(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit
+
+    path = urlsplit(url).path
+    filename = unquote(path.rstrip("/").rsplit("/", 1)[-1])
+    if filename.endswith(".whl"):
+        match = _WHEEL.match(filename)
+        return match.group("name").replace("_", "-") if match else None
+    egg = _EGG.search(url)
+    if egg is None:
+        return None
+    return egg.group(1) if _PROJECT.match(egg.group(1)) else None
+
+
+def project_name(text: str) -> str | None:
+    """The normalised project name ``text`` names, as pip reads it (None: no name yet)."""
+    line = text
+    url = is_url(line.strip())
+    separator = "; " if url else ";"
+    if separator in line:
+        line = line.split(separator, 1)[0]
+    line = line.strip()
+    if not line:
+        return None
+    if url:
+        name = _link_name(line)
+        return canonical(name) if name else None
+    path = os.path.normpath(os.path.abspath(line)) if _looks_like_path(line) else line
+    match = _EXTRAS.match(path)
+    bare = match.group(1) if match else path
+    if _looks_like_path(line) and os.path.isdir(bare):
+        return None  # a local project: named once built
+    if _is_archive(bare):
+        left, at, _ = line.partition("@")
+        if not (at and not _looks_like_path(left)):
+            name = _link_name(bare)
+            return canonical(name) if name else None
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pragma: no cover - packaging is a dependency
+        return None
+    try:
+        return canonical(Requirement(line).name)
+    except InvalidRequirement:
+        return None
+
+
+def requirement_line_name(line: str) -> str | None:
+    """The name of one requirement-file line: a requirement, or ``-e``/``--editable X``."""
+    stripped = line.strip()
+    if stripped.startswith("-"):
+        option, _, value = stripped.partition(" ")
+        if option not in ("-e", "--editable"):
+            return None
+        stripped = value.strip()
+    return project_name(stripped)
