@@ -314,7 +314,7 @@ def _dev_only_env(case: Case) -> Refusal | None:
         # (-r files are pip's to read: what they name is checked on pip's plan)
         from safe_pip.names import project_name
 
-        names = {project_name(a) or a for a in op.args}
+        names = {project_name(a, filesystem=False) or a for a in op.args}
         if (names or op.requirement_files) and names <= case.env.editable_dists:
             return None
     elif case.dev and case.policy.flag("install.dev-installs"):

@@ -83,8 +83,12 @@ def _link_name(url: str) -> str | None:
     return egg.group(1) if _PROJECT.match(egg.group(1)) else None
 
 
-def project_name(text: str) -> str | None:
-    """The normalised project name ``text`` names, as pip reads it (None: no name yet)."""
+def project_name(text: str, *, filesystem: bool = True) -> str | None:
+    """The normalised project name ``text`` names, as pip reads it (None: no name yet).
+
+    ``filesystem=False``: no I/O (the decision core): a path is taken as written and is
+    not looked up as a directory.
+    """
     line = text
     url = is_url(line.strip())
     separator = "; " if url else ";"
@@ -96,10 +100,11 @@ def project_name(text: str) -> str | None:
     if url:
         name = _link_name(line)
         return canonical(name) if name else None
-    path = os.path.normpath(os.path.abspath(line)) if _looks_like_path(line) else line
+    looks_like_path = _looks_like_path(line)
+    path = os.path.normpath(os.path.abspath(line)) if looks_like_path and filesystem else line
     match = _EXTRAS.match(path)
     bare = match.group(1) if match else path
-    if _looks_like_path(line) and os.path.isdir(bare):
+    if looks_like_path and (not filesystem or os.path.isdir(bare)) and not _is_archive(bare):
         return None  # a local project: named once built
     if _is_archive(bare):
         left, at, _ = line.partition("@")
