@@ -4,7 +4,6 @@ site must stay clean and other envs unchanged, whatever the build does."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from support.auditlog import operations_in
 from support.prefixes import Prefix
 from support.run import Runner, install_setuptools
 from support.wheels import make_project
@@ -69,10 +69,7 @@ def backend_project(directory: Path, name: str, escapes: dict[str, str]) -> Path
 
 
 def audit_records(prefix: Prefix) -> list[dict[str, Any]]:
-    log = prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return operations_in(prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
 
 
 def user_site_files(home: Path) -> list[Path]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from support.auditlog import operations_in
 from support.prefixes import Prefix, add_conda_package, cache_dir, cached_build
 from support.run import Runner, clean_env, install_setuptools
 from support.wheels import build_wheel, make_project, wheel_from_installed
@@ -26,10 +27,7 @@ SIX_CONDA = '__version__ = "1.16.0"\n'
 
 
 def audit_records(prefix: Prefix) -> list[dict[str, Any]]:
-    log = prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return operations_in(prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
 
 
 def removed(prefix: Prefix) -> list[str]:
