@@ -141,15 +141,14 @@ def test_a_plan_that_replaces_a_conda_package_stops_before_anything_is_installed
     assert "conda install six=1.17.0" in err
 
 
-def test_uninstalling_a_conda_package_is_refused_before_pip_runs(
+def test_uninstalling_a_conda_package_is_refused_on_pips_plan_before_anything_goes(
     hub: Callable[..., Hub], capsys: pytest.CaptureFixture[str]
 ) -> None:
     h = hub()
     conda_package(h.env, "six", "1.16.0")
     lay_dist_info(h.site, "demo-a", "1.0")
     assert h.run("uninstall", "-y", "six") == 10
-    assert h.pip.calls == []
-    assert "six-1.16.0.dist-info" in h.installed()
+    assert "six-1.16.0.dist-info" in h.installed()  # pip stopped at its plan
     assert "conda remove six" in capsys.readouterr().err
     # a pip-installed one goes
     assert h.run("uninstall", "-y", "demo-a") == 0

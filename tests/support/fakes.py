@@ -161,8 +161,11 @@ class FakePip:
         report_path: str,
         environ: Mapping[str, str],
         check: Callable[[dict[str, Any] | None], tuple[bool, object]],
+        command: str = "install",
     ) -> CheckedRun:
         self.calls.append(PipCall(python, list(pip_args), dict(environ)))
+        if command == "uninstall":
+            return self._checked_uninstall(pip_args, check)
         report = self.report()
         Path(report_path).write_text(json.dumps(report))  # where the bootstrap writes it
         go, verdict = check(report)
@@ -170,3 +173,21 @@ class FakePip:
             self._install()
         code = self.exit_code if go else 1
         return CheckedRun(PipRun(code, 0.01, False), report, verdict, asked=True)
+
+    def _checked_uninstall(
+        self, pip_args: Sequence[str], check: Callable[[dict[str, Any] | None], tuple[bool, object]]
+    ) -> CheckedRun:
+        """pip's uninstall plan: the installed distributions the arguments name."""
+        names = [a for a in pip_args[1:] if not a.startswith("-")]
+        items = []
+        for name in names:
+            for info in self.site.glob(f"{name.replace('-', '_')}-*.dist-info"):
+                version = info.name[: -len(".dist-info")].rsplit("-", 1)[1]
+                files = sorted(str(f) for f in info.iterdir())
+                items.append({"name": name, "version": version, "path": str(info), "files": files})
+        plan = {"version": "1", "uninstall": items, "safe_pip_complete": True}
+        go, verdict = check(plan)
+        if go and self.exit_code == 0:
+            self._uninstall(names)
+        code = self.exit_code if go else 1
+        return CheckedRun(PipRun(code, 0.01, False), plan, verdict, asked=True)
