@@ -35,7 +35,7 @@ from safe_pip.envconfig import (
 from safe_pip.environment import MARKER_NAME, Environment
 from safe_pip.errors import SafePipError, TargetError
 from safe_pip.launcher import launcher_code, tool_import_paths
-from safe_pip.readfile import MiB, read_bytes, read_text
+from safe_pip.readfile import MiB, read_bytes, read_head, read_text
 from safe_pip.target import BOUND_PYTHON_VAR
 
 STATE_DIR = os.path.join("etc", "safe-pip", "protect")
@@ -376,8 +376,7 @@ def unprotect(env: Environment) -> list[Change]:
 def is_shim(path: str) -> bool:
     """True for a launcher ``protect --shim`` wrote (so not a real pip or uv)."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(200)
+        head = read_head(path, 200)
     except OSError:
         return False
     return SHIM_TAG.encode() in head

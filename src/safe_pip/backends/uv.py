@@ -36,6 +36,7 @@ from safe_pip.backends.uv_cli import DROPPED_VARIABLES, UvCommand, parse_uv_pip
 from safe_pip.environment import Environment, normalize_name
 from safe_pip.errors import ExitCode, InstallerMissing, TargetError, UsageError
 from safe_pip.passthrough import pip_environ
+from safe_pip.readfile import MiB, open_regular, read_text
 from safe_pip.runner import PipRun, wait_for
 
 #: where ``protect --shim`` keeps the env's real uv when it puts the shim in its place
@@ -166,19 +167,19 @@ def _project_name_of_dir(path: str) -> str:
     else:  # pragma: no cover - exercised on 3.9/3.10 only
         import tomli as tomllib
     try:
-        with open(os.path.join(path, "pyproject.toml"), "rb") as handle:
-            name = tomllib.load(handle).get("project", {}).get("name")
+        text = read_text(os.path.join(path, "pyproject.toml"), limit=MiB)
+        name = tomllib.loads(text).get("project", {}).get("name")
         if isinstance(name, str) and name:
             return normalize_name(name)
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         pass
     import configparser
 
     parser = configparser.ConfigParser()
     try:
-        parser.read(os.path.join(path, "setup.cfg"), encoding="utf-8")
+        parser.read_string(read_text(os.path.join(path, "setup.cfg"), limit=MiB))
         name = parser.get("metadata", "name", fallback="")
-    except (configparser.Error, UnicodeDecodeError):
+    except (OSError, configparser.Error, UnicodeDecodeError):
         name = ""
     return normalize_name(name) if name else ""
 
@@ -247,7 +248,7 @@ def _wheels_by_pin(dirs: Sequence[str]) -> dict[tuple[str, str], list[str]]:
 
 def _sha256(path: str) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
