@@ -111,8 +111,20 @@ def test_redact_long_arguments(argument: str) -> None:
         ("version = " + "9" * 200_000 + "\n", "4300 digits"),
         ("\n" * 200_000 + "[install]\nfly = 1\n", "unknown key"),
         ("[install]\n" + "".join(f"k{i} = 1\n" for i in range(10_000)), "unknown key"),
+        # fnmatch compiles a run of '[' in quadratic time (50,000: 208 s)
+        ('[[envs]]\npath = "' + "[" * 50_000 + '"\n', "a path glob of at most 1024"),
+        ('[packages]\ndeny = { "' + "[" * 50_000 + '" = "x" }\n', "glob pattern"),
     ],
-    ids=["deep-array", "deep-table", "int-4301", "int-200k", "blank-lines", "10k-keys"],
+    ids=[
+        "deep-array",
+        "deep-table",
+        "int-4301",
+        "int-200k",
+        "blank-lines",
+        "10k-keys",
+        "envs-glob",
+        "deny-glob",
+    ],
 )
 def test_hostile_policy_is_policy_invalid(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "policy.toml"

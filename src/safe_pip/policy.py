@@ -28,6 +28,9 @@ from safe_pip.readfile import read_bytes
 SYSTEM_POLICY = "/etc/safe-pip/policy.toml"
 #: The largest policy file read (every key, commented, is a few KiB).
 MAX_POLICY_BYTES = 256 * 1024
+#: The longest glob pattern (an [[envs]] path, a packages.deny name): fnmatch compiles a
+#: pattern in time quadratic in its '[' (50,000 of them took 208 s).
+MAX_PATTERN = 1024
 #: Problems of one file listed one by one (``policy check``); the rest are counted.
 MAX_PROBLEMS = 100
 _MAX_MESSAGE = 300
@@ -682,8 +685,8 @@ def _check_reason_table(_key: Key, value: object) -> object:
     if not isinstance(value, dict):
         return _Problem('must be a table like { "name-or-pattern" = "the reason" }')
     for name, reason in value.items():
-        if not _NAME_OR_PATTERN.match(name):
-            return _Problem(f"not a project name or glob pattern: {name!r}", name)
+        if not _NAME_OR_PATTERN.match(name) or len(name) > MAX_PATTERN:
+            return _Problem(f"not a project name or glob pattern: {name[:80]!r}", name)
         if not isinstance(reason, str):
             return _Problem(f"the reason for {name!r} must be a string, not {reason!r}", name)
     return {name.lower(): reason for name, reason in value.items()}
@@ -768,6 +771,9 @@ def _env_tables(data: Mapping[str, Any], located: _Located) -> list[EnvEntry]:
         where = f"envs[{index}]"
         if not isinstance(table, dict) or not isinstance(table.get("path"), str):
             located.add('each [[envs]] table needs a path = "glob"', where, "envs.path")
+            continue
+        if len(table["path"]) > MAX_PATTERN:  # fnmatch compiles '[' runs in quadratic time
+            located.add(f"a path glob of at most {MAX_PATTERN} characters", where, "envs.path")
             continue
         nested = {k: v for k, v in table.items() if k != "path"}
         values = _flatten(nested, located, where)
