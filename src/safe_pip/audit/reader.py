@@ -188,6 +188,9 @@ class _Selector:
         records: list[dict[str, Any]] = []
         damaged = 0
         loads = json.loads
+        # whole runs of lines (no byte filter): a torn line the next record marks is no damage
+        contiguous = self.pattern is None and not self.needles
+        torn = -1
         for line in lines:
             if not line.strip():
                 continue
@@ -198,7 +201,11 @@ class _Selector:
             if not isinstance(record, dict):
                 if line is not partial:
                     damaged += 1
+                    torn = len(line) if contiguous else -1
                 continue
+            if torn >= 0 and record.get("torn_before") == torn:
+                damaged -= 1  # a writer stopped mid-line, marked by this record: not damage
+            torn = -1
             if self.filters is None or self.filters.matches(record):
                 kept = Record(record)
                 kept.line = line
