@@ -320,6 +320,18 @@ def test_the_uv_door(make_env: Callable[..., Env], shared_envs: dict[str, Prefix
     assert "rule:    conda-owned" in proc.stderr and "removed" in proc.stderr
     assert dist_infos(env.site, "six") == ["six-1.16.0.dist-info"]
     assert dist_infos(env.site, "demo_a") == []
+    # where the policy lets conda's packages go, sync carries out exactly its plan
+    unprotected = "version = 1\n[conda]\nprotect-conda-packages = false\n"
+    proc = env.uv("pip", "sync", str(wanted), system_policy=unprotected)
+    assert proc.returncode == 0, proc.stderr
+    assert dist_infos(env.site, "six") == [] and dist_infos(env.site, "demo_a") != []
+    changes = records(env.prefix)[-1]["changes"]
+    assert [i["name"] for i in changes["removed"]] == ["six"], changes
+    assert [(i["name"], i["version"]) for i in changes["installed"]] == [("demo-a", "2.0")]
+    log = env.run(
+        [*env.safe_pip, "log", "--python", str(env.prefix.python)], user=env.user, env=env.env()
+    )
+    assert "uv pip sync" in log.stdout and "uv pip install" in log.stdout, log.stdout
 
     # bare uv would have taken the --target route: the marker does not stop it
     bare = env.run(

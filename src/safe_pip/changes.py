@@ -24,6 +24,21 @@ def read_report(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+#: Key of a plan (pip's report format) listing what the installer removes outright
+#: (``uv pip sync``, see ``backends``): ``{name, version}`` items.
+PLANNED_REMOVALS = "safe_pip_remove"
+
+
+def planned_removals(plan: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """The plan's outright removals, as ``{name, version}`` items."""
+    items = (plan or {}).get(PLANNED_REMOVALS) or []
+    return [
+        {"name": str(item.get("name", "")), "version": str(item.get("version", ""))}
+        for item in items
+        if isinstance(item, dict) and item.get("name")
+    ]
+
+
 def planned_installs(report: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
     """The report's ``install`` items by normalised name."""
     planned: dict[str, dict[str, Any]] = {}
@@ -101,8 +116,9 @@ def compute_changes(
     """
     planned = planned_installs(report)
     if report is not None:
-        before = {key: item for key, item in before.items() if key in planned}
-        after = {key: item for key, item in after.items() if key in planned}
+        keys = set(planned) | {normalize_name(i["name"]) for i in planned_removals(report)}
+        before = {key: item for key, item in before.items() if key in keys}
+        after = {key: item for key, item in after.items() if key in keys}
     installed: list[dict[str, Any]] = []
     for key, item in sorted(after.items()):
         old = before.get(key)

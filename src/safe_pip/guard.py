@@ -912,8 +912,7 @@ def _planned_conflicts(
     environ: Mapping[str, str],
 ) -> list[Conflict] | None:
     """The conda-owned distributions pip is about to replace (None: no report to check)."""
-    from safe_pip.backends import planned_removals
-    from safe_pip.changes import planned_installs
+    from safe_pip.changes import planned_installs, planned_removals
     from safe_pip.conda_records import read_records
     from safe_pip.ownership import owners
 

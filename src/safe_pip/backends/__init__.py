@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
+from safe_pip.changes import PLANNED_REMOVALS, planned_removals
 from safe_pip.environment import Environment
 from safe_pip.errors import SafePipError, UsageError
 from safe_pip.policy import Policy
@@ -40,8 +41,6 @@ PIP = "pip"
 UV = "uv"
 INSTALLERS = (PIP, UV)
 
-#: Key of a plan (pip report format) listing what the installer would remove outright.
-PLANNED_REMOVALS = "safe_pip_remove"
 
 #: ``check(plan) -> (go, verdict)``: between resolution and installation.
 Check = Callable[[Optional[Mapping[str, Any]]], "tuple[bool, object]"]
@@ -92,16 +91,6 @@ class Backend(Protocol):
         """Resolve what the arguments name to a plan (``uninstall`` items: name, version,
         files where known), ``check`` it, remove exactly that on go."""
         ...
-
-
-def planned_removals(plan: Mapping[str, Any] | None) -> list[dict[str, str]]:
-    """The plan's outright removals (``uv pip sync``), as ``{name, version}`` items."""
-    items = (plan or {}).get(PLANNED_REMOVALS) or []
-    return [
-        {"name": str(item.get("name", "")), "version": str(item.get("version", ""))}
-        for item in items
-        if isinstance(item, dict) and item.get("name")
-    ]
 
 
 #: safe-pip's own flag choosing the installer for one command; removed before pip runs

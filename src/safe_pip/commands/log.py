@@ -118,8 +118,11 @@ def _command_text(record: Mapping[str, Any], width: int = COMMAND_WIDTH) -> str:
     if not isinstance(argv, list):
         return str(record.get("command") or "")
     args = [_shorten(arg, ARG_WIDTH) for arg in redact_argv(str(a) for a in argv)]
-    # `safe-pip request` records its own command line; the rest are pip's
+    # `safe-pip request` records its own command line; `uv pip ...` (the uv door)
+    # records the words after `uv`; the rest are pip's
     program = "safe-pip" if record.get("command") == "request" else "pip"
+    if record.get("installer") == "uv" and argv[:1] == ["pip"]:
+        program = "uv"
     text = shlex.join([program, *args])
     for floor in (MIN_ARG_WIDTH, 3):
         while len(text) > width:
