@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from safe_pip import drift
-from support.prefixes import Prefix, add_conda_package
+from support.prefixes import Prefix
 from support.run import Runner
 from support.wheels import build_wheel
 
@@ -39,14 +39,12 @@ def names(items: list[dict[str, str]]) -> dict[str, dict[str, str]]:
 def test_drift_of_a_conda_env_changed_around_safe_pip(
     run: Runner,
     safe_pip_bin: list[str],
-    prefix_factory: Callable[..., Prefix],
+    conda_env_factory: Callable[..., Prefix],
     wheelhouse: Path,
     shared_tmp: Path,
 ) -> None:
-    prefix = prefix_factory("conda-env", writable_by=0)
-    for name, version in (("six", "1.16.0"), ("colorama", "0.4.6"), ("idna", "3.4")):
-        add_conda_package(prefix, name, version)
-    add_conda_package(prefix, "tqdm", "4.66.0")
+    # made by py-rattler: six 1.16.0, colorama 0.4.6, idna 3.4, tqdm 4.66.0, empty history
+    prefix = conda_env_factory("six", "colorama", "idna", "tqdm", writable_by=0)
     house = shared_tmp / "house"
     build_wheel(house, "colorama", "0.4.6")
     build_wheel(house, "idna", "3.7")

@@ -1,5 +1,6 @@
-"""Round trip: install local wheels through safe-pip, export, rebuild a fresh prefix from the
-export with plain pip, and compare the installed distributions of both."""
+"""Round trip: install local wheels through safe-pip into a conda env made by py-rattler,
+export, rebuild a fresh env from the export (its conda part solved and installed by
+py-rattler, its pip part by plain pip), and compare the installed distributions of both."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from support.conda_channel import rattler_env
 from support.prefixes import Prefix
 from support.run import Runner
 from support.wheels import build_wheel, normalize_name
@@ -35,13 +37,13 @@ def check(done: subprocess.CompletedProcess[str], what: str) -> None:
 
 
 def test_export_rebuilds_the_same_distributions(
-    prefix_factory: Callable[..., Prefix],
+    conda_env_factory: Callable[..., Prefix],
     wheelhouse: Path,
     safe_pip_bin: list[str],
     run: Runner,
     shared_tmp: Path,
 ) -> None:
-    original = prefix_factory("conda-env", name="original")
+    original = conda_env_factory(name="original")
     # a wheel installed by its path (not from --find-links): a "file" source
     extra = shared_tmp / "extra-wheels"
     local_wheel = build_wheel(extra, "demo-c", "0.5")
@@ -87,12 +89,15 @@ def test_export_rebuilds_the_same_distributions(
     )
     text = environment_yml.read_text()
     assert re.search(r"^name: original$", text, re.MULTILINE)
-    assert "  - pip\n  - pip:\n" in text
+    assert '  - pip\n  - "python 3.11.*"\n  - pip:\n' in text  # rattler's specs, from its records
     items = re.findall(r"^      - (.*)$", text, re.MULTILINE)
     assert items == ["demo-a==2.0", "demo-b==1.0", "demo-c==0.5"]
     assert all(conda_store_accepts_pip_item(item) for item in items)
 
-    fresh = prefix_factory("conda-env", name="fresh")
+    data = yaml_load(text)
+    conda_specs = [spec for spec in data["dependencies"] if isinstance(spec, str)]
+    fresh = rattler_env(shared_tmp, "fresh", conda_specs)
+    assert distributions(fresh.site_packages) == {("pip", fresh.base.pip_version)}
     rebuilt = run(
         fresh.pip(
             "install",
@@ -110,7 +115,6 @@ def test_export_rebuilds_the_same_distributions(
     assert ("demo-a", "2.0") in distributions(fresh.site_packages)
     assert not any(name == "six" for name, _ in distributions(fresh.site_packages))
 
-    data = yaml_load(text)
     assert data["dependencies"][-1] == {"pip": items}
     assert CONDA_STORE_NAME.match(data["name"])
 

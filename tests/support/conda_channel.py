@@ -74,6 +74,10 @@ CHANNEL_PACKAGES = (
     NoarchPackage("demo-rec", "1.0", entry_points={"demo-rec": "demo_rec:main"}),
     NoarchPackage("demo-norec", "1.0", dist_info=False),
     NoarchPackage("demo-dep", "2.0", depends=("demo-rec",)),
+    # stand-ins for conda-forge packages of the drift scenarios
+    NoarchPackage("colorama", "0.4.6"),
+    NoarchPackage("idna", "3.4"),
+    NoarchPackage("tqdm", "4.66.0"),
 )
 
 
