@@ -203,3 +203,28 @@ def test_a_second_copy_over_a_conda_package_is_overwritten() -> None:
             "how": "another copy installed over it",
         }
     ]
+
+
+def test_unfinished_operations_and_records_not_shipped_are_flagged() -> None:
+    from safe_pip.commands.status import _audit_lines
+
+    here = os.uname().nodename
+    item = {"time": "2026-05-01T12:00:00.000000Z", "user": "alice", "argv": ["install", "x"]}
+    lines = _audit_lines(
+        {
+            "unfinished": [
+                {**item, "host": here, "running": False, "log": "/l"},
+                {**item, "host": here, "running": True, "log": "/l"},
+                {**item, "host": "pod-7", "running": True, "log": "/l"},
+            ],
+            "not_shipped": {"count": 3, "last_error": "syslog: refused", "last_time": "t"},
+        }
+    )
+    assert [line.split(" (", 1)[1][:20] for line in lines[:3]] == [
+        "safe-pip was stopped",
+        "in progress)",
+        "on pod-7: still runn",
+    ]
+    assert lines[0].startswith("unfinished: 2026-05-01T12:00:00.000000Z alice: pip install x")
+    assert lines[3].startswith("shipping:  3 record(s) not delivered") and "refused" in lines[3]
+    assert _audit_lines({"unfinished": [], "not_shipped": {"count": 0}}) == []

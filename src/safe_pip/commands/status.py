@@ -221,6 +221,7 @@ def _unfinished(
             "user": intent.get("user"),
             "argv": intent.get("argv"),
             "log": path,
+            "host": intent.get("host"),
             "running": is_running(intent),
         }
         for path, intent in unfinished(log_locations(env, policy, environ))
@@ -300,12 +301,16 @@ def _audit_lines(audit: Mapping[str, Any]) -> list[str]:
     for item in audit.get("unfinished", []):
         argv = item["argv"] if isinstance(item["argv"], list) else []
         what = f"{item['time']} {item['user']}: pip {' '.join(map(str, argv))}"
-        lines.append(
-            f"unfinished: {what} (in progress)"
-            if item["running"]
-            else f"unfinished: {what} (safe-pip was stopped before pip finished; the next "
-            "install or uninstall here records what it changed)"
-        )
+        if item.get("host") not in (None, os.uname().nodename):
+            how = f"on {item['host']}: still running there, or stopped"
+        elif item["running"]:
+            how = "in progress"
+        else:
+            how = (
+                "safe-pip was stopped before pip finished; the next install or uninstall "
+                "here records what it changed"
+            )
+        lines.append(f"unfinished: {what} ({how})")
     failures = audit.get("not_shipped", {})
     if failures.get("count"):
         lines.append(
