@@ -71,6 +71,8 @@ def pip_note(prefix: Prefix, name: str, version: str) -> Path:
 def env_prefix(
     prefix_factory: Callable[..., Prefix], wheelhouse: Path, run: Runner, safe_pip_bin: list[str]
 ) -> Prefix:
+    # conda-meta by hand, not by py-rattler: the shapes here (a record lost, conda-pypi and
+    # conda-via-whl installs, a conda pip note) are what no installer of the local channel makes
     prefix = prefix_factory("conda-env", writable_by=0)
     site = prefix.site_packages
     add_conda_package(prefix, "six", "1.16.0")  # record-owned

@@ -33,6 +33,8 @@ def local_lib(home: Path) -> list[Path]:
 
 @pytest.fixture
 def store_env(shared_tmp: Path) -> CondaStoreEnv:
+    # by hand, not by py-rattler: the shape of a conda-store build (build-key directory,
+    # envs/<name> symlink, lockfile history); the real-installers fixtures test its records
     return make_conda_store_env(shared_tmp / "store", "analytics", "analysis")
 
 

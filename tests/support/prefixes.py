@@ -13,7 +13,10 @@ Two layers:
   libpython and the stdlib entries as symlinks into the base copy, and its own
   site-packages with pip hardlinked from the template (pip unlinks before it writes),
   so pip can be upgraded or uninstalled in one prefix without touching others.
-  Conda kinds add `conda-meta/` (history and PrefixRecords shaped like conda's).
+  Conda kinds add `conda-meta/` (history and PrefixRecords shaped like conda 24's),
+  written by hand: an env kind for routing tests, and the shapes no installer of
+  the suite's channel makes (conda generations, conda-store builds, lost records).
+  Tests about what conda owns use envs made by py-rattler (support.conda_channel).
 
 The cached base is shared by every test session: never install into it.
 """
