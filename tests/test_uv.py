@@ -110,9 +110,10 @@ class Env:
 
 @pytest.fixture(scope="session")
 def extra_wheels(shared_session_tmp: Path) -> Path:
-    """needs-six 1.0 (requires six>=1.17)."""
+    """needs-six 1.0 (requires six>=1.17); six-fork 1.0, which ships six/__init__.py."""
     house = shared_session_tmp / "uv-wheels"
     build_wheel(house, "needs-six", "1.0", requires=["six>=1.17"])
+    build_wheel(house, "six-fork", "1.0", files={"six/__init__.py": "FORK = True\n"})
     os.chmod(house, 0o755)
     return house
 
@@ -246,6 +247,13 @@ def test_conda_owned_packages_are_protected(make_env: Callable[..., Env], backen
     gone = env.pip("uninstall", "-y", "six")
     assert gone.returncode == DENIED, gone.stderr
     assert "rule:    conda-owned" in gone.stderr
+    # checked on the files the planned wheel writes, not only on names
+    conda_six = (env.site / "six" / "__init__.py").read_text()
+    fork = env.pip("install", "six-fork")
+    assert fork.returncode == DENIED, fork.stderr
+    assert "rule:    conda-owned" in fork.stderr and "six/__init__.py" in fork.stderr
+    assert (env.site / "six" / "__init__.py").read_text() == conda_six
+    assert dist_infos(env.site, "six_fork") == []
     # the hint's way out works with the same backend
     ok = env.pip("install", "--no-deps", "needs-six")
     assert ok.returncode == 0, ok.stderr
