@@ -92,15 +92,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+# The class itself and its method, taken before any test can replace them.
+_REAL_POPEN = subprocess.Popen
+_REAL_EXECUTE_CHILD = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+
 @contextlib.contextmanager
 def _no_subprocess_in_unit_tests(item: pytest.Item) -> Iterator[None]:
     """Unit tests (and their fixtures) start no process: fail one that does, naming the fix."""
+    # Whatever a test before did (replaced subprocess.Popen, or left early),
+    # every test starts with the real class and its real method.
+    popen = _REAL_POPEN
+    original = _REAL_EXECUTE_CHILD
+    popen._execute_child = original  # type: ignore[attr-defined]
     if item.get_closest_marker("integration") is not None:
         yield
         return
-    # the class itself: a test may replace subprocess.Popen while it runs
-    popen = subprocess.Popen
-    original = popen._execute_child  # type: ignore[attr-defined]
 
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError(
