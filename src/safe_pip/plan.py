@@ -147,7 +147,9 @@ def _file_owners(
             continue  # the distribution being upgraded or reinstalled: its own file
         conda = owners.conda_owner(path)
         if conda is not None:
-            if normalize_name(conda[0]) != key:
+            # a conda package of the same name is the name check's, which knows it by its
+            # dist-info: one without a dist-info (a bare module) is caught only here
+            if normalize_name(conda[0]) != key or key not in owners.installed:
                 hits.setdefault(conda, []).append(path)
             continue
         other = owners.dist_owner(path, (key,))
