@@ -65,6 +65,20 @@ def test_protect_closes_the_user_site_fallback_of_bare_pip_and_unprotect_restore
     home = run.home(NOBODY)
     assert not (home / ".local").exists()
     assert not list(env.site_packages.glob("demo_a*"))
+    # nor with pip's configuration switched off (the env's pip.conf then unread):
+    # the env's interpreter has the user site's install fallback off
+    assert (env.site_packages / "safe_pip_no_user_site.pth").is_file()
+    unconfigured = run(
+        [
+            str(env.python), "-m", "pip", "install", "--break-system-packages",
+            "--no-index", "--find-links", str(wheelhouse), "demo-a",
+        ],
+        user=NOBODY,
+    )  # fmt: skip
+    assert unconfigured.returncode != 0
+    assert "permission" in unconfigured.stderr.lower(), unconfigured.stderr
+    assert not (home / ".local").exists()
+    assert not list(env.site_packages.glob("demo_a*"))
 
     # without the flag, the marker names the commands that work, and the contact line
     refused = run(
@@ -91,6 +105,7 @@ def test_protect_closes_the_user_site_fallback_of_bare_pip_and_unprotect_restore
     assert (ipython_dir / "ipython_config.py").read_bytes() == ADMIN_IPYTHON
     assert not (ipython_dir / "ipython_kernel_config.py").exists()
     assert not (env.stdlib / "EXTERNALLY-MANAGED").exists()
+    assert not (env.site_packages / "safe_pip_no_user_site.pth").exists()
 
 
 def test_unprotect_keeps_what_the_admin_added_since(

@@ -40,6 +40,17 @@ from safe_pip.target import BOUND_PYTHON_VAR
 
 STATE_DIR = os.path.join("etc", "safe-pip", "protect")
 MANIFEST = "manifest.json"
+#: A ``.pth`` in the env's site-packages: site runs its ``import`` line at every
+#: start of the env's interpreter.  pip installs into the user site on its own
+#: only when ``site.ENABLE_USER_SITE`` is true, so with it false bare pip in a
+#: read-only env cannot fall back to ``~/.local``, whatever pip configuration it
+#: reads (``PIP_CONFIG_FILE=/dev/null`` skips the env's pip.conf).  Imports are
+#: unchanged: the user site is already on ``sys.path`` when ``.pth`` files run.
+NO_USER_SITE_PTH = "safe_pip_no_user_site.pth"
+NO_USER_SITE_TEXT = (
+    "# safe-pip protect: no fallback to ~/.local (`safe-pip unprotect` removes this)\n"
+    "import site; site.ENABLE_USER_SITE = False\n"
+)
 SHIM_TAG = "# safe-pip shim"
 
 
@@ -283,6 +294,9 @@ def protect(
     text = marker_text(marker_message(message, env, terminal_pip(env, shim, tool), contact))
     changes = [_install_file(env, entries, os.path.join(env.stdlib, MARKER_NAME), text, 0o644)]
     changes.extend(_edit_file(env, entries, path, edit) for path, edit in _config_files(env, tool))
+    if env.purelib and os.path.isdir(env.purelib):
+        pth = os.path.join(env.purelib, NO_USER_SITE_PTH)
+        changes.append(_install_file(env, entries, pth, NO_USER_SITE_TEXT, 0o644))
     if shim:
         text = shim_text(env, tool)
         for name in shim_names(env):
