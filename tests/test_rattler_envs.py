@@ -112,26 +112,23 @@ def test_an_upgrade_of_a_conda_package_is_refused_naming_the_conda_package(env: 
     assert list(env.site.glob("wants_rec-*")) == []
 
 
-def test_the_module_of_a_conda_package_without_dist_info_is_not_overwritten(env: Env) -> None:
+@pytest.mark.parametrize(
+    ("requirement", "dist"),
+    [("clobber", "clobber"), ("demo-norec==2.0", "demo_norec")],
+    ids=["another-project", "same-name"],
+)
+def test_the_module_of_a_conda_package_without_dist_info_is_not_overwritten(
+    env: Env, requirement: str, dist: str
+) -> None:
+    """demo-norec has no dist-info: only conda's record knows its module."""
     module = env.site / "demo_norec" / "__init__.py"
     before = module.read_bytes()
-    proc = env.pip("install", "clobber")
-    assert proc.returncode == DENIED, proc.stderr
-    assert "rule:    conda-owned" in proc.stderr
-    assert "demo-norec" in proc.stderr
-    assert module.read_bytes() == before
-    assert list(env.site.glob("clobber-*")) == []
-
-
-def test_a_pip_package_of_the_same_name_is_refused_too(env: Env) -> None:
-    module = env.site / "demo_norec" / "__init__.py"
-    before = module.read_bytes()
-    proc = env.pip("install", "demo-norec==2.0")
+    proc = env.pip("install", requirement)
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
     assert "demo_norec/__init__.py of demo-norec 1.0 (conda" in proc.stderr
     assert module.read_bytes() == before
-    assert list(env.site.glob("demo_norec-*")) == []
+    assert list(env.site.glob(f"{dist}-*")) == []
 
 
 def test_an_install_that_touches_nothing_of_condas_runs(env: Env) -> None:
