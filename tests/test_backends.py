@@ -378,3 +378,35 @@ def test_the_files_a_planned_wheel_writes_are_in_the_plan(tmp_path: Path) -> Non
     assert wheel_files(str(wheel)) == files
     (tmp_path / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
     assert wheel_files(str(tmp_path / "broken-1.0-py3-none-any.whl")) is None
+
+
+@pytest.mark.integration  # runs a stand-in uv (a shell script)
+def test_uv_is_asked_for_its_plan_once(tmp_path: Path) -> None:
+    """start() runs the plan early; install() of the same request takes that answer."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "uv"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {calls}\n'
+        'case "$*" in *--version*) echo "uv 9.9.9";; '
+        "*--dry-run*) echo '{\"changes\": []}';; esac\n"
+    )
+    fake.chmod(0o755)
+    from safe_pip.backends import Request
+    from safe_pip.backends.uv import UvBackend
+
+    uv = UvBackend(str(fake))
+    request = Request("/env/bin/python", ("install", "demo-a"), {"PATH": "/usr/bin:/bin"})
+    uv.start(request)
+    uv.start(request)
+    seen: list[object] = []
+
+    def check(plan: object) -> tuple[bool, object]:
+        seen.append(plan)
+        return True, None
+
+    run = uv.install(request, check)
+    assert run.run.exit_code == 0 and seen and uv.version() == "9.9.9"
+    lines = calls.read_text().splitlines()
+    assert sum("--dry-run" in line for line in lines) == 1, lines
+    assert not any("--no-deps" in line for line in lines)  # an empty plan installs nothing

@@ -215,6 +215,8 @@ class _Attempt:
         #: the record's installer fields, until a backend is chosen
         self.installer = {"installer": "pip", "installer_version": env.pip_version or ""}
         self.backend: Backend | None = None
+        #: uv, started on its plan before the policy chose the installer (``uv pip``)
+        self.early: Backend | None = None
         #: ``uv pip`` arguments when the command came through the uv door
         self.uv_args: tuple[str, ...] | None = None
         #: when safe-pip took the command up: the record's ``time``, however long pip runs
@@ -417,6 +419,7 @@ def _guarded(
     attempt.config = config
     attempt.uv_args = tuple(argv) if uv_door else None
     attempt.name_installer(installer)
+    _start_uv_early(attempt, installer)
     try:
         policy = load_policy(env.prefix)
     except PolicyError as error:
@@ -500,6 +503,9 @@ def _choose_backend(attempt: _Attempt, requested: str | None) -> Decision | None
     name, denial = choose_installer(requested, attempt.env, attempt.policy)
     if denial is not None:
         return denial
+    if attempt.early is not None and attempt.early.name == name:
+        attempt.backend = attempt.early
+        return None
     try:
         attempt.backend = backend(name, attempt.env)
     except InstallerMissing as error:
@@ -871,13 +877,50 @@ def _request(attempt: _Attempt, decision: Decision) -> Request:
         command = op.command or "install"
         pinned = pinned_environ(environ, attempt.config, command, isolated=op.config_isolated)
         return Request(env.python, _isolated_kept(decision.pip_args, op), pinned)
-    from safe_pip.backends.uv_cli import uv_args_for
+    return _uv_request(attempt)
 
+
+def _uv_request(attempt: _Attempt) -> Request:
+    """What the uv backend runs: the ``uv pip`` arguments (the user's, or pip's translated)."""
+    from safe_pip.backends import Request
+    from safe_pip.backends.uv_cli import uv_args_for
+    from safe_pip.runner import without_user_site
+
+    env = attempt.env
     args = list(attempt.uv_args) if attempt.uv_args is not None else uv_args_for(attempt.op)
     if env.marker and "--break-system-packages" not in args:
         # the decision allowed it; uv refuses a marked env without it
         args.insert(1, "--break-system-packages")
-    return Request(env.python, tuple(args), environ)
+    return Request(env.python, tuple(args), without_user_site(attempt.environ))
+
+
+def _plain_name(requirement: str) -> bool:
+    """A requirement by project name (and version), not a path, URL or file."""
+    from safe_pip.decide import is_local_path
+
+    return not is_local_path(requirement) and "://" not in requirement and "@" not in requirement
+
+
+def _start_uv_early(attempt: _Attempt, requested: str | None) -> None:
+    """``uv pip install`` or ``--installer uv``: uv works out its plan (a dry run, nothing
+    changes) while safe-pip reads the policy and decides; the install takes that plan
+    if uv is the installer chosen, and the request is the same."""
+    from safe_pip.backends import backend
+    from safe_pip.errors import InstallerMissing
+
+    op = attempt.op
+    if requested != "uv" or op.command != "install":
+        return
+    if op.target_dir is not None or op.prefix_path is not None or op.root_path is not None:
+        return  # uv's dry run makes a --target/--prefix directory: not before the decision
+    if op.editables or op.requirement_files or any(not _plain_name(a) for a in op.args):
+        return  # a source tree or URL would be built or fetched: not before the decision
+    try:
+        early = backend("uv", attempt.env)
+        early.start(_uv_request(attempt))
+    except (InstallerMissing, UsageError):
+        return  # said (or refused) in its place, once the policy is known
+    attempt.early = early
 
 
 _UNREADABLE_REPORT = Decision(

@@ -467,6 +467,8 @@ class UvBackend:
     def start(self, request: Request) -> None:
         """Ask uv for its plan now, while safe-pip does its own work: a dry run changes
         nothing, and ``install`` of the same request takes its answer."""
+        if self._pending is not None and self._pending[0] == request:
+            return  # already asked
         cmd = parse_uv_pip(request.args, request.environ)
         if cmd.command != "uninstall" and not cmd.op.dry_run:
             self._pending = (request, self._ask_plan(cmd, request.python, request.environ))
