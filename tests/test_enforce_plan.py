@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from support.auditlog import operations_in
-from support.prefixes import Prefix, add_conda_package, cache_dir, cached_build
-from support.run import Runner, clean_env, install_setuptools
-from support.wheels import build_wheel, make_project, wheel_from_installed
+from support.prefixes import Prefix, add_conda_package
+from support.run import Runner, install_setuptools, pip_wheel_dir
+from support.wheels import build_wheel, make_project
 
 pytestmark = pytest.mark.integration
 
@@ -270,40 +270,6 @@ def test_dev_only_uninstall_removes_dev_installs_only(
 
 
 # --- oldest and newest pip, Python 3.9 and 3.11 -------------------------------------------
-
-
-def pip_wheel_dir(version: str) -> Path:
-    """A cached dir with one pip wheel: `version` from the registry, or "newest" (the test
-    venv's own pip, repacked)."""
-    if version == "newest":
-        from importlib import metadata
-
-        newest = metadata.version("pip")
-
-        def repack(staging: Path) -> None:
-            wheel_from_installed("pip", staging)
-
-        return cached_build(cache_dir() / f"pip-wheel-{newest}", repack)
-
-    def download(staging: Path) -> None:
-        subprocess.run(
-            [
-                str(Path(os.__file__).parents[2] / "bin" / "python3"),
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                f"pip=={version}",
-                "-d",
-                str(staging),
-            ],
-            check=True,
-            env=clean_env(staging),
-        )
-
-    return cached_build(cache_dir() / f"pip-wheel-{version}", download)
 
 
 @pytest.mark.parametrize(

@@ -379,3 +379,35 @@ def _tree_digest(top: Path) -> str:
         digest.update(str(path.relative_to(top)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def pip_wheel_dir(version: str) -> Path:
+    """A cached dir with one pip wheel: `version` from the registry, or "newest" (the test
+    venv's own pip, repacked)."""
+    if version == "newest":
+        newest = metadata.version("pip")
+
+        def repack(staging: Path) -> None:
+            wheel_from_installed("pip", staging)
+
+        return cached_build(cache_dir() / f"pip-wheel-{newest}", repack)
+
+    def download(staging: Path) -> None:
+        subprocess.run(
+            [
+                str(Path(os.__file__).parents[2] / "bin" / "python3"),
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--only-binary=:all:",
+                f"pip=={version}",
+                "-d",
+                str(staging),
+            ],
+            check=True,
+            env=clean_env(staging),
+        )
+
+    return cached_build(cache_dir() / f"pip-wheel-{version}", download)
