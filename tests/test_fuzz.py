@@ -19,6 +19,7 @@ from safe_pip.audit.redact import redact_argv, redact_requirement_file_lines, re
 from safe_pip.conda_history import parse_history
 from safe_pip.conda_records import extract_record
 from safe_pip.errors import PolicyError
+from safe_pip.names import project_name
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.pipconfig import PipConfig, parse_config_text
 from safe_pip.policy import load_policy
@@ -165,6 +166,16 @@ def test_hostile_pip_config(text: str) -> None:
 def test_hostile_records(data: bytes) -> None:
     with under(1):
         extract_record(data, "r.json")
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 65_536, "a" * 30_000 + "[" * 30_000, "a[" + "b," * 30_000 + "]"]
+)
+def test_hostile_requirements(text: str) -> None:
+    # pip's extras expression backtracks: 30,000 '[' after a name took 1.5 s
+    with under(1):
+        project_name(text, filesystem=False)
+        project_name(text + "\n", filesystem=False)
 
 
 def test_hostile_pip_command_lines() -> None:

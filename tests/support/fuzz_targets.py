@@ -33,6 +33,7 @@ from safe_pip.conda_history import (
 )
 from safe_pip.conda_records import extract_record
 from safe_pip.errors import InputError, PolicyError
+from safe_pip.names import canonical, project_name, without_extras
 from safe_pip.pipcli import Operation, parse_pip_command_line
 from safe_pip.pipconfig import PipConfig, normalize_key, parse_config_text
 from safe_pip.policy import KEYS, load_policy
@@ -404,6 +405,44 @@ def check_argv(argv: list[str]) -> None:
     assert list(op.argv) == list(argv)
 
 
+# --- requirements (arguments and -r lines) -----------------------------------------------
+
+_REQUIREMENT_FRAGMENTS = st.sampled_from(
+    [
+        "six",
+        "Foo_Bar",
+        "[",
+        "]",
+        "extra",
+        ",",
+        ">=1.0",
+        "; python_version>'3'",
+        " @ ",
+        "https://h/x.git#egg=Foo",
+        "git+https://u:p@h/r.git@v1",
+        "six-1.17.0-py3-none-any.whl",
+        "./local",
+        ".tar.gz",
+        "\n",
+    ]
+)
+
+
+def check_requirement_name(text: str) -> None:
+    with within():
+        name = project_name(text, filesystem=False)
+    assert name is None or name == canonical(name)
+
+
+# pip's own extras expression: the oracle for the linear without_extras
+_PIP_EXTRAS = re.compile(r"^(.+)(\[[^\]]+\])$")
+
+
+def check_without_extras(text: str) -> None:
+    expected = _PIP_EXTRAS.match(text)
+    assert without_extras(text) == (expected.group(1) if expected else text)
+
+
 # --- redaction ------------------------------------------------------------------------------
 
 _REDACT_FRAGMENTS = st.sampled_from(
@@ -499,6 +538,18 @@ TARGETS: dict[str, Target] = {
             check_config_round_trip,
         ),
         Target("pip-argv", "pipcli.parse_pip_command_line", _ARGVS, check_argv),
+        Target(
+            "requirement-name",
+            "names.project_name",
+            _glue(_REQUIREMENT_FRAGMENTS, 12),
+            check_requirement_name,
+        ),
+        Target(
+            "requirement-extras",
+            "names.without_extras (oracle: pip's regex)",
+            st.text(st.sampled_from(list("ab[]\n ")), max_size=30),
+            check_without_extras,
+        ),
         Target("redact", "audit.redact (idempotent)", _glue(_REDACT_FRAGMENTS), check_redact),
         Target(
             "redact-secret",
