@@ -45,6 +45,7 @@ def _instrumented() -> Any:
         import safe_pip.audit.redact
         import safe_pip.conda_history
         import safe_pip.conda_records
+        import safe_pip.names
         import safe_pip.pipcli
         import safe_pip.pipconfig
         import safe_pip.policy  # noqa: F401 - instrumented for coverage
@@ -141,44 +142,55 @@ def _run(name: str, seconds: float) -> dict[str, Any]:
     return result
 
 
-def _table(results: list[dict[str, Any]]) -> str:
+def _rows(results: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Table rows and failure lines of this run, by target."""
     from support.fuzz_targets import TARGETS
 
-    lines = [
-        BEGIN,
-        "",
-        f"Last run: {time.strftime('%Y-%m-%d')}, Python {sys.version.split()[0]}, "
-        f"`scripts/fuzz.py --seconds {int(results[0]['seconds'])}` "
-        f"({results[0].get('engine', '?')}).",
-        "",
-        "| target | parser | seconds | inputs tried | distinct failures |",
-        "|---|---|---:|---:|---:|",
-    ]
+    rows, failures = {}, {}
+    today = time.strftime("%Y-%m-%d")
     for result in results:
-        parses = TARGETS[result["name"]].parses
-        lines.append(
-            f"| `{result['name']}` | {parses} | {result['seconds']} | {result['tried']:,} "
-            f"| {len(result['failures'])} |"
+        name = result["name"]
+        rows[name] = (
+            f"| `{name}` | {TARGETS[name].parses} | {today} | {result.get('engine', '?')} "
+            f"| {result['seconds']} | {result['tried']:,} | {len(result['failures'])} |"
         )
-    failures = [(r["name"], k, v) for r in results for k, v in r["failures"].items()]
-    lines.append("")
-    if failures:
-        lines.append("Failures of this run (property, then the input the strategy drew):")
-        lines.append("")
-        lines.extend(f"- `{name}`: {key}; input `{value}`" for name, key, value in failures)
-    else:
-        lines.append("No target failed in this run.")
-    lines += ["", END]
-    return "\n".join(lines)
+        failures[name] = [f"- `{name}`: {k}; input `{v}`" for k, v in result["failures"].items()]
+    return rows, failures
 
 
 def _record(results: list[dict[str, Any]]) -> None:
+    """Replace the rows (and failure lines) of the targets run; keep the others' rows."""
+    from support.fuzz_targets import TARGETS
+
     text = DOC.read_text(encoding="utf-8")
     head, found, rest = text.partition(BEGIN)
     if not found:
         raise SystemExit(f"{DOC}: no {BEGIN} marker")
-    tail = rest.partition(END)[2]
-    DOC.write_text(head + _table(results) + tail, encoding="utf-8")
+    old, _, tail = rest.partition(END)
+    rows, failures = _rows(results)
+    for line in old.splitlines():
+        match = re.match(r"(?:\| |- )`([^`]+)`", line)
+        if match and match.group(1) in TARGETS and match.group(1) not in rows:
+            if line.startswith("|"):
+                rows[match.group(1)] = line
+            else:
+                failures.setdefault(match.group(1), []).append(line)
+    lines = [
+        BEGIN,
+        "",
+        f"Python {sys.version.split()[0]}; each row is the last run of that target.",
+        "",
+        "| target | parser | date | engine | seconds | inputs tried | distinct failures |",
+        "|---|---|---|---|---:|---:|---:|",
+        *(rows[name] for name in TARGETS if name in rows),
+        "",
+    ]
+    failed = [line for name in TARGETS for line in failures.get(name, [])]
+    if failed:
+        lines += ["Failures (property, then the input the strategy drew):", "", *failed]
+    else:
+        lines.append("No target failed.")
+    DOC.write_text(head + "\n".join([*lines, "", END]) + tail, encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:
