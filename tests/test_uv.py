@@ -377,6 +377,14 @@ def test_choosing_uv(make_env: Callable[..., Env], base_python: BasePython) -> N
     assert proc.returncode == 0, proc.stderr
     assert (env.site / "demo_a-1.0.dist-info" / "INSTALLER").read_text().strip() == "uv"
     assert records(env.prefix)[-1]["installer"] == "uv"
+    status = env.run(
+        [*env.safe_pip, "status", "--json", "--python", str(env.prefix.python)],
+        user=env.user,
+        env=env.env(),
+        system_policy=as_default,
+    )
+    installer = json.loads(status.stdout)["installer"]
+    assert installer["name"] == "uv" and installer["uv"] == str(uv_binary(env.safe_pip))
     # a policy without user choice refuses a user's uv
     env.backend = "uv"
     no_choice = "version = 1\n[installer]\nuser-choice = false\n"

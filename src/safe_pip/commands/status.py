@@ -186,6 +186,7 @@ def collect(
             "envs_matched": list(policy.matched) if policy else [],
             "notes": list(policy.notes) if policy else [],
         },
+        "installer": _installer(env, policy),
         "for_user": viewer.label if viewer is not None else None,
         "allowed": allowed,
         "differences": differences,
@@ -198,6 +199,22 @@ def collect(
             "not_shipped": _not_shipped(environ),
         },
         "warnings": shell_mismatch(env, environ),
+    }
+
+
+def _installer(env: Environment, policy: Policy | None) -> dict[str, Any]:
+    """Which installer carries out installs here (``[installer]``), and where uv is."""
+    from safe_pip.backends.uv import find_uv
+    from safe_pip.errors import InstallerMissing
+
+    try:
+        uv: str | None = find_uv(env)
+    except InstallerMissing:
+        uv = None
+    return {
+        "name": policy.text(f"installer.{env.kind.value}") if policy else "pip",
+        "user_choice": policy.flag("installer.user-choice") if policy else True,
+        "uv": uv,
     }
 
 
@@ -332,6 +349,13 @@ def _policy_lines(data: Mapping[str, Any]) -> list[str]:
         lines.append(f"  what to do: {policy['tell']}")
     lines.extend(f"  [[envs]]: {label} applies here" for label in policy["envs_matched"])
     lines.extend(f"  note: {n}" for n in policy["notes"])
+    installer = data.get("installer")
+    if installer:
+        other = "uv" if installer["name"] == "pip" else "pip"
+        choice = f"--installer {other} allowed" if installer["user_choice"] else "no choice"
+        lines.append(
+            f"installer: {installer['name']} ({choice}; uv: {installer['uv'] or 'not installed'})"
+        )
     if data["allowed"]:
         whom = f" (for {data['for_user']})" if data.get("for_user") else ""
         lines.append(f"here{whom}:")
