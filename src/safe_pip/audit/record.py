@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from safe_pip import __version__
-from safe_pip.audit.redact import redact_argv, redact_requirement_file_lines, redact_text
+from safe_pip.audit.redact import iter_redacted_requirement_lines, redact_argv, redact_text
 
 if TYPE_CHECKING:
     import datetime
@@ -137,12 +137,14 @@ def _requirement_file_lines(path: str) -> list[str]:
     text = read_requirement_file(path)
     if text is None:
         return []  # unreadable, or not a regular file (reading /dev/stdin would consume it)
-    lines = []
-    for line in redact_requirement_file_lines(text):
+    lines: list[str] = []
+    for line in iter_redacted_requirement_lines(text):
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             lines.append(stripped)
-    return lines[:MAX_FILE_LINES]
+            if len(lines) == MAX_FILE_LINES:
+                break
+    return lines
 
 
 def redacted_requested(op: Operation) -> list[str]:

@@ -195,21 +195,19 @@ def redact_argv(argv: Iterable[str]) -> list[str]:
     return redacted
 
 
-def _logical_lines(text: str) -> list[str]:
+def _logical_lines(text: str) -> Iterator[str]:
     """Lines as pip reads a requirement file: a trailing backslash joins the next line."""
-    lines: list[str] = []
     pending: list[str] = []
     for line in text.splitlines():
         if line.endswith("\\"):
             pending.append(line[:-1])
             continue
         pending.append(line)
-        lines.append("".join(pending))
+        yield "".join(pending)
         pending = []
     rest = "".join(pending)
     if rest:
-        lines.append(rest)
-    return lines
+        yield rest
 
 
 def redact_requirement_file_lines(text: str) -> list[str]:
@@ -220,10 +218,13 @@ def redact_requirement_file_lines(text: str) -> list[str]:
     (``--index-url``, ``-i``, ``--extra-index-url``, ``-f``, ``-e``, ``-r``)
     and requirements (``name @ URL``, VCS URLs) are redacted like argv.
     """
-    result: list[str] = []
+    return list(iter_redacted_requirement_lines(text))
+
+
+def iter_redacted_requirement_lines(text: str) -> Iterator[str]:
+    """``redact_requirement_file_lines``, one line at a time (a reader that keeps the
+    first N lines of a 16 MiB file need not redact the rest)."""
     for line in _logical_lines(text):
         parts = re.split(_TOKENS, line)
-        words = redact_argv(parts[0::2])
-        parts[0::2] = words
-        result.append("".join(parts))
-    return result
+        parts[0::2] = redact_argv(parts[0::2])
+        yield "".join(parts)
