@@ -154,6 +154,18 @@ def test_build_routes_cannot_reach_the_user_site_or_other_envs(
     # in the env itself it is reported, not removed: another run may have made it
     assert escaped[str(prefix.site_packages / "extra.py")]["removed"] is False
 
+    # as root, into the base env and a frozen env: an option, and root's ~/.pydistutils.cfg
+    root_home = run.home(None)
+    root_home.mkdir(parents=True, exist_ok=True)
+    for target in (base.site_packages, frozen.site_packages):
+        option = f"-C--build-option=build_py --build-lib {target}"
+        done = run([*pip, str(project), option], env=env, cwd=work)
+        assert done.returncode == DENIED, (target, done.stderr)
+    (root_home / ".pydistutils.cfg").write_text(f"[install]\nprefix = {frozen.path}\n")
+    done = run([*pip, "demo-a"], env=env, cwd=work)
+    assert done.returncode == DENIED and "rule:    outside-env" in done.stderr, done.stderr
+    (root_home / ".pydistutils.cfg").unlink()
+
     # nothing landed outside the env by any of these routes
     assert user_site_files(home) == []
     assert tree(base.site_packages) == base_before
