@@ -4,8 +4,11 @@ File-level ownership (a wheel named ``six-fork`` that ships ``six/__init__.py``,
 a conda package with no dist-info at all) needs the files conda linked, not
 only its dist-infos.  Records list thousands of files, so the index keeps only
 a *key* per file: the entry directly inside ``site-packages`` for files there
-(``lib/python3.11/site-packages/six``), else the first two path components
-(``bin/python``).  A path whose key is in the index is then confirmed against
+(``lib/python3.11/site-packages/six``), and the file itself for ``bin/``
+(``bin/python``).  Those are where pip writes (a wheel's packages, modules and
+scripts); files conda linked elsewhere (``lib/*.so``, ``share/``, ``include/``)
+are not indexed, so a wheel's ``.data/data`` or headers over them are not seen
+before the run.  A path whose key is in the index is then confirmed against
 the full ``files`` of the few records that have that key.
 
 The index is cached per user (``$XDG_CACHE_HOME/safe-pip/conda-files-*.json``)
@@ -27,17 +30,20 @@ from collections.abc import Mapping
 from safe_pip.userdirs import cache_dir
 
 _FORMAT = "safe-pip/conda-files"
-_VERSION = 1
+_VERSION = 2
 _RACY_NS = 2_000_000_000
 
 
-def file_key(rel: str) -> str:
-    """The index key of a prefix-relative, ``/``-separated path."""
+def file_key(rel: str) -> str | None:
+    """The index key of a prefix-relative, ``/``-separated path; None for a path outside
+    site-packages and ``bin/`` (not indexed: see the module's docstring)."""
     parts = rel.split("/")
     for index, part in enumerate(parts[:-1]):
         if part == "site-packages":
             return "/".join(parts[: index + 2])
-    return "/".join(parts[:2])
+    if len(parts) == 2 and parts[0] in ("bin", "Scripts"):
+        return rel
+    return None
 
 
 def _record_files(path: str) -> list[str]:
@@ -61,19 +67,24 @@ class CondaFiles:
         self._environ = environ
         self._index: dict[str, list[str]] | None = None
         self._files: dict[str, frozenset[str]] = {}
+        #: directory -> its prefix-relative path with a trailing "/" (None: outside)
+        self._dirs: dict[str, str | None] = {}
 
     def relative(self, path: str) -> str | None:
         """``path`` relative to the prefix (symlinks in its directory resolved), or None."""
         directory, _, base = path.rpartition("/")
-        real = os.path.realpath(directory or "/")
-        root = self.prefix.rstrip("/") + "/"
-        if not (real + "/").startswith(root):
-            return None
-        return (real + "/")[len(root) :] + base
+        rel_dir = self._dirs.get(directory, "")
+        if rel_dir == "":
+            real = os.path.realpath(directory or "/") + "/"
+            root = self.prefix.rstrip("/") + "/"
+            rel_dir = real[len(root) :] if real.startswith(root) else None
+            self._dirs[directory] = rel_dir
+        return None if rel_dir is None else rel_dir + base
 
     def owner(self, rel: str) -> str | None:
         """The record file (``conda-meta/x.json``) that lists ``rel``, or None."""
-        candidates = self.index().get(file_key(rel))
+        key = file_key(rel)
+        candidates = self.index().get(key) if key is not None else None
         if not candidates:
             return None
         for name in candidates:
@@ -137,8 +148,8 @@ class CondaFiles:
         for name in names:
             files = _record_files(os.path.join(self.meta, name))
             self._files[os.path.join(self.meta, name)] = frozenset(files)
-            for key in {file_key(f) for f in files}:
-                index.setdefault(key, []).append(name)
+            for key in {file_key(f) for f in files} - {None}:
+                index.setdefault(str(key), []).append(name)
         return index
 
     def _save(self, cache: str, stamp: list[int], index: dict[str, list[str]]) -> None:

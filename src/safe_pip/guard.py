@@ -618,7 +618,7 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
         return _deny(attempt, _audit_required(attempt), contact)
     # verify after: fingerprints of what this run may not change, and of the env itself
     watched = verify.snapshot(verify.watched_places(env, attempt.environ))
-    own = verify.snapshot((site, env.prefix) for site in dict.fromkeys(sites))
+    own = verify.snapshot(((site, env.prefix) for site in dict.fromkeys(sites)), children=False)
     started_ns = time.time_ns() - _CLOCK_SLACK_NS
 
     verdict: Decision | None = None

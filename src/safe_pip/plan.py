@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from safe_pip.conda_files import CondaFiles
+from safe_pip.conda_records import RecordSet
 from safe_pip.decide import Conflict
 from safe_pip.environment import Environment, normalize_name
 from safe_pip.inventory import Installed
@@ -62,13 +63,20 @@ def wheel_destinations(env: Environment, name: str, files: Mapping[str, Any]) ->
 class _Owners:
     """Who owns a file on disk: a conda record, or another distribution's RECORD."""
 
-    def __init__(self, env: Environment, installed: Mapping[str, Installed], environ: Any) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        installed: Mapping[str, Installed],
+        environ: Any,
+        records: RecordSet | None = None,
+    ) -> None:
         from safe_pip.conda_records import read_records
 
         self.env = env
         self.installed = installed
         self.conda = CondaFiles(env.prefix, environ)
-        self._records = {r.file: r for r in read_records(env.prefix).records}
+        records = records if records is not None else read_records(env.prefix)
+        self._records = {r.file: r for r in records.records}
         self._record_sets: dict[str, set[str]] = {}
 
     def records_of(self, key: str) -> set[str]:
@@ -177,18 +185,20 @@ def uninstall_conflicts(
 
     removals = planned_removals(report)
     names = [str(i["name"]) for i in removals]
+    records = read_records(env.prefix)
+    found = owners(installed, records, env, names)
     conflicts = [
         Conflict(o.conda_package, o.version, o.channel_name, None, requested=True)
-        for o in owners(installed, read_records(env.prefix), env, names).values()
+        for o in found.values()
         if o.conda
     ]
-    by_name = {normalize_name(c.name) for c in conflicts}
-    files = CondaFiles(env.prefix, environ)
-    listing = _Owners(env, installed, environ) if removals else None
-    for item in removals:
-        key = normalize_name(str(item["name"]))
-        if key in by_name or listing is None:
-            continue
+    by_name = {key for key, o in found.items() if o.conda}
+    rest = [i for i in removals if normalize_name(str(i["name"])) not in by_name]
+    if not rest:
+        return conflicts
+    listing = _Owners(env, installed, environ, records)
+    files = listing.conda
+    for item in rest:
         hits: dict[tuple[str, str, str], list[str]] = {}
         for path in item.get("files") or []:
             rel = files.relative(str(path))

@@ -57,6 +57,8 @@ class Place:
     what: str
     #: None: the directory does not exist
     entries: Mapping[str, Entry] | None
+    #: the fingerprint holds each directory's entry names (False: top-level names only)
+    children: bool = True
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class Escape:
         return f"{self.path}: {self.change} ({self.what}){done}"
 
 
-def _fingerprint(path: str) -> Mapping[str, Entry] | None:
+def _fingerprint(path: str, children: bool = True) -> Mapping[str, Entry] | None:
     try:
         with os.scandir(path) as iterator:
             found = {}
@@ -79,7 +81,11 @@ def _fingerprint(path: str) -> Mapping[str, Entry] | None:
                 try:
                     info = entry.stat(follow_symlinks=False)
                     if entry.is_dir(follow_symlinks=False):
-                        names = frozenset(os.listdir(entry.path)) - {"__pycache__"}
+                        names = (
+                            frozenset(os.listdir(entry.path)) - {"__pycache__"}
+                            if children
+                            else None
+                        )
                         found[entry.name] = Entry(info.st_ino, 0, 0, names)
                     else:
                         found[entry.name] = Entry(info.st_ino, info.st_mtime_ns, info.st_size)
@@ -127,15 +133,17 @@ def _conda_installation(root: str | None, own: str) -> list[tuple[str, str]]:
     return places
 
 
-def snapshot(places: Iterable[tuple[str, str]]) -> list[Place]:
-    return [Place(path, what, _fingerprint(path)) for path, what in places]
+def snapshot(places: Iterable[tuple[str, str]], *, children: bool = True) -> list[Place]:
+    """``children=False``: only what appears at the top level will be compared (the env's
+    own site-packages: one ``scandir``, no ``listdir`` per package)."""
+    return [Place(path, what, _fingerprint(path, children), children) for path, what in places]
 
 
 def compare(before: Iterable[Place]) -> list[Escape]:
     """What changed in the watched places since ``before``."""
     escapes: list[Escape] = []
     for place in before:
-        now = _fingerprint(place.path)
+        now = _fingerprint(place.path, place.children)
         old = place.entries
         if old is None:
             if now is not None:
