@@ -385,6 +385,13 @@ def test_choosing_uv(make_env: Callable[..., Env], base_python: BasePython) -> N
     )
     installer = json.loads(status.stdout)["installer"]
     assert installer["name"] == "uv" and installer["uv"] == str(uv_binary(env.safe_pip))
+    # a pip option uv has no counterpart for: the policy's uv gives way to pip, saying so
+    report = env.prefix.path / "report.json"
+    proc = env.pip("install", "--report", str(report), "six", system_policy=as_default)
+    assert proc.returncode == 0, proc.stderr
+    assert "--report" in proc.stderr and "installing with pip instead" in proc.stderr
+    assert (env.site / "six-1.17.0.dist-info" / "INSTALLER").read_text().strip() == "pip"
+    assert report.is_file() and records(env.prefix)[-1]["installer"] == "pip"
     # a policy without user choice refuses a user's uv
     env.backend = "uv"
     no_choice = "version = 1\n[installer]\nuser-choice = false\n"

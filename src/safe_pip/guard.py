@@ -503,6 +503,8 @@ def _choose_backend(attempt: _Attempt, requested: str | None) -> Decision | None
     name, denial = choose_installer(requested, attempt.env, attempt.policy)
     if denial is not None:
         return denial
+    if name == "uv" and requested is None and not _uv_can_run(attempt):
+        name = "pip"  # the policy's choice, for a pip command line uv cannot carry out
     if attempt.early is not None and attempt.early.name == name:
         attempt.backend = attempt.early
         return None
@@ -514,6 +516,21 @@ def _choose_backend(attempt: _Attempt, requested: str | None) -> Decision | None
             return missing
         attempt.backend = backend("pip", attempt.env)
     return None
+
+
+def _uv_can_run(attempt: _Attempt) -> bool:
+    """False (with a note) for a pip command line with options uv has no counterpart for:
+    where uv is only the policy's default, such a command runs with pip."""
+    from safe_pip.backends.uv_cli import uv_args_for
+
+    if attempt.uv_args is not None:
+        return True
+    try:
+        uv_args_for(attempt.op)
+    except UsageError as error:
+        _show(f"{PROG}: note: {error.message}; installing with pip instead")
+        return False
+    return True
 
 
 def _missing_installer(attempt: _Attempt, error: SafePipError) -> Decision | None:
