@@ -239,8 +239,9 @@ def time_appends(env_python: str, log: Path, environ: dict[str, str]) -> dict[st
 
 def time_write_ahead(env: Any, log: Path, environ: dict[str, str]) -> dict[str, float]:
     """What an install adds now: the check for unfinished intents, the intent (with the
-    snapshot of a 300-distribution env, fsync'ed) and the outcome (median of 200)."""
-    from safe_pip.audit.recovery import intent_fields, unfinished
+    snapshot of a 300-distribution env, fsync'ed), pip's plan and the outcome (median of
+    200)."""
+    from safe_pip.audit.recovery import intent_fields, plan_fields, unfinished
     from safe_pip.inventory import Installed
 
     site = "/opt/conda/envs/bench/lib/python3.11/site-packages"
@@ -248,6 +249,7 @@ def time_write_ahead(env: Any, log: Path, environ: dict[str, str]) -> dict[str, 
         f"pkg{n}": Installed(f"pkg{n}", f"pkg{n}", "1.0", f"{site}/pkg{n}-1.0.dist-info", (n, n))
         for n in range(300)
     }
+    report = {"install": [{"metadata": {"name": "demo", "version": "1.0"}}]}
     samples = []
     for _ in range(200):
         started = time.perf_counter()
@@ -256,6 +258,10 @@ def time_write_ahead(env: Any, log: Path, environ: dict[str, str]) -> dict[str, 
         intent.update(decision="allowed", rule="allowed")
         intent.update(intent_fields(before))
         append(intent, [str(log)], fsync=True)
+        plan = base_record(env, ["install", "demo==1.0"], "install", environ=environ)
+        plan.update(decision="allowed", rule="allowed")
+        plan.update(plan_fields(intent["id"], report))
+        append(plan, [str(log)])
         outcome = base_record(env, ["install", "demo==1.0"], "install", environ=environ)
         outcome.update(decision="allowed", rule="allowed", outcome="ok", exit_code=0)
         outcome.update(intent=intent["id"])
@@ -391,7 +397,7 @@ def main() -> int:
             f"append with fsync, in-process, median of 200:             {appends['fsync']:.2f} ms"
         )
         print(
-            "unfinished-intent check + intent (300-dist snapshot, fsync) + outcome, "
+            "unfinished-intent check + intent (300-dist snapshot, fsync) + plan + outcome, "
             f"median of 200: {appends['write_ahead']:.2f} ms"
         )
         print(

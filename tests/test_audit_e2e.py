@@ -215,12 +215,19 @@ def test_an_allowed_install_is_one_complete_record(hub: Hub, wheelhouse: Path) -
     when = time.mktime(time.strptime(record["time"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
     assert started - 1 <= when <= finished
     # written before pip ran, durably: the intent, which the outcome completes
-    intent_line, _outcome_line = log.read_bytes().splitlines()
+    intent_line, plan_line, _outcome_line = log.read_bytes().splitlines()
     intent = json.loads(intent_line)
     assert set(intent) == FIELDS | {"before", "pid", "pid_start"}
     assert (intent["kind"], intent["intent"], intent["outcome"]) == ("intent", None, None)
     assert (record["kind"], record["intent"]) == ("outcome", intent["id"])
-    assert intent["prev"] is None and record["prev"] == line_hash(intent_line)
+    plan = json.loads(plan_line)
+    assert (plan["kind"], plan["plan_for"], plan["plan"]["install"]) == (
+        "plan",
+        intent["id"],
+        ["demo-a==1.0"],
+    )
+    assert intent["prev"] is None and plan["prev"] == line_hash(intent_line)
+    assert record["prev"] == line_hash(plan_line)
     assert "demo_a-1.0.dist-info" not in intent["before"]
     assert any(name.startswith("pip-") for name in intent["before"])
     same = ("time", "user", "host", "prefix", "argv", "requested", "index", "decision", "rule")
@@ -267,7 +274,7 @@ def test_an_allowed_install_is_one_complete_record(hub: Hub, wheelhouse: Path) -
     }
     assert record["packages"] == ["demo-a"]
     # one compact ASCII line
-    assert log.read_bytes().isascii() and log.read_bytes().count(b"\n") == 2
+    assert log.read_bytes().isascii() and log.read_bytes().count(b"\n") == 3
 
     table = hub("log")
     check(table, "safe-pip log")
@@ -279,7 +286,7 @@ def test_an_allowed_install_is_one_complete_record(hub: Hub, wheelhouse: Path) -
     # --json prints the line as stored
     as_json = hub("log", "--json")
     check(as_json)
-    assert as_json.stdout.encode() == log.read_bytes().splitlines(keepends=True)[1]
+    assert as_json.stdout.encode() == log.read_bytes().splitlines(keepends=True)[2]
     assert hub.log_json("--package", "DEMO_A") == [record]
     # --python as everywhere: from anywhere, for that env
     elsewhere = hub(
@@ -831,8 +838,9 @@ def test_an_absolute_location_gets_the_records(hub: Hub, shared_tmp: Path) -> No
     assert not env_log(hub.prefix).exists()
     done = hub("log", "--json", system_policy=policy)
     check(done)
-    # the operations as stored: the install's outcome (its intent completed) and the refusal
-    assert done.stdout.encode() == b"".join(target.read_bytes().splitlines(keepends=True)[1:])
+    # the operations as stored: the install's outcome (its intent and plan not shown) and
+    # the refusal
+    assert done.stdout.encode() == b"".join(target.read_bytes().splitlines(keepends=True)[2:])
 
 
 # --- secrets ----------------------------------------------------------------------------------

@@ -142,6 +142,8 @@ def recover_and_check(
     assert (recovered["kind"], recovered["outcome"]) == ("outcome", "recovered")
     assert recovered["user"] == intent["user"] and recovered["argv"] == intent["argv"]
     assert installed_items(recovered) == expected
+    if expected:  # pip got to its plan: the recovery carries it
+        assert recovered["plan"]["install"] == sorted(f"{n}=={v}" for n, v in expected)
     if shown:
         assert "unfinished:" not in faults("status").stdout
 
@@ -170,8 +172,10 @@ def test_kills_lose_no_record(faults: Faults, shared_tmp: Path) -> None:
     child.communicate(timeout=60)
     wait_for(functools.partial(group_gone, child.pid))
     assert {"demo_a-1.0.dist-info", "demo_big-1.0.dist-info"} <= dist_infos(faults.prefix)
-    intent = log_lines(log)[-1]
-    assert intent["kind"] == "intent", "safe-pip finished before the kill: make demo-big bigger"
+    lines = log_lines(log)
+    assert lines[-1]["kind"] == "plan", "safe-pip finished before the kill: make demo-big bigger"
+    intent = lines[-2]
+    assert intent["kind"] == "intent" and lines[-1]["plan_for"] == intent["id"]
     recover_and_check(faults, intent, {("demo-a", "1.0"), ("demo-big", "1.0")}, shown=True)
 
     # during a slow build (pip has installed nothing yet)

@@ -223,18 +223,18 @@ def test_rsyslog_receives_every_record(
             [*safe_pip_bin, "install", "--user", "six"], env=environ, system_policy=policy
         )
         assert refused.returncode == 10
-        sent += 3
+        sent += 4
         received = rsyslog.messages(sent)
         assert len(received) == sent, (target, received)
-        local = log_lines(log)[-3:]
-        for record, (app, msgid, pri, sd, msg) in zip(local, received[-3:]):
+        local = log_lines(log)[-4:]
+        for record, (app, msgid, pri, sd, msg) in zip(local, received[-4:]):
             shipped = json.loads(msg)
             # the same JSON (an intent without its snapshot of the env, which stays local)
             assert shipped == {k: v for k, v in record.items() if k != "before"}
             assert (app, msgid) == ("safe-pip", record["kind"])
             assert pri == ("108" if record["decision"] == "denied" else "110")
             assert sd.startswith(f"[{SD_ID} ") and f'decision="{record["decision"]}"' in sd
-        assert [r["kind"] for r in local] == ["intent", "outcome", "outcome"]
+        assert [r["kind"] for r in local] == ["intent", "plan", "outcome", "outcome"]
     status = run([*safe_pip_bin, "status"], env=environ)
     assert "not delivered" not in status.stdout
 
@@ -255,6 +255,7 @@ def test_a_dead_syslog_never_loses_the_local_record(
     )
     assert done.returncode == 0, done.stderr
     records = log_lines(prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
-    assert [r["outcome"] for r in records] == [None, "ok"]
+    assert [r["kind"] for r in records] == ["intent", "plan", "outcome"]
+    assert records[-1]["outcome"] == "ok"
     status = run([*safe_pip_bin, "status", "--json"], env=environ)
-    assert json.loads(status.stdout)["audit"]["not_shipped"]["count"] == 2
+    assert json.loads(status.stdout)["audit"]["not_shipped"]["count"] == 3

@@ -111,8 +111,11 @@ def test_allowed_install_runs_pip_once_without_the_user_site_and_records_what_ch
         ("demo-a", "1.0")
     ]
     # the intent was written (synced) before pip ran, and the outcome completes it
-    intent, outcome = h.lines()
+    intent, plan, outcome = h.lines()
     assert (intent["kind"], intent["outcome"], outcome["intent"]) == ("intent", None, intent["id"])
+    # pip's plan, at its pause point before it changed anything
+    assert (plan["kind"], plan["plan_for"]) == ("plan", intent["id"])
+    assert plan["plan"] == {"install": ["demo-a==1.0"], "remove": []}
     assert "demo_a-1.0.dist-info" not in intent["before"]
 
 

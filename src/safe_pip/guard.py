@@ -289,6 +289,25 @@ class _Attempt:
         self.intent_id = str(record["id"])
         return True
 
+    def locations_near_intent(self) -> list[str]:
+        """The log locations, the intent's first: an operation's records stay together."""
+        locations = self.locations()
+        if self.intent_path is None:
+            return locations
+        return [self.intent_path, *[p for p in locations if p != self.intent_path]]
+
+    def write_plan(self, decision: Decision, report: Mapping[str, Any] | None) -> None:
+        """At pip's pause point, before it changes anything: append pip's plan, for the
+        intent (not synced: a kill keeps it in the page cache; best effort)."""
+        from safe_pip.audit.recovery import plan_fields
+        from safe_pip.audit.store import append
+
+        record = self._fields(decision)
+        record.update(plan_fields(self.intent_id, report))
+        locations = self.locations_near_intent()
+        with contextlib.suppress(SafePipError):
+            append(record, locations, ship=self.shipper())
+
     def _fields(self, decision: Decision) -> dict[str, Any]:
         from safe_pip.audit.record import base_record, index_options, redacted_requested
 
@@ -341,9 +360,7 @@ class _Attempt:
         )
         if escaped is not None:
             record["escaped"] = escaped
-        locations = self.locations()
-        if self.intent_path is not None:  # next to its intent
-            locations = [self.intent_path, *[p for p in locations if p != self.intent_path]]
+        locations = self.locations_near_intent()
         try:
             return append(record, locations, ship=self.shipper())
         except SafePipError as error:
@@ -774,10 +791,17 @@ def _run_checked(  # noqa: C901 - counts its closures `refuse` and `check`, whic
 
     assert attempt.backend is not None
     request = _request(attempt, decision)
+
+    def check_and_record_plan(report: Mapping[str, Any] | None) -> tuple[bool, object]:
+        go, verdict = check(report)
+        if go:
+            attempt.write_plan(decision, report)
+        return go, verdict
+
     if command == "uninstall":
-        checked = attempt.backend.uninstall(request, check)
+        checked = attempt.backend.uninstall(request, check_and_record_plan)
     else:
-        checked = attempt.backend.install(request, check)
+        checked = attempt.backend.install(request, check_and_record_plan)
     run, report = checked.run, checked.plan
     if checked.no_check_point:
         if protect or sources or dev_only:

@@ -16,9 +16,14 @@ def log_lines(path: Path) -> list[dict[str, Any]]:
 
 def operations(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per operation, in file order: its outcome, or its intent when no outcome
-    completes it (schema 2 writes an intent before pip runs and an outcome after)."""
+    completes it (schema 2 writes an intent before pip runs, pip's plan at its pause point
+    and an outcome after)."""
     completed = {r.get("intent") for r in records if r.get("kind") == "outcome"}
-    return [r for r in records if not (r.get("kind") == "intent" and r.get("id") in completed)]
+    return [
+        r
+        for r in records
+        if r.get("kind") != "plan" and not (r.get("kind") == "intent" and r.get("id") in completed)
+    ]
 
 
 def operations_in(path: Path) -> list[dict[str, Any]]:

@@ -59,7 +59,8 @@ def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str,
     ``<prefix>/var/log/safe-pip/audit.jsonl``, then the user's file in the env's
     drop box (where ``protect`` made one), then the per-user file; ``"user"``
     -> the per-user file only; an absolute path -> that path, with
-    ``{env_name}`` and ``{prefix_hash}`` expanded, then the per-user file.
+    ``{env_name}`` and ``{prefix_hash}`` expanded (then the per-user file, but only
+    when the path is in a sticky directory, where another user may have made it).
     """
     setting = "env" if policy is None else policy.text("audit.location")
     user_file = user_log_path(env, environ)
@@ -75,9 +76,19 @@ def log_locations(env: Environment, policy: Policy | None, environ: Mapping[str,
         return [user_file] if user_file is not None else []
     path = setting.replace("{env_name}", _safe_file_name(env.name))
     path = path.replace("{prefix_hash}", prefix_hash(env.prefix))
-    # the per-user file when that one cannot be used (e.g. another user created it first
-    # in a shared directory: store._open_shared)
-    return [path] if user_file is None else [path, user_file]
+    # the per-user file when that one cannot be used because another user created it
+    # first in a sticky directory (store._open_shared never trusts it); an admin's own
+    # directory stays the only place, so that audit.required refuses when it fails
+    if user_file is None or not _in_sticky_dir(path):
+        return [path]
+    return [path, user_file]
+
+
+def _in_sticky_dir(path: str) -> bool:
+    try:
+        return bool(os.stat(os.path.dirname(path)).st_mode & 0o1000)
+    except OSError:
+        return False
 
 
 def readable_logs(env: Environment, policy: Policy | None, environ: Mapping[str, str]) -> list[str]:

@@ -322,6 +322,11 @@ def _is_intent(record: Mapping[str, Any]) -> bool:
     return record.get("kind") == "intent"
 
 
+def _is_plan(record: Mapping[str, Any]) -> bool:
+    """pip's plan, between an intent and its outcome: never one of the operations shown."""
+    return record.get("kind") == "plan"
+
+
 def _newest(buffer: _Buffer, newest: int, selector: _Selector) -> tuple[list[dict[str, Any]], int]:
     """The newest ``newest`` operations: outcomes, and intents nothing completes (yet)."""
     found: list[dict[str, Any]] = []
@@ -335,7 +340,8 @@ def _newest(buffer: _Buffer, newest: int, selector: _Selector) -> tuple[list[dic
             found.extend(
                 r
                 for r in reversed(records)
-                if not (_is_intent(r) and _completed(buffer, str(r.get("id")), start, size))
+                if not _is_plan(r)
+                and not (_is_intent(r) and _completed(buffer, str(r.get("id")), start, size))
             )
             release_pages(buffer, start, end)
             if len(found) >= newest:
@@ -357,7 +363,7 @@ def _forward(
             for record in records:
                 if _is_intent(record):
                     pending[str(record.get("id"))] = record
-                else:
+                elif not _is_plan(record):
                     yield record
             # one more pass over the window only while intents wait for their outcome
             completions = _completions(buffer, start, end) if pending else set()

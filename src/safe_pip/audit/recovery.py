@@ -59,6 +59,21 @@ def intent_fields(before: Mapping[str, Installed]) -> dict[str, Any]:
     }
 
 
+def plan_fields(intent_id: str | None, report: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What a plan record adds: pip's plan at its pause point (after resolving, before
+    changing anything), as ``name==version`` lists, for the intent ``intent_id``."""
+    from safe_pip.changes import planned_installs, planned_removals
+    from safe_pip.plan import planned_removals as uninstall_plan
+
+    install = sorted(
+        f"{(item.get('metadata') or {}).get('name')}=={(item.get('metadata') or {}).get('version')}"
+        for item in planned_installs(report).values()
+    )
+    removed = [*planned_removals(report), *uninstall_plan(report)]
+    remove = sorted({f"{item.get('name')}=={item.get('version', '')}" for item in removed})
+    return {"kind": "plan", "plan_for": intent_id, "plan": {"install": install, "remove": remove}}
+
+
 def is_running(intent: Mapping[str, Any]) -> bool:
     """The intent's safe-pip may still be running: on another host (cannot tell), or its
     process (same pid, same start time) is alive here."""
@@ -98,9 +113,28 @@ def unfinished(paths: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-def _line_of(buffer: Any, ident: bytes, start: int, end: int) -> bytes:
-    """The whole line (with its newline) of the intent ``ident`` in [start, end)."""
-    hit = buffer.find(b'"id":"' + ident + b'"', start, end)
+def _plan_of(path: str, ident: str) -> Any:
+    """The ``plan`` of the plan record for intent ``ident`` near the end of ``path``."""
+    try:
+        buffer = map_file(path)
+    except SafePipError:
+        return None
+    if not buffer:
+        return None
+    try:
+        end = len(buffer)
+        start = max(0, end - TAIL_BYTES)
+        hit = buffer.find(b'"plan_for":"' + ident.encode("ascii", "replace") + b'"', start, end)
+        line = _line_of(buffer, ident.encode(), start, end, at=hit) if hit >= 0 else b""
+    finally:
+        close_buffer(buffer)
+    records = records_in(line) if line else []
+    return records[0].get("plan") if records else None
+
+
+def _line_of(buffer: Any, ident: bytes, start: int, end: int, at: int = -1) -> bytes:
+    """The whole line (with its newline) of the intent ``ident`` (or at ``at``) in [start, end)."""
+    hit = at if at >= 0 else buffer.find(b'"id":"' + ident + b'"', start, end)
     first = buffer.rfind(b"\n", start, hit) + 1 if hit > start else start
     last = buffer.find(b"\n", hit, end)
     return bytes(buffer[first : last + 1])
@@ -149,8 +183,12 @@ def recover_unfinished(
         outcome = {
             key: value
             for key, value in intent.items()
-            if key not in ("before", "pid", "pid_start", "prev", "packages", "torn_before")
+            if key
+            not in ("before", "pid", "pid_start", "prev", "packages", "torn_before", "plan_for")
         }
+        plan = _plan_of(path, str(intent.get("id")))
+        if plan is not None:
+            outcome["plan"] = plan
         outcome.update(
             kind="outcome",
             id=new_id(),
