@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from support.auditlog import operations_in
 from support.prefixes import Prefix, add_conda_package
 from support.run import Runner
 from support.wheels import build_wheel
@@ -91,10 +92,8 @@ def policy_for(index: Index, extra: str = "") -> str:
 
 
 def records(prefix: Prefix) -> list[dict[str, Any]]:
-    log = prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl"
-    if not log.exists():
-        return []
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    """One record per operation (``support.auditlog.operations``)."""
+    return operations_in(prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
 
 
 def installed(prefix: Prefix) -> set[str]:
