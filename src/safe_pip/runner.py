@@ -72,6 +72,8 @@ def forwarded_signals() -> Iterator[None]:
         yield
         return
     numbers = [getattr(signal, name) for name in FORWARDED_SIGNALS if hasattr(signal, name)]
+    _caught.clear()
+    _children.clear()
     previous = {number: signal.signal(number, _forward) for number in numbers}
     try:
         yield
@@ -86,6 +88,9 @@ def start_child(command: Sequence[str], **options: Any) -> subprocess.Popen[byte
     """``subprocess.Popen``, and the child is the one forwarded signals reach."""
     child: subprocess.Popen[bytes] = subprocess.Popen(command, **options)
     _children.append(child)
+    if _caught:  # asked to stop while safe-pip was getting ready: pip stops at once
+        with contextlib.suppress(OSError):
+            child.send_signal(_caught[0])
     return child
 
 
