@@ -23,7 +23,9 @@ The suite has a time budget (README "Development"). Anything that costs more
 than a second (a prefix with packages installed, a server, a kernel, a
 conda channel) is built once per session and shared:
 
-* build it in a `scope="session"` fixture under `shared_session_tmp` (or under
+* a prefix that tests only read, or must leave untouched (refusals):
+  `shared_prefix_factory("conda-base", writable_by=user)` builds it once per session;
+* anything else: build it in a `scope="session"` fixture under `shared_session_tmp` (or under
   `support.prefixes.cache_dir()` with `cached_build` when it can outlive the
   session and be shared by concurrent runs; that is lock-safe);
 * hand each test a fresh copy only when the test modifies it;
@@ -77,6 +79,7 @@ INTEGRATION_FIXTURES = frozenset(
         "shared_session_tmp",
         "base_python",
         "prefix_factory",
+        "shared_prefix_factory",
         "conda_env_factory",
         "wheelhouse",
         "safe_pip_bin",
@@ -201,6 +204,29 @@ def prefix_factory(
                 number += 1
                 name = f"{DEFAULT_NAMES[kind]}-{number}"
         return make_prefix(root, kind, name, **options)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def shared_prefix_factory(
+    shared_session_tmp: Path, base_python: BasePython
+) -> Callable[..., Prefix]:
+    """`shared_prefix_factory(kind="plain", **make_prefix options)`: one prefix per distinct
+    arguments for the whole session (per xdist worker), built on first use.
+
+    For tests that only read the prefix, or whose refusal must leave it untouched (they
+    then assert on it as usual: a wrong install still fails the test that made it). A test
+    that changes the prefix takes its own from `prefix_factory`.
+    """
+    made: dict[str, Prefix] = {}
+
+    def factory(kind: str = "plain", **options: Any) -> Prefix:
+        key = repr((kind, sorted(options.items())))
+        if key not in made:
+            root = shared_session_tmp / "shared-prefixes" / str(len(made))
+            made[key] = make_prefix(root, kind, python_version=base_python.version, **options)
+        return made[key]
 
     return factory
 

@@ -217,9 +217,16 @@ def test_venv_with_system_site_packages(
 
 
 @pytest.fixture
-def base_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
-    # even a base the user could write to is refused: the rule is not about permissions
-    return prefix_factory("conda-base", writable_by=user)
+def base_env(shared_prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
+    # even a base the user could write to is refused: the rule is not about permissions.
+    # Every route is refused, so one base per user serves them all.
+    return shared_prefix_factory("conda-base", writable_by=user)
+
+
+@pytest.fixture
+def shared_own_env(shared_prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
+    """The user's own env for routes that must leave it untouched, one per user."""
+    return shared_prefix_factory("conda-env", writable_by=user)
 
 
 @pytest.mark.parametrize(
@@ -241,15 +248,15 @@ def base_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
 def test_base_env_routes(  # noqa: C901 - one branch per route into base, named by the parameter
     run: Runner,
     safe_pip_bin: list[str],
-    own_env: Prefix,
+    shared_own_env: Prefix,
     base_env: Prefix,
     wheelhouse: Path,
     user: int | None,
     shared_tmp: Path,
     how: str,
 ) -> None:
-    s = Scenario(run, safe_pip_bin, own_env, wheelhouse, user)
-    on_path = {"PATH": f"{own_env.bin}:/usr/bin:/bin"}
+    s = Scenario(run, safe_pip_bin, shared_own_env, wheelhouse, user)
+    on_path = {"PATH": f"{shared_own_env.bin}:/usr/bin:/bin"}
     base_on_path = {"PATH": f"{base_env.bin}:/usr/bin:/bin"}
     args: list[str]
     env: Mapping[str, str | None]
