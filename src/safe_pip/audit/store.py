@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 #: How long ``append`` waits for another safe-pip holding the lock, per location.
 LOCK_TIMEOUT_S = 5.0
+#: locations whose lock stayed held for LOCK_TIMEOUT_S in this process: not waited for again
+_HELD: set[str] = set()
 
 _CHUNK = 1 << 22
 
@@ -259,9 +261,14 @@ def append(
     redacted["packages"] = sorted(record_packages(redacted))
     problems = []
     for path in locations:
+        if path in _HELD:
+            problems.append(f"{path}: its lock is still held by another process")
+            continue
         try:
             line = _append_to(path, redacted, fsync)
         except OSError as error:
+            if error.errno == errno.ETIMEDOUT:
+                _HELD.add(path)  # one wait per location and process: bounded in all
             problems.append(f"{path}: {error.strerror or error}")
             continue
         if ship is not None:
