@@ -180,6 +180,9 @@ def test_the_records_of_both_backends_differ_only_in_installer_and_timings(
     pip_intent, _, uv_intent = records(env.prefix, "intent")
     assert (pip_intent["installer"], uv_intent["installer"]) == ("pip", "uv")
     assert (by_pip["intent"], by_uv["intent"]) == (pip_intent["id"], uv_intent["id"])
+    pip_plan, _, uv_plan = records(env.prefix, "plan")
+    assert pip_plan["plan"] == uv_plan["plan"], (pip_plan["plan"], uv_plan["plan"])
+    assert (pip_plan["plan_for"], uv_plan["plan_for"]) == (pip_intent["id"], uv_intent["id"])
     assert by_pip["installer"] == "pip" and by_pip["installer_version"] == by_pip["pip_version"]
     assert by_uv["installer"] == "uv" and by_uv["installer_version"].count(".") == 2
     differ = {k for k in by_pip.keys() | by_uv.keys() if by_pip.get(k) != by_uv.get(k)}
