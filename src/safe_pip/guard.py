@@ -633,6 +633,23 @@ def _recover_unfinished(attempt: _Attempt, installed: Mapping[str, Installed]) -
     recover_unfinished(locations, installed, locations, attempt.shipper())
 
 
+def _decided_destinations(attempt: _Attempt, decision: Decision) -> list[str]:
+    """Where the decision let pip write besides the env: the location options it
+    allowed (``--target``, ``--prefix``, ``--src``, ...), and the user base when the
+    policy sets ``user-site`` to warn.  Verify-after does not watch these."""
+    from safe_pip.destinations import filesystem, place_destinations
+
+    roots = [
+        placed.path
+        for placed in place_destinations(attempt.op, attempt.env, (), filesystem(attempt.environ))
+        if placed.path
+    ]
+    if any(warning.rule == rules.USER_SITE for warning in decision.warnings):
+        home = attempt.environ.get("HOME", os.path.expanduser("~"))
+        roots.append(attempt.env.user_base or os.path.join(home, ".local"))
+    return roots
+
+
 def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact: str) -> int:
     import time
 
@@ -651,7 +668,10 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     if not attempt.write_intent(decision, before) and required:
         return _deny(attempt, _audit_required(attempt), contact)
     # verify after: fingerprints of what this run may not change, and of the env itself
-    watched = verify.snapshot(verify.watched_places(env, attempt.environ))
+    places = verify.sanctioned(
+        verify.watched_places(env, attempt.environ), _decided_destinations(attempt, decision)
+    )
+    watched = verify.snapshot(places)
     own = verify.snapshot(((site, env.prefix) for site in dict.fromkeys(sites)), children=False)
     started_ns = time.time_ns() - _CLOCK_SLACK_NS
 

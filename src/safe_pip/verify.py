@@ -117,6 +117,22 @@ def watched_places(env: Environment, environ: Mapping[str, str]) -> list[tuple[s
     return places
 
 
+def sanctioned(places: list[tuple[str, str]], roots: Iterable[str]) -> list[tuple[str, str]]:
+    """``places`` less those the decision let pip write to (a ``--target`` the policy
+    allowed, the user base when ``user-site`` is in warn mode): a place goes when it
+    lies in a root or holds one."""
+    real_roots = [os.path.realpath(root) for root in roots if root]
+
+    def touched(path: str) -> bool:
+        real = os.path.realpath(path)
+        return any(
+            real == root or real.startswith(root + os.sep) or root.startswith(real + os.sep)
+            for root in real_roots
+        )
+
+    return [(path, what) for path, what in places if not touched(path)]
+
+
 def _conda_installation(root: str | None, own: str) -> list[tuple[str, str]]:
     """The base env's and the other envs' site-packages of the conda installation."""
     if not root:
