@@ -165,6 +165,16 @@ def test_small_routes_stdin_unknown_options_and_a_deleted_directory(
     assert [r["rule"] for r in records] == ["unknown-option", "unknown-option"]
     assert all(r["decision"] == "denied" for r in records)
 
+    # pip wheel with --src in the user base: refused before pip checks anything out, recorded
+    home = run.home(NOBODY)
+    src = home / ".local" / "lib" / "python3.11" / "site-packages"
+    vcs = "git+https://example.invalid/x.git#egg=x"
+    checkout = run([*pip, "wheel", "-e", vcs, "--src", str(src)], user=NOBODY, env=env)
+    assert checkout.returncode == 10 and "rule:    user-site" in checkout.stderr
+    assert not (home / ".local" / "lib").exists()
+    (last,) = audit_records(prefix)[count + 2 :]
+    assert (last["decision"], last["rule"], last["command"]) == ("denied", "user-site", "wheel")
+
     # a working directory that was removed: a message, no traceback
     parent = shared_tmp / "scratch"
     parent.mkdir()

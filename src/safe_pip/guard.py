@@ -111,6 +111,7 @@ def run_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     if op is not None and op.command in ("wheel", "download"):
         refusal = _checkout_refusal(op, environ)
         if refusal is not None:
+            _record_early_refusal(args, environ, refusal, exit_code_for_denial(refusal.rule))
             _show(format_denial(op, None, refusal, ""))
             return exit_code_for_denial(refusal.rule)
     if op is None or not op.mutating:
@@ -169,8 +170,17 @@ def _checkout_refusal(op: Operation, environ: Mapping[str, str]) -> Decision | N
 def _record_unparsable(
     args: Sequence[str], environ: Mapping[str, str], error: SafePipError
 ) -> None:
-    """Record the refusal of a command line that cannot be understood (best effort:
-    the env is the one pip would act on without --python)."""
+    """Record the refusal of a command line that cannot be understood."""
+    rule = rules.POLICY_INVALID if isinstance(error, PolicyError) else rules.UNKNOWN_OPTION
+    refusal = Decision(allowed=False, rule=rule, reason=error.message, hint=error.hint)
+    _record_early_refusal(args, environ, refusal, exit_code_for(error))
+
+
+def _record_early_refusal(
+    args: Sequence[str], environ: Mapping[str, str], refusal: Decision, exit_code: int
+) -> None:
+    """Record a refusal made before an env was looked at (best effort: the env is the
+    one pip would act on without --python)."""
     from safe_pip.errors import TargetError
 
     try:
@@ -178,15 +188,11 @@ def _record_unparsable(
         policy = load_policy(env.prefix)
     except (TargetError, PolicyError, OSError):
         return
-    command = next((a for a in args if a in ("install", "uninstall")), "")
+    commands = ("install", "uninstall", "wheel", "download")
+    command = next((a for a in args if a in commands), "")
     attempt = _Attempt(Operation(command=command, argv=tuple(args)), env, environ)
     attempt.policy = policy
-    rule = rules.POLICY_INVALID if isinstance(error, PolicyError) else rules.UNKNOWN_OPTION
-    attempt.record(
-        Decision(allowed=False, rule=rule, reason=error.message, hint=error.hint),
-        outcome="denied",
-        exit_code=exit_code_for(error),
-    )
+    attempt.record(refusal, outcome="denied", exit_code=exit_code)
 
 
 def _pass_through(argv: Sequence[str], op: Operation | None, environ: Mapping[str, str]) -> int:
