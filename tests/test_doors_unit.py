@@ -178,7 +178,7 @@ def test_help_lists_every_own_command_and_says_the_rest_goes_to_pip() -> None:
     from safe_pip.cli import OWN_COMMANDS
 
     text = about.help_text()
-    for name in OWN_COMMANDS:
+    for name in (*OWN_COMMANDS, "uv"):
         assert f"\n  {name} " in text, name
     assert "Every other argument goes to pip" in text
 

@@ -36,6 +36,7 @@ def help_text() -> str:
         "",
         "safe-pip's own commands:",
         *(f"  {name:<{width}}  {text}" for name, text in commands),
+        f"  {'uv':<{width}}  uv pip install/uninstall/sync under the same policy",
         "",
         "Every other argument goes to pip: `safe-pip install requests` is",
         "`pip install requests` for the env of --python (else the `python` on PATH),",
