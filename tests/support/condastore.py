@@ -91,7 +91,19 @@ class CondaStore:
         self.logs = logs
 
     @classmethod
-    def start(cls, directory: Path) -> CondaStore:
+    def start(cls, directory: Path, attempts: int = 2) -> CondaStore:
+        """The server and its worker, up; a start that fails (a port taken between
+        choosing it and binding it, say) is tried again in a fresh directory."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return cls._start_once(directory / f"try-{attempt}")
+            except RuntimeError:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _start_once(cls, directory: Path) -> CondaStore:
         venv = server_venv()
         port = _free_port()
         directory.mkdir(parents=True, exist_ok=True)
@@ -130,7 +142,7 @@ class CondaStore:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
-                raise RuntimeError(f"conda-store exited: see {self.logs}/server.log")
+                raise RuntimeError(f"conda-store exited:\n{self._log_tails()}")
             try:
                 with urllib.request.urlopen(self.url + "/api/v1/", timeout=2):
                     return
@@ -145,7 +157,7 @@ class CondaStore:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
-                raise RuntimeError(f"conda-store exited: see {self.logs}/worker.log")
+                raise RuntimeError(f"conda-store exited:\n{self._log_tails()}")
             with contextlib.closing(sqlite3.connect(database, timeout=5)) as db:
                 try:
                     row = db.execute(
@@ -157,6 +169,16 @@ class CondaStore:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the conda-store worker was not ready within {START_TIMEOUT_S} s")
+
+    def _log_tails(self, lines: int = 30) -> str:
+        """The last lines of the server's and the worker's logs, for the failure message."""
+        out = []
+        for part in ("server", "worker"):
+            log = self.logs / f"{part}.log"
+            if log.exists():
+                tail = log.read_text(errors="replace").splitlines()[-lines:]
+                out.append(f"--- {log}\n" + "\n".join(tail))
+        return "\n".join(out)
 
     def get(self, path: str) -> Any:
         request = urllib.request.Request(
