@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -126,20 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("needs root (the test suite's prefixes copy the interpreter from /root)")
         return 2
-    root = Path(tempfile.mkdtemp(prefix="safe-pip-bench-enforce-"))
-    os.chmod(root, 0o755)
-    try:
+    with benchlib.scratch_dir("enforce", args.keep) as root:
         big = bench_ownership.part_ownership(root, args.runs, measure=False)
         if args.part in ("install", "all"):
             bench_ownership.part_preflight(root, args.runs, big)
         if args.part in ("uninstall", "all"):
             part_uninstall(root, args.runs, big)
         print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

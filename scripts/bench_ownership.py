@@ -32,7 +32,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -448,18 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("needs root (the test suite's prefixes copy the interpreter from /root)")
         return 2
-    root = Path(tempfile.mkdtemp(prefix="safe-pip-bench-ownership-"))
-    os.chmod(root, 0o755)
-    try:
+    with benchlib.scratch_dir("ownership", args.keep) as root:
         big = part_ownership(root, args.runs, measure=args.part != "preflight")
         if args.part in ("preflight", "all"):
             part_preflight(root, args.runs, big)
         print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    finally:
-        if args.keep:
-            print(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
     return 0
 
 

@@ -28,12 +28,13 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "tests"))
+
+import benchlib  # noqa: E402
 
 from support.prefixes import make_prefix  # noqa: E402
 from support.wheels import build_wheel  # noqa: E402
@@ -104,19 +105,17 @@ def main() -> None:
     safe_pip = shutil.which("safe-pip", path=os.path.dirname(sys.executable))
     if uv is None or safe_pip is None:
         sys.exit("uv and safe-pip must be installed next to this interpreter (.[test])")
-    root = Path(tempfile.mkdtemp(prefix="safe-pip-bench-uv-"))
-    os.chmod(root, 0o755)
-    environ = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": str(root / "home"),
-        "LANG": "C.UTF-8",
-        "PIP_CONFIG_FILE": os.devnull,
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        "PIP_ROOT_USER_ACTION": "ignore",
-        "UV_CACHE_DIR": str(root / "uv-cache"),
-        "UV_NO_PROGRESS": "1",
-    }
-    try:
+    with benchlib.scratch_dir("uv", args.keep) as root:
+        environ = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(root / "home"),
+            "LANG": "C.UTF-8",
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_ROOT_USER_ACTION": "ignore",
+            "UV_CACHE_DIR": str(root / "uv-cache"),
+            "UV_NO_PROGRESS": "1",
+        }
         house, requirements = wheelhouse(root)
         times: dict[str, list[float]] = {}
         cpus: dict[str, list[float]] = {}
@@ -146,11 +145,6 @@ def main() -> None:
                 f"{num} / {den}: wall {medians[num] / medians[den]:.3f}"
                 f"  cpu {cpu[num] / cpu[den]:.3f}"
             )
-    finally:
-        if args.keep:
-            print(f"kept: {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

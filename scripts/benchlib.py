@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 
 def timed(label: str, action: Callable[[], object], runs: int, width: int = 52) -> float:
@@ -29,3 +34,18 @@ def print_ratios(times: Mapping[str, Sequence[float]], baseline: str, width: int
     for name, values in times.items():
         median = statistics.median(values)
         print(f"  {name:<{width}} median {median * 1000:7.1f} ms   ratio {median / base:.3f}")
+
+
+@contextlib.contextmanager
+def scratch_dir(name: str, keep: bool) -> Iterator[Path]:
+    """A world-readable temporary directory for one benchmark run (the test suite's
+    prefixes are read by other uids); removed afterwards unless ``keep``."""
+    root = Path(tempfile.mkdtemp(prefix=f"safe-pip-bench-{name}-"))
+    os.chmod(root, 0o755)
+    try:
+        yield root
+    finally:
+        if keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
