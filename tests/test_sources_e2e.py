@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from typing import Any
 import pytest
 
 from support.auditlog import operations_in
+from support.index import serve, simple_index, stop
 from support.prefixes import Prefix, add_conda_package
 from support.run import Runner
 from support.wheels import build_wheel
@@ -33,21 +31,6 @@ class Index:
         self.root = root
         self.good = good  # http://127.0.0.1:PORT1/simple
         self.bad = bad  # http://127.0.0.1:PORT2/simple
-
-
-def _serve(directory: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"],
-        cwd=directory,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    match = re.search(r"port (\d+)", line)
-    assert match, line
-    return proc, f"http://127.0.0.1:{match[1]}"
 
 
 @pytest.fixture(scope="session")
@@ -65,26 +48,13 @@ def index(shared_session_tmp: Path) -> Iterator[Index]:
         build_wheel(files, "uses-floored", "1.0", requires=["floored<2"]),
         build_wheel(files, "six", "1.17.0", files={"six.py": '__version__ = "1.17.0"\n'}),
     ]
-    by_project: dict[str, list[Path]] = {}
-    for wheel in wheels:
-        project = wheel.name.split("-")[0].replace("_", "-")
-        by_project.setdefault(project, []).append(wheel)
-    for project, found in by_project.items():
-        page = root / "simple" / project
-        page.mkdir(parents=True, exist_ok=True)
-        links = "".join(f'<a href="../../files/{w.name}">{w.name}</a>\n' for w in found)
-        (page / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
-    for path in [root, *root.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    servers = [_serve(root), _serve(root)]
+    simple_index(root, wheels)
+    servers = [serve(root), serve(root)]
     try:
         yield Index(root, servers[0][1] + "/simple", servers[1][1] + "/simple")
     finally:
         for proc, _url in servers:
-            os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=10)
-            if proc.stdout is not None:
-                proc.stdout.close()
+            stop(proc)
 
 
 def policy_for(index: Index, extra: str = "") -> str:

@@ -14,25 +14,32 @@
 
 uv runs with ``--no-config`` and the interpreter safe-pip resolved
 (``--python``), so neither a ``uv.toml`` nor ``UV_PYTHON`` moves the install
-after the decision.  The file-level checks read the wheels named in the plan's
-``download_info``; a distribution uv would fetch from an index has none there
-(uv's cache layout is private to uv), see docs/uv.md.
+after the decision.  The file-level checks need the files each planned
+distribution writes: a local wheel is read itself (``wheel_files``); for the
+others (fetched from an index, built from a direct reference) uv itself puts
+exactly the pinned distributions into a private scratch prefix first, and
+their RECORDs say what they write (``installed_files``); see docs/uv.md.
+An uninstall's plan is uv's own ``--dry-run`` (``read_uninstall_plan``).
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from safe_pip.backends import PLANNED_REMOVALS, UV, Check, InstallRun, Request
-from safe_pip.backends.uv_cli import DROPPED_VARIABLES, UvCommand, parse_uv_pip
+from safe_pip.backends.uv_cli import CARRY, DROPPED_VARIABLES, UvCommand, parse_uv_pip
 from safe_pip.environment import Environment, normalize_name
 from safe_pip.errors import ExitCode, InstallerMissing, TargetError, UsageError
 from safe_pip.passthrough import pip_environ
@@ -41,6 +48,9 @@ from safe_pip.runner import PipRun, wait_for
 
 #: where ``protect --shim`` keeps the env's real uv when it puts the shim in its place
 REAL_UV_VAR = "SAFE_PIP_REAL_UV"
+
+#: the options ``uv pip uninstall --dry-run`` leaves out: its output is read, not shown
+_NOT_IN_DRY_RUN = frozenset({"--quiet", "--verbose", "--color"})
 
 #: uv pip uninstall takes only these of the options carried from an install
 _UNINSTALL_OPTIONS = frozenset(
@@ -359,8 +369,8 @@ class Pins:
         wheels = self.wheels.get((key, version), [])
         if len(wheels) == 1:
             entry["download_info"] = self._archive(wheels[0])
-            # the files the wheel writes, for the file-level checks (where none is known,
-            # as for a wheel uv fetches from an index, the item is checked by name)
+            # the files the wheel writes, for the file-level checks (where no local wheel
+            # tells them, as for one uv fetches from an index: ``read_files``)
             entry["safe_pip_files"] = wheel_files(wheels[0])
             return entry, [wheels[0]]
         return entry, [f"{key}=={version}"]
@@ -400,6 +410,119 @@ def wheel_files(path: str) -> dict[str, list[str]] | None:
     return {"wheel": names, "scripts": scripts}
 
 
+# --- what the other planned distributions write: uv's own install into a scratch prefix ---
+
+#: carried options the scratch install leaves out: where and how it links are its own, and
+#: its output is read only when it fails
+_NOT_IN_SCRATCH = frozenset(
+    {"--target", "--prefix", "--link-mode", "--quiet", "--verbose", "--color", "--no-progress"}
+)
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
+
+
+def installed_files(prefix: str, site: str, dist_info: str) -> dict[str, list[str]]:
+    """What a distribution installed under ``prefix`` writes, from its RECORD, in the
+    plan's ``safe_pip_files`` format (``wheel_files`` gives the same for a wheel file).
+
+    A path in the site-packages directory ``site`` is the wheel member of that name, one
+    in ``<prefix>/bin`` a script, any other under ``prefix`` the member
+    ``<dist-info stem>.data/data/<its path in prefix>`` (which the checks place in the
+    env's ``data`` directory, its prefix).  Raises ``UvPlanError`` when the RECORD
+    cannot be read or names a path outside ``prefix``.
+    """
+    record = os.path.join(site, dist_info, "RECORD")
+    try:
+        rows = list(csv.reader(io.StringIO(read_text(record, limit=16 * MiB))))
+    except (OSError, ValueError, csv.Error) as error:
+        raise UvPlanError(f"cannot read {record}: {error}") from error
+    stem = dist_info[: -len(".dist-info")]
+    scripts_dir = os.path.join(prefix, "bin")
+    members: list[str] = []
+    scripts: list[str] = []
+    for row in rows:
+        if not row or not row[0]:
+            continue
+        path = os.path.normpath(os.path.join(site, row[0]))
+        if _inside(path, site):
+            members.append(os.path.relpath(path, site).replace(os.sep, "/"))
+        elif _inside(path, scripts_dir):
+            scripts.append(os.path.relpath(path, scripts_dir).replace(os.sep, "/"))
+        elif _inside(path, prefix):
+            members.append(
+                f"{stem}.data/data/" + os.path.relpath(path, prefix).replace(os.sep, "/")
+            )
+        else:
+            raise UvPlanError(f"{record} lists a file outside the scratch directory: {row[0]}")
+    return {"wheel": members, "scripts": scripts}
+
+
+def dist_infos(prefix: str) -> dict[str, list[tuple[str, str]]]:
+    """(site-packages directory, dist-info directory name) of every distribution under
+    ``prefix``, by normalised name (the walk stops at the directory holding them)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for directory, dirs, _files in os.walk(prefix):
+        here = [d for d in dirs if d.endswith(".dist-info")]
+        for name in here:
+            found.setdefault(normalize_name(name.partition("-")[0]), []).append((directory, name))
+        if here:
+            dirs[:] = []
+    return found
+
+
+def _same_version(one: str, other: str) -> bool:
+    if one == other:
+        return True
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(one) == Version(other)
+    except InvalidVersion:
+        return False
+
+
+def _files_of(
+    prefix: str, found: Mapping[str, list[tuple[str, str]]], entry: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """``installed_files`` of the plan item ``entry``, found under ``prefix``."""
+    metadata = entry.get("metadata") or {}
+    name, version = str(metadata.get("name", "")), str(metadata.get("version", ""))
+    candidates = found.get(normalize_name(name), [])
+    if len(candidates) != 1:
+        raise UvPlanError(f"uv's scratch install holds {len(candidates)} dist-info of {name}")
+    site, dist_info = candidates[0]
+    installed = dist_info[: -len(".dist-info")].partition("-")[2]
+    if not _same_version(installed, version):
+        raise UvPlanError(f"uv's scratch install holds {name} {installed}, not {version}")
+    return installed_files(prefix, site, dist_info)
+
+
+def _scratch_args(cmd: UvCommand, environ: Mapping[str, str], scratch: str) -> list[str]:
+    """``uv pip install`` options (before the pins) that put them into ``scratch``: the
+    command's carried options but where and how to link, ``--no-deps``, and links into
+    uv's cache (copies when there is none: ``--no-cache``, which uv refuses to symlink)."""
+    from safe_pip.backends.uv_cli import _env_bool
+
+    args = [
+        word
+        for role, name, typed in cmd.groups
+        if role == CARRY and name not in _NOT_IN_SCRATCH
+        for word in typed
+    ]
+    named = {name for _role, name, _typed in cmd.groups}
+    no_cache = "--no-cache" in named or _env_bool(environ.get("UV_NO_CACHE", ""))
+    return [
+        *args,
+        "--no-deps",
+        *([] if no_cache else ["--link-mode", "symlink"]),
+        "--prefix",
+        scratch,
+        "--",
+    ]
+
+
 def _requirement_name(text: str) -> str | None:
     from safe_pip.audit.record import requirement_name
 
@@ -428,6 +551,8 @@ class _Planned:
     reinstall: list[str]
     #: what ``uv pip sync`` removes outright
     removals: list[str]
+    #: plan items whose files no local wheel tells, with the argument(s) that install them
+    unread: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
 
 
 def planned(stdout: str, pins: Pins) -> _Planned:
@@ -439,6 +564,8 @@ def planned(stdout: str, pins: Pins) -> _Planned:
         entry, pin = pins.item(item["name"], item["version"])
         result.plan["install"].append(entry)
         result.pins.extend(pin)
+        if "safe_pip_files" not in entry and pin[0] != "-e":
+            result.unread.append((entry, pin))
     for item in uninstalled:
         key = normalize_name(item["name"])
         if key in new_names:
@@ -500,10 +627,59 @@ class UvBackend:
             sys.stderr.write(err)
             return InstallRun(ran(child.returncode), None)
         plan = planned(out, pins)
+        if not self.read_files(plan, cmd, request.python, environ):
+            return InstallRun(ran(130, True), None)
         go, verdict = check(plan.plan)
         if not go:
             return InstallRun(ran(1), plan.plan, verdict)
         return InstallRun(ran(*self._carry_out(plan, cmd, request.python, environ)), plan.plan)
+
+    def read_files(
+        self, plan: _Planned, cmd: UvCommand, python: str, environ: Mapping[str, str]
+    ) -> bool:
+        """The files of the planned distributions no local wheel tells (``plan.unread``:
+        from an index, or built from a direct reference), into their items'
+        ``safe_pip_files``; False when interrupted.
+
+        uv itself installs exactly those pins (``--no-deps``, with the plan run's index
+        options) into a private scratch prefix, linked from its cache, so the install
+        after the check takes the same files from the same cache; each RECORD there says
+        what the distribution writes.  The scratch is removed.  Where this fails, the
+        items say so (``safe_pip_files_error``) and the check fails closed.
+        """
+        if not plan.unread:
+            return True
+        scratch = tempfile.mkdtemp(prefix="safe-pip-uv-")
+        try:
+            argv = [*self._base("install", python), *_scratch_args(cmd, environ, scratch)]
+            argv.extend(word for _entry, pin in plan.unread for word in pin)
+            try:
+                done = subprocess.run(argv, env=dict(environ), capture_output=True, text=True)
+            except KeyboardInterrupt:
+                return False
+            except OSError as error:
+                raise TargetError(f"cannot run {self.binary}: {error.strerror}") from error
+            problems: list[str] = []
+            if done.returncode != 0:
+                sys.stderr.write(done.stderr)
+                problems.append(
+                    f"uv could not install them into a scratch directory ({done.returncode})"
+                )
+            found = dist_infos(scratch) if not problems else {}
+            for entry, _pin in plan.unread:
+                try:
+                    if problems:
+                        raise UvPlanError(problems[0])
+                    entry["safe_pip_files"] = _files_of(scratch, found, entry)
+                except UvPlanError as error:
+                    entry["safe_pip_files"] = None
+                    entry["safe_pip_files_error"] = error.message
+                    problems.append(error.message)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if problems:
+            sys.stderr.write(f"safe-pip: cannot tell which files uv's plan writes: {problems[0]}\n")
+        return True
 
     def _ask_plan(
         self, cmd: UvCommand, python: str, environ: Mapping[str, str]
@@ -557,25 +733,91 @@ class UvBackend:
         return code, interrupted
 
     def uninstall(self, request: Request, check: Check) -> InstallRun:
-        """uv has no plan of its own for an uninstall: the plan is the names it is given
-        (checked by name; uv reads no requirement files' variables as pip does)."""
-        from safe_pip.names import project_name
-
+        """uv's own plan (``uv pip uninstall --dry-run``: the names and ``-r`` files read
+        as uv reads them), checked, then exactly the planned distributions removed by
+        name; an unreadable plan is marked incomplete (refused where conda's packages are
+        protected)."""
         started = time.monotonic()
+
+        def ran(code: int, interrupted: bool = False) -> PipRun:
+            return PipRun(code, time.monotonic() - started, interrupted)
+
         cmd = parse_uv_pip(request.args, request.environ)
-        names = [n for n in (project_name(a) for a in cmd.op.args) if n]
-        plan: dict[str, Any] = {
-            "version": "1",
-            "uninstall": [{"name": name, "files": None} for name in names],
-            "safe_pip_complete": not cmd.op.requirement_files,
-        }
+        environ = uv_environ(request.environ)
+        argv = [
+            *self._base("uninstall", request.python),
+            *cmd.carried(_UNINSTALL_OPTIONS - _NOT_IN_DRY_RUN),
+            *(w for _role, name, typed in cmd.groups if name == "--requirements" for w in typed),
+            "--dry-run",
+            "--color",
+            "never",
+            *(["--"] if cmd.positional else []),
+            *cmd.positional,
+        ]
+        try:
+            done = subprocess.run(argv, env=environ, capture_output=True, text=True)
+        except KeyboardInterrupt:
+            return InstallRun(ran(130, True), None)
+        except OSError as error:
+            raise TargetError(f"cannot run {self.binary}: {error.strerror}") from error
+        if done.returncode != 0:
+            sys.stderr.write(done.stderr)
+            return InstallRun(ran(done.returncode), None)
+        plan: dict[str, Any] = {"version": "1", "uninstall": [], "safe_pip_complete": True}
+        try:
+            removals = read_uninstall_plan(done.stderr)
+        except UvPlanError as error:
+            sys.stderr.write(f"safe-pip: {error.message}\n")
+            plan["safe_pip_complete"] = False
+            removals = []
+        plan["uninstall"] = [{**item, "files": None} for item in removals]
         go, verdict = check(plan)
         if not go:
             return InstallRun(PipRun(int(ExitCode.DENIED), 0.0, False), plan, verdict)
-        environ = uv_environ(request.environ)
-        argv = [*self._base("uninstall", request.python), *cmd.args_for_safe_pip_target()]
-        code, interrupted = _run(argv, environ)
-        return InstallRun(PipRun(code, time.monotonic() - started, interrupted), plan, verdict)
+        if cmd.op.dry_run:
+            sys.stderr.write(done.stderr)  # the user asked for uv's dry run: that one
+            return InstallRun(ran(0), plan, verdict)
+        if not plan["safe_pip_complete"]:
+            # a plan not read, which the check let go (nothing here is protected)
+            argv = [*self._base("uninstall", request.python), *cmd.args_for_safe_pip_target()]
+        elif removals:
+            argv = [
+                *self._base("uninstall", request.python),
+                *cmd.carried(_UNINSTALL_OPTIONS),
+                "--",
+                *(item["name"] for item in removals),
+            ]
+        else:
+            sys.stderr.write("safe-pip: uv's plan removes nothing here\n")
+            return InstallRun(ran(0), plan, verdict)
+        return InstallRun(ran(*_run(argv, environ)), plan, verdict)
+
+
+def read_uninstall_plan(output: str) -> list[dict[str, str]]:
+    """The distributions ``uv pip uninstall --dry-run`` would remove, ``{name, version}``.
+
+    uv prints that plan for people, on stderr: ``Would make no changes``, or ``Would
+    uninstall N package(s)`` and N lines `` - name==version`` (`` (from URL)`` after a
+    direct reference's).  Raises ``UvPlanError`` for output this reader does not
+    recognise, so an unread plan never passes as empty.
+    """
+    import re
+
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    counts = [m for m in (re.fullmatch(r"Would uninstall (\d+) packages?", x) for x in lines) if m]
+    if not counts and "Would make no changes" in lines:
+        return []
+    if len(counts) != 1:
+        raise UvPlanError("uv's uninstall plan could not be read")
+    items: list[dict[str, str]] = []
+    for line in lines[lines.index(counts[0][0]) + 1 :]:
+        found = re.fullmatch(r"- ([A-Za-z0-9._-]+)==(\S+)( \(from .*\))?", line)
+        if found is None:
+            raise UvPlanError(f"uv's uninstall plan has a line safe-pip does not know: {line!r}")
+        items.append({"name": found[1], "version": found[2]})
+    if len(items) != int(counts[0][1]):
+        raise UvPlanError(f"uv's uninstall plan lists {len(items)} of {counts[0][1]} packages")
+    return items
 
 
 __all__ = [
@@ -585,9 +827,12 @@ __all__ = [
     "UvPlanError",
     "candidates",
     "direct_reference_name",
+    "dist_infos",
     "find_uv",
+    "installed_files",
     "planned",
     "read_plan",
+    "read_uninstall_plan",
     "uv_environ",
     "wheel_files",
 ]
