@@ -412,10 +412,21 @@ def wheel_files(path: str) -> dict[str, list[str]] | None:
 
 # --- what the other planned distributions write: uv's own install into a scratch prefix ---
 
-#: carried options the scratch install leaves out: where and how it links are its own, and
-#: its output is read only when it fails
+#: carried options the scratch install leaves out: where and how it links are its own, its
+#: output is read only when it fails, and it compiles no bytecode (the checks read the
+#: files the wheel itself writes, as for pip)
 _NOT_IN_SCRATCH = frozenset(
-    {"--target", "--prefix", "--link-mode", "--quiet", "--verbose", "--color", "--no-progress"}
+    {
+        "--target",
+        "--prefix",
+        "--link-mode",
+        "--quiet",
+        "--verbose",
+        "--color",
+        "--no-progress",
+        "--compile-bytecode",
+        "--no-compile-bytecode",
+    }
 )
 
 
@@ -654,7 +665,8 @@ class UvBackend:
             argv = [*self._base("install", python), *_scratch_args(cmd, environ, scratch)]
             argv.extend(word for _entry, pin in plan.unread for word in pin)
             try:
-                done = subprocess.run(argv, env=dict(environ), capture_output=True, text=True)
+                scratch_environ = {k: v for k, v in environ.items() if k != "UV_COMPILE_BYTECODE"}
+                done = subprocess.run(argv, env=scratch_environ, capture_output=True, text=True)
             except KeyboardInterrupt:
                 return False
             except OSError as error:
