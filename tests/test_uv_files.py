@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -154,10 +155,28 @@ def test_a_dry_run_safe_pip_cannot_read_is_not_an_empty_plan(output: str) -> Non
 # --- end to end: an index on loopback, a conda env, real uv ----------------------------------
 
 
+def damaged_wheel(directory: Path) -> Path:
+    """damaged 1.0: its metadata first and intact, its module stored with a bad CRC, so uv's
+    plan reads it and extracting it fails."""
+    wheel = directory / "damaged-1.0-py3-none-any.whl"
+    info = "damaged-1.0.dist-info"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: damaged\nVersion: 1.0\n")
+        archive.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        archive.writestr(f"{info}/RECORD", "")
+        archive.writestr("damaged/__init__.py", "GOOD = 1\n")
+    wheel.write_bytes(wheel.read_bytes().replace(b"GOOD = 1", b"EVIL = 2"))
+    return wheel
+
+
 @pytest.fixture(scope="session")
 def index_url(shared_session_tmp: Path) -> Iterator[str]:
     """A served index: six-fork 1.0 (ships `six.py`, like conda's six, and a console
-    script), innocent 1.0 (its own module and script)."""
+    script), innocent 1.0 (its own module and script), damaged 1.0 (its metadata reads,
+    its module does not extract)."""
     root = shared_session_tmp / "uv-files-index"
     files = root / "files"
     wheels = [
@@ -169,6 +188,7 @@ def index_url(shared_session_tmp: Path) -> Iterator[str]:
             entry_points={"six-fork-cli": "six:main"},
         ),
         build_wheel(files, "innocent", "1.0", entry_points={"innocent-cli": "innocent:main"}),
+        damaged_wheel(files),
     ]
     simple_index(root, wheels)
     proc, url = serve(root)
@@ -246,6 +266,14 @@ def test_an_index_wheel_is_checked_on_the_files_it_writes(
     assert (env.prefix.bin / "innocent-cli").is_file()
     assert env.six_is_condas()
     assert env.record()["decision"] == "allowed" and env.record()["outcome"] == "ok"
+    assert list(env.tmp.glob("safe-pip-*")) == []
+
+    # uv's plan reads, its scratch install fails: no files known, refused (fail closed)
+    proc = env.install(index_url, "damaged")
+    assert proc.returncode == DENIED, proc.stderr
+    assert "cannot tell which files uv's plan writes: uv could not install" in proc.stderr
+    assert "rule:    conda-owned" in proc.stderr and "could not be read" in proc.stderr
+    assert not list(env.site.glob("damaged*"))
     assert list(env.tmp.glob("safe-pip-*")) == []
 
 

@@ -510,6 +510,20 @@ def _files_of(
     return installed_files(prefix, site, dist_info)
 
 
+def _run_quietly(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """Run the scratch install (no bytecode: see ``_NOT_IN_SCRATCH``); [] or what failed,
+    uv's own output shown."""
+    quiet_env = {k: v for k, v in environ.items() if k != "UV_COMPILE_BYTECODE"}
+    try:
+        done = subprocess.run(list(argv), env=quiet_env, capture_output=True, text=True)
+    except OSError as error:
+        return [f"cannot run {argv[0]}: {error.strerror}"]
+    if done.returncode == 0:
+        return []
+    sys.stderr.write(done.stderr)
+    return [f"uv could not install them into a scratch directory (exit {done.returncode})"]
+
+
 def _scratch_args(cmd: UvCommand, environ: Mapping[str, str], scratch: str) -> list[str]:
     """``uv pip install`` options (before the pins) that put them into ``scratch``: the
     command's carried options but where and how to link, ``--no-deps``, and links into
@@ -660,23 +674,17 @@ class UvBackend:
         """
         if not plan.unread:
             return True
-        scratch = tempfile.mkdtemp(prefix="safe-pip-uv-")
+        problems: list[str] = []
         try:
-            argv = [*self._base("install", python), *_scratch_args(cmd, environ, scratch)]
-            argv.extend(word for _entry, pin in plan.unread for word in pin)
-            try:
-                scratch_environ = {k: v for k, v in environ.items() if k != "UV_COMPILE_BYTECODE"}
-                done = subprocess.run(argv, env=scratch_environ, capture_output=True, text=True)
-            except KeyboardInterrupt:
-                return False
-            except OSError as error:
-                raise TargetError(f"cannot run {self.binary}: {error.strerror}") from error
-            problems: list[str] = []
-            if done.returncode != 0:
-                sys.stderr.write(done.stderr)
-                problems.append(
-                    f"uv could not install them into a scratch directory ({done.returncode})"
-                )
+            scratch = tempfile.mkdtemp(prefix="safe-pip-uv-")
+        except OSError as error:
+            problems.append(f"cannot make a scratch directory: {error}")
+            scratch = ""
+        try:
+            if scratch:
+                argv = [*self._base("install", python), *_scratch_args(cmd, environ, scratch)]
+                argv.extend(word for _entry, pin in plan.unread for word in pin)
+                problems.extend(_run_quietly(argv, environ))
             found = dist_infos(scratch) if not problems else {}
             for entry, _pin in plan.unread:
                 try:
@@ -687,8 +695,11 @@ class UvBackend:
                     entry["safe_pip_files"] = None
                     entry["safe_pip_files_error"] = error.message
                     problems.append(error.message)
+        except KeyboardInterrupt:
+            return False
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            if scratch:
+                shutil.rmtree(scratch, ignore_errors=True)
         if problems:
             sys.stderr.write(f"safe-pip: cannot tell which files uv's plan writes: {problems[0]}\n")
         return True
