@@ -256,6 +256,11 @@ def test_an_index_wheel_is_checked_on_the_files_it_writes(
     assert not list(env.site.glob("six_fork-*")) and not (env.prefix.bin / "six-fork-cli").exists()
     assert (env.record()["rule"], env.record()["installer"]) == ("conda-owned", "uv")
     assert list(env.tmp.glob("safe-pip-*")) == []  # the scratch prefix is removed
+    # the same wheel as a direct reference to its URL
+    proc = env.install(index_url, f"six-fork @ {index_url}/../files/six_fork-1.0-py3-none-any.whl")
+    assert proc.returncode == DENIED, proc.stderr
+    assert "six.py of six 1.16.0 (conda" in proc.stderr and "by six-fork 1.0" in proc.stderr
+    assert env.six_is_condas() and not list(env.site.glob("six_fork-*"))
 
     # an innocent package from the same index installs, with uv, files and script
     proc = env.install(index_url, "innocent")
@@ -315,3 +320,6 @@ def test_uninstall_r_is_planned_by_uv_and_checked(
         "uv",
     )
     assert [i["name"] for i in record["changes"]["removed"]] == ["innocent"]
+    log = env.prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl"
+    plans = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("kind") == "plan"]
+    assert plans[-1]["plan"] == {"install": [], "remove": ["innocent==1.0"]}  # as pip's
