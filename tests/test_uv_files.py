@@ -26,6 +26,8 @@ from safe_pip.backends.uv import (
     installed_files,
     planned,
     read_uninstall_plan,
+    scratch_dir,
+    uv_cache_dir,
 )
 from safe_pip.backends.uv_cli import parse_uv_pip
 from safe_pip.plan import wheel_destinations
@@ -213,6 +215,12 @@ class Env:
     def site(self) -> Path:
         return self.prefix.site_packages
 
+    def scratch_left(self) -> list[Path]:
+        """Scratch prefixes left behind: in uv's cache (where they are made) or in TMPDIR."""
+        cache = self.run.home(self.user) / ".cache" / "uv"
+        assert cache.is_dir()
+        return [*cache.glob(".safe-pip-scratch-*"), *self.tmp.glob("safe-pip-*")]
+
     def safe_pip_uv(self, *args: str, **kw: Any) -> Any:
         env = {"PATH": f"{self.prefix.bin}:/usr/bin:/bin", "TMPDIR": str(self.tmp)}
         return self.run([*self.safe_pip, *args], user=self.user, env=env, **kw)
@@ -255,7 +263,7 @@ def test_an_index_wheel_is_checked_on_the_files_it_writes(
     assert env.six_is_condas()
     assert not list(env.site.glob("six_fork-*")) and not (env.prefix.bin / "six-fork-cli").exists()
     assert (env.record()["rule"], env.record()["installer"]) == ("conda-owned", "uv")
-    assert list(env.tmp.glob("safe-pip-*")) == []  # the scratch prefix is removed
+    assert env.scratch_left() == []  # the scratch prefix is removed
     # the same wheel as a direct reference to its URL
     proc = env.install(index_url, f"six-fork @ {index_url}/../files/six_fork-1.0-py3-none-any.whl")
     assert proc.returncode == DENIED, proc.stderr
@@ -271,7 +279,7 @@ def test_an_index_wheel_is_checked_on_the_files_it_writes(
     assert (env.prefix.bin / "innocent-cli").is_file()
     assert env.six_is_condas()
     assert env.record()["decision"] == "allowed" and env.record()["outcome"] == "ok"
-    assert list(env.tmp.glob("safe-pip-*")) == []
+    assert env.scratch_left() == []
 
     # uv's plan reads, its scratch install fails: no files known, refused (fail closed)
     proc = env.install(index_url, "damaged")
@@ -279,7 +287,7 @@ def test_an_index_wheel_is_checked_on_the_files_it_writes(
     assert "cannot tell which files uv's plan writes: uv could not install" in proc.stderr
     assert "rule:    conda-owned" in proc.stderr and "could not be read" in proc.stderr
     assert not list(env.site.glob("damaged*"))
-    assert list(env.tmp.glob("safe-pip-*")) == []
+    assert env.scratch_left() == []
 
 
 def test_uninstall_r_is_planned_by_uv_and_checked(
@@ -323,3 +331,38 @@ def test_uninstall_r_is_planned_by_uv_and_checked(
     log = env.prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl"
     plans = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("kind") == "plan"]
     assert plans[-1]["plan"] == {"install": [], "remove": ["innocent==1.0"]}  # as pip's
+
+
+# --- unit: where the scratch prefix goes ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "environ", "expected"),
+    [
+        ([], {"HOME": "/home/a"}, "/home/a/.cache/uv"),
+        ([], {"HOME": "/home/a", "XDG_CACHE_HOME": "/xdg"}, "/xdg/uv"),
+        ([], {"HOME": "/home/a", "XDG_CACHE_HOME": "relative"}, "/home/a/.cache/uv"),
+        ([], {"HOME": "/home/a", "UV_CACHE_DIR": "/c"}, "/c"),
+        (["--cache-dir", "/d"], {"UV_CACHE_DIR": "/c"}, "/d"),
+        (["--cache-dir=/e"], {}, "/e"),
+        (["--no-cache"], {"UV_CACHE_DIR": "/c"}, None),
+        (["--cache-dir", "/d"], {"UV_NO_CACHE": "1"}, None),
+        ([], {}, None),
+    ],
+)
+def test_uvs_cache_directory_is_found_as_uv_finds_it(
+    args: list[str], environ: dict[str, str], expected: str | None
+) -> None:
+    assert uv_cache_dir(parse_uv_pip(["install", *args, "x"], environ), environ) == expected
+
+
+def test_the_scratch_prefix_is_made_in_uvs_cache_where_it_exists(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cmd = parse_uv_pip(["install", "--cache-dir", str(cache), "x"], {})
+    elsewhere = Path(scratch_dir(cmd, {}))  # no cache yet: a temporary directory
+    assert elsewhere.parent != cache
+    elsewhere.rmdir()
+    cache.mkdir()
+    inside = Path(scratch_dir(cmd, {}))
+    assert inside.parent == cache and inside.name.startswith(".safe-pip-scratch-")
+    assert inside.stat().st_mode & 0o777 == 0o700

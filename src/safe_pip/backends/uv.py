@@ -524,28 +524,54 @@ def _run_quietly(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
     return [f"uv could not install them into a scratch directory (exit {done.returncode})"]
 
 
-def _scratch_args(cmd: UvCommand, environ: Mapping[str, str], scratch: str) -> list[str]:
+def _scratch_args(cmd: UvCommand, scratch: str) -> list[str]:
     """``uv pip install`` options (before the pins) that put them into ``scratch``: the
-    command's carried options but where and how to link, ``--no-deps``, and links into
-    uv's cache (copies when there is none: ``--no-cache``, which uv refuses to symlink)."""
-    from safe_pip.backends.uv_cli import _env_bool
-
+    command's carried options but where and how to link, ``--no-deps``, and hardlinks
+    from uv's cache (uv's fastest way; it copies where they cannot be made)."""
     args = [
         word
         for role, name, typed in cmd.groups
         if role == CARRY and name not in _NOT_IN_SCRATCH
         for word in typed
     ]
-    named = {name for _role, name, _typed in cmd.groups}
-    no_cache = "--no-cache" in named or _env_bool(environ.get("UV_NO_CACHE", ""))
-    return [
-        *args,
-        "--no-deps",
-        *([] if no_cache else ["--link-mode", "symlink"]),
-        "--prefix",
-        scratch,
-        "--",
-    ]
+    return [*args, "--no-deps", "--link-mode", "hardlink", "--prefix", scratch, "--"]
+
+
+def uv_cache_dir(cmd: UvCommand, environ: Mapping[str, str]) -> str | None:
+    """The cache directory uv uses for ``cmd`` on Linux (``--cache-dir``, ``UV_CACHE_DIR``,
+    ``$XDG_CACHE_HOME/uv``, ``~/.cache/uv``); None with ``--no-cache`` / ``UV_NO_CACHE``
+    (a temporary one) or when it cannot be told."""
+    from safe_pip.backends.uv_cli import _env_bool
+
+    if _env_bool(environ.get("UV_NO_CACHE", "")):
+        return None
+    given: str | None = None
+    for _role, name, typed in cmd.groups:
+        if name == "--no-cache":
+            return None
+        if name == "--cache-dir":
+            given = typed[-1].partition("=")[2] if len(typed) == 1 else typed[-1]
+    given = given or environ.get("UV_CACHE_DIR")
+    if not given:
+        xdg = environ.get("XDG_CACHE_HOME", "")
+        home = environ.get("HOME", "")
+        if os.path.isabs(xdg):
+            given = os.path.join(xdg, "uv")
+        elif home:
+            given = os.path.join(home, ".cache", "uv")
+    return os.path.abspath(given) if given else None
+
+
+def scratch_dir(cmd: UvCommand, environ: Mapping[str, str]) -> str:
+    """A new private directory for the scratch install: inside uv's cache where it exists,
+    so that uv hardlinks the files there instead of copying them; else a temporary one."""
+    cache = uv_cache_dir(cmd, environ)
+    if cache is not None and os.path.isdir(cache):
+        try:
+            return tempfile.mkdtemp(prefix=".safe-pip-scratch-", dir=cache)
+        except OSError:
+            pass
+    return tempfile.mkdtemp(prefix="safe-pip-uv-")
 
 
 def _requirement_name(text: str) -> str | None:
@@ -667,7 +693,7 @@ class UvBackend:
         ``safe_pip_files``; False when interrupted.
 
         uv itself installs exactly those pins (``--no-deps``, with the plan run's index
-        options) into a private scratch prefix, linked from its cache, so the install
+        options) into a private scratch prefix, hardlinked from its cache, so the install
         after the check takes the same files from the same cache; each RECORD there says
         what the distribution writes.  The scratch is removed.  Where this fails, the
         items say so (``safe_pip_files_error``) and the check fails closed.
@@ -676,13 +702,13 @@ class UvBackend:
             return True
         problems: list[str] = []
         try:
-            scratch = tempfile.mkdtemp(prefix="safe-pip-uv-")
+            scratch = scratch_dir(cmd, environ)
         except OSError as error:
             problems.append(f"cannot make a scratch directory: {error}")
             scratch = ""
         try:
             if scratch:
-                argv = [*self._base("install", python), *_scratch_args(cmd, environ, scratch)]
+                argv = [*self._base("install", python), *_scratch_args(cmd, scratch)]
                 argv.extend(word for _entry, pin in plan.unread for word in pin)
                 problems.extend(_run_quietly(argv, environ))
             found = dist_infos(scratch) if not problems else {}
@@ -856,6 +882,8 @@ __all__ = [
     "planned",
     "read_plan",
     "read_uninstall_plan",
+    "scratch_dir",
+    "uv_cache_dir",
     "uv_environ",
     "wheel_files",
 ]
