@@ -316,6 +316,12 @@ def test_uninstall_r_is_planned_by_uv_and_checked(
         assert "rule:    conda-owned" in proc.stderr and "six 1.16.0 (conda" in proc.stderr
         assert env.six_is_condas()
         assert (env.site / "innocent-1.0.dist-info").is_dir()
+    # pip's command line with uv as the installer: the same plan, the same refusal
+    python = str(env.prefix.python)
+    proc = env.safe_pip_uv("--python", python, "--installer", "uv", "uninstall", "-y", "-r",
+                           "outer.txt", cwd=work)  # fmt: skip
+    assert proc.returncode == DENIED and "rule:    conda-owned" in proc.stderr, proc.stderr
+    assert env.six_is_condas() and env.record()["installer"] == "uv"
     inner.write_text("innocent\n")
     proc = uninstall("-r", "outer.txt")
     assert proc.returncode == 0, proc.stderr
