@@ -323,6 +323,9 @@ def test_uninstall_r_is_planned_by_uv_and_checked(
     assert proc.returncode == DENIED and "rule:    conda-owned" in proc.stderr, proc.stderr
     assert env.six_is_condas() and env.record()["installer"] == "uv"
     inner.write_text("innocent\n")
+    proc = uninstall("--dry-run", "-r", "outer.txt")  # uv's own dry run, shown as uv prints it
+    assert proc.returncode == 0 and "Would uninstall 1 package" in proc.stderr, proc.stderr
+    assert (env.site / "innocent-1.0.dist-info").is_dir()
     proc = uninstall("-r", "outer.txt")
     assert proc.returncode == 0, proc.stderr
     assert not list(env.site.glob("innocent*")) and not (env.prefix.bin / "innocent-cli").exists()
