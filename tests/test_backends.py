@@ -11,10 +11,8 @@ import pytest
 
 from safe_pip import rules
 from safe_pip.backends import (
-    PLANNED_REMOVALS,
     choose_installer,
     missing_installer_denial,
-    planned_removals,
     split_installer_flag,
 )
 from safe_pip.backends.uv import (
@@ -27,6 +25,7 @@ from safe_pip.backends.uv import (
 )
 from safe_pip.backends.uv_cli import parse_uv_pip, uv_args_for
 from safe_pip.backends.uv_door import guarded_part
+from safe_pip.changes import PLANNED_REMOVALS, planned_removals
 from safe_pip.environment import Environment, EnvKind
 from safe_pip.errors import InstallerMissing, UsageError
 from safe_pip.pipcli import parse_pip_command_line

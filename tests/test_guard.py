@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip import guard, passthrough, preflight, rules, runner
+from safe_pip import guard, passthrough, policy, preflight, rules, runner
 from safe_pip.decide import Decision
 from safe_pip.environment import Environment, EnvKind
 from safe_pip.errors import UsageError
@@ -38,9 +38,10 @@ class Hub:
         }
         self.system_policy = root / "policy.toml"
         monkeypatch.setattr(guard, "resolve_target", lambda *_a: Target(env.python, "test"))
+        monkeypatch.setattr(guard, "start_probe", lambda *_a: None)
         monkeypatch.setattr(guard, "inspect_environment", lambda *_a: self.env)
         monkeypatch.setattr(
-            guard, "load_policy", lambda p: load_policy(p, system_path=str(self.system_policy))
+            policy, "load_policy", lambda p: load_policy(p, system_path=str(self.system_policy))
         )
         monkeypatch.setattr(runner, "run_pip", self.pip.run_pip)
         monkeypatch.setattr(preflight, "run_checked", self.pip.run_checked)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from safe_pip import marker
+from safe_pip import launcher, marker
 from safe_pip.environment import MARKER_NAME, Environment
 from safe_pip.errors import TargetError
 from safe_pip.target import BOUND_PYTHON_VAR
@@ -73,7 +73,7 @@ def test_the_shims_run_safe_pip_bound_to_the_env(env: Environment) -> None:
         shim = Path(env.scripts, name)
         assert stat.S_IMODE(shim.stat().st_mode) == 0o755
         text = shim.read_text()  # through pip3 -> pip as the shell would
-        assert text.startswith("#!/bin/sh\n" + marker.SHIM_TAG)
+        assert text.startswith("#!/bin/sh\n" + launcher.SHIM_TAG)
         assert f"{BOUND_PYTHON_VAR}={env.python}\n" in text
         assert f"exec {TOOL} -I -S -c " in text
 

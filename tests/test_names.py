@@ -75,3 +75,26 @@ def test_project_name_agrees_with_pip(text: str) -> None:
     if isinstance(expected, Exception):
         return  # pip refuses the line; safe-pip then refuses nothing on its account
     assert project_name(text) == expected, text
+
+
+_public = st.from_regex(
+    r"[0-9]{1,3}(\.[0-9]{1,3}){0,3}((a|b|rc)[0-9])?(\.post[0-9])?(\.dev[0-9])?", fullmatch=True
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _name,
+    st.sampled_from(["", "==", "!=", "<=", ">=", "<", ">"]),
+    _public,
+    st.sampled_from(["", " ", "  "]),
+)
+def test_the_fast_reading_of_plain_requirements_is_packagings(
+    name: str, op: str, version: str, space: str
+) -> None:
+    """Plain ``name OP version`` is read without importing packaging: the same answer."""
+    from packaging.requirements import Requirement
+
+    text = f"{space}{name}{space}{op}{space}{version if op else ''}{space}"
+    assert project_name(text) == canonical(Requirement(text).name)
+    assert pip_name(text) == project_name(text)

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from safe_pip.conda_records import read_records
-from safe_pip.decide import REPLACE_CONDA_FLAG, Conflict, decide_conda_conflicts
+from safe_pip.decide import Conflict, decide_conda_conflicts
 from safe_pip.drift import log_state
 from safe_pip.environment import Environment, inspect_environment
 from safe_pip.inventory import scan, scan_all
 from safe_pip.ownership import OwnershipIndex, all_owners, channel_label, owners
-from safe_pip.pipcli import parse_pip_command_line
+from safe_pip.pipcli import REPLACE_CONDA_FLAG, parse_pip_command_line
 from safe_pip.policy import Policy, default_policy
 from safe_pip.target import Target
 from support.fakes import fake_environment

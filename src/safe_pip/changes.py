@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from safe_pip.audit.redact import redact_url
-from safe_pip.environment import normalize_name
 from safe_pip.inventory import Installed, details
+from safe_pip.names import canonical as normalize_name
 
 
 def read_report(path: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from safe_pip import rules
 from safe_pip.destinations import LEXICAL, Destination, place_destinations
 from safe_pip.environment import Environment, EnvKind
-from safe_pip.pipcli import Operation
+from safe_pip.pipcli import REPLACE_CONDA_FLAG, Operation
 from safe_pip.policy import Policy
 from safe_pip.sources import (
     DEFAULT_INDEX,
@@ -25,7 +25,6 @@ from safe_pip.sources import (
 )
 
 #: safe-pip's own flag to replace conda-owned packages; removed before pip runs.
-REPLACE_CONDA_FLAG = "--replace-conda-packages"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safe_pip.errors import TargetError
+from safe_pip.names import canonical
 from safe_pip.readfile import MiB, read_bytes, read_head, read_text
 from safe_pip.target import Target
 
@@ -92,49 +93,73 @@ print(json.dumps({
 """
 
 
-def _probe_interpreter(python: str, environ: Mapping[str, str]) -> dict[str, str]:
-    if (
-        os.path.realpath(python) == os.path.realpath(sys.executable)
-        and sys.prefix == sys.base_prefix
-    ):
-        exec_globals: dict[str, object] = {}
-        import contextlib
-        import io
+#: PEP 503 normalisation (the one implementation is ``names.canonical``)
+normalize_name = canonical
 
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            exec(_PROBE, exec_globals)
-        return dict(json.loads(buffer.getvalue()))
-    # without `site`, a venv reports its base interpreter's prefix: keep site for venvs
-    here = os.path.dirname(os.path.abspath(python))
-    in_venv = any(
-        os.path.isfile(os.path.join(d, "pyvenv.cfg")) for d in (here, os.path.dirname(here))
-    )
-    flags = ["-I"] if in_venv else ["-I", "-S"]
-    from safe_pip.passthrough import interpreter_environ
 
-    try:
-        proc = subprocess.run(
-            [python, *flags, "-c", _PROBE],
-            # pip runs without these too (passthrough.pip_environ)
-            env=interpreter_environ(environ),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
+class Probe:
+    """The interpreter asked for its paths: started at once, answered by ``result()``
+    (so that safe-pip can do other work meanwhile)."""
+
+    def __init__(self, python: str, environ: Mapping[str, str]) -> None:
+        self.python = python
+        self._answer: dict[str, str] | None = None
+        self._child: subprocess.Popen[str] | None = None
+        if (
+            os.path.realpath(python) == os.path.realpath(sys.executable)
+            and sys.prefix == sys.base_prefix
+        ):
+            exec_globals: dict[str, object] = {}
+            import contextlib
+            import io
+
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                exec(_PROBE, exec_globals)
+            self._answer = dict(json.loads(buffer.getvalue()))
+            return
+        # without `site`, a venv reports its base interpreter's prefix: keep site for venvs
+        here = os.path.dirname(os.path.abspath(python))
+        in_venv = any(
+            os.path.isfile(os.path.join(d, "pyvenv.cfg")) for d in (here, os.path.dirname(here))
         )
-    except OSError as error:
-        raise TargetError(f"cannot run the interpreter {python}: {error.strerror}") from error
-    except subprocess.TimeoutExpired as error:
-        raise TargetError(f"the interpreter {python} did not answer within 60 s") from error
-    if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise TargetError(f"cannot inspect the interpreter {python}: {detail[0]}")
-    try:
-        data = json.loads(proc.stdout)
-    except ValueError as error:
-        raise TargetError(f"the interpreter {python} gave an unexpected answer") from error
-    return {str(k): str(v) for k, v in data.items()}
+        flags = ["-I"] if in_venv else ["-I", "-S"]
+        from safe_pip.passthrough import interpreter_environ
+
+        try:
+            self._child = subprocess.Popen(
+                [python, *flags, "-c", _PROBE],
+                # pip runs without these too (passthrough.pip_environ)
+                env=interpreter_environ(environ),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        except OSError as error:
+            raise TargetError(f"cannot run the interpreter {python}: {error.strerror}") from error
+
+    def result(self) -> dict[str, str]:
+        """The interpreter's answer; raises ``TargetError``."""
+        if self._answer is not None:
+            return self._answer
+        child, python = self._child, self.python
+        assert child is not None
+        try:
+            out, err = child.communicate(timeout=60)
+        except subprocess.TimeoutExpired as error:
+            child.kill()
+            child.communicate()
+            raise TargetError(f"the interpreter {python} did not answer within 60 s") from error
+        if child.returncode != 0:
+            detail = err.strip().splitlines()[-1:] or ["no output"]
+            raise TargetError(f"cannot inspect the interpreter {python}: {detail[0]}")
+        try:
+            data = json.loads(out)
+        except ValueError as error:
+            raise TargetError(f"the interpreter {python} gave an unexpected answer") from error
+        self._answer = {str(k): str(v) for k, v in data.items()}
+        return self._answer
 
 
 def _read_pyvenv_cfg(prefix: str) -> dict[str, str] | None:
@@ -306,8 +331,11 @@ def writable_by(uid: int, gids: frozenset[int], *paths: str) -> bool:
     return True
 
 
-def inspect_environment(target: Target, environ: Mapping[str, str]) -> Environment:
-    info = _probe_interpreter(target.python, environ)
+def inspect_environment(
+    target: Target, environ: Mapping[str, str], probe: Probe | None = None
+) -> Environment:
+    """The env of ``target`` (``probe``: its interpreter, already asked)."""
+    info = (probe or Probe(target.python, environ)).result()
     prefix = info["prefix"]
     base_prefix = info["base_prefix"]
     system_site = False
@@ -378,18 +406,3 @@ def editable_distributions(env: Environment) -> frozenset[str]:
             if isinstance(data, dict) and (data.get("dir_info") or {}).get("editable"):
                 names.add(normalize_name(entry[: -len(".dist-info")].rsplit("-", 1)[0]))
     return frozenset(names)
-
-
-def normalize_name(name: str) -> str:
-    """PEP 503 normalisation without importing packaging."""
-    out = []
-    previous_sep = False
-    for char in name.lower():
-        if char in "-_.":
-            if not previous_sep:
-                out.append("-")
-            previous_sep = True
-        else:
-            out.append(char)
-            previous_sep = False
-    return "".join(out)

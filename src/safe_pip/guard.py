@@ -9,29 +9,11 @@ one audit record for every install and uninstall.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from typing import Any
 
 from safe_pip import rules
-from safe_pip.decide import (
-    REPLACE_CONDA_FLAG,
-    Conflict,
-    Decision,
-    command_text,
-    corrected_command,
-    decide,
-    decide_conda_conflicts,
-    warns,
-)
-from safe_pip.environment import (
-    Environment,
-    editable_distributions,
-    inspect_environment,
-    normalize_name,
-)
 from safe_pip.errors import (
     PolicyError,
     SafePipError,
@@ -39,26 +21,50 @@ from safe_pip.errors import (
     exit_code_for,
     exit_code_for_denial,
 )
-from safe_pip.pipcli import Operation, parse_pip_command_line, requirement_file_requirements
-from safe_pip.pipconfig import PipConfig, load_pip_config, pinned_environ
-from safe_pip.policy import Policy, contact_line, default_policy, load_policy, tell_the_admin
-from safe_pip.sources import (
-    SourceUse,
-    checks_plan,
-    plan_refusal,
-    planned_items,
-    requirement_file_uses,
+from safe_pip.pipcli import (
+    REPLACE_CONDA_FLAG,
+    Operation,
+    parse_pip_command_line,
+    requirement_file_requirements,
 )
+from safe_pip.pipconfig import load_pip_config, pinned_environ
 from safe_pip.target import resolve_target
 
+# The decision core, the env and the policy are imported where they are used: a
+# ``uv pip install`` starts uv on its plan before safe-pip spends time importing them.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
     from safe_pip.audit.ship import Shipper
     from safe_pip.backends import Backend, Request
+    from safe_pip.decide import Conflict, Decision
+    from safe_pip.environment import Environment, Probe
     from safe_pip.inventory import Installed
+    from safe_pip.pipconfig import PipConfig
+    from safe_pip.policy import Policy
     from safe_pip.runner import PipRun
+    from safe_pip.sources import SourceUse
+    from safe_pip.target import Target
 
 PROG = "safe-pip"
+
+
+def start_probe(target: Target, environ: Mapping[str, str]) -> Probe:
+    """Ask ``target``'s interpreter for its paths; answered in ``inspect_environment``."""
+    from safe_pip.environment import Probe
+
+    return Probe(target.python, environ)
+
+
+def inspect_environment(
+    target: Target, environ: Mapping[str, str], probe: Probe | None = None
+) -> Environment:
+    """The env behind ``target`` (``environment.inspect_environment``, imported late)."""
+    from safe_pip.environment import inspect_environment as inspect
+
+    return inspect(target, environ, probe)
 
 
 def _mentions_mutation(argv: Sequence[str]) -> bool:
@@ -75,6 +81,8 @@ def format_denial(
 ) -> str:
     """The refusal as the user reads it; ``entry`` is how they run safe-pip's own
     commands (``safe-pip``, ``pip`` through a shim, ``%pip``: see ``door``)."""
+    from safe_pip.decide import command_text
+
     lines = [
         f"{PROG}: refused: {command_text(op)}",
         f"  rule:    {decision.rule} ({rules.SUMMARY.get(decision.rule, '')})",
@@ -132,6 +140,7 @@ def run_uv_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
 def _checkout_refusal(op: Operation, environ: Mapping[str, str]) -> Decision | None:
     """``pip wheel``/``pip download`` write no env, but ``--src`` (or ``PIP_SRC``) is where
     pip checks out ``-e`` VCS requirements: not in the user base nor a protected env."""
+    from safe_pip.decide import Decision
     from safe_pip.destinations import in_frozen_env, under
     from safe_pip.environment import enclosing_env_kind
     from safe_pip.passthrough import SRC_PREFIXES
@@ -171,6 +180,8 @@ def _record_unparsable(
     args: Sequence[str], environ: Mapping[str, str], error: SafePipError
 ) -> None:
     """Record the refusal of a command line that cannot be understood."""
+    from safe_pip.decide import Decision
+
     rule = rules.POLICY_INVALID if isinstance(error, PolicyError) else rules.UNKNOWN_OPTION
     refusal = Decision(allowed=False, rule=rule, reason=error.message, hint=error.hint)
     _record_early_refusal(args, environ, refusal, exit_code_for(error))
@@ -182,6 +193,7 @@ def _record_early_refusal(
     """Record a refusal made before an env was looked at (best effort: the env is the
     one pip would act on without --python)."""
     from safe_pip.errors import TargetError
+    from safe_pip.policy import load_policy
 
     try:
         env = inspect_environment(resolve_target(None, "", environ), environ)
@@ -237,6 +249,7 @@ class _Attempt:
 
     def context(self) -> tuple[str, list[str]]:
         """How the user runs safe-pip's commands here, and the notebook lines, for messages."""
+        from safe_pip.decide import command_text
         from safe_pip.door import door
 
         notes: list[str] = []
@@ -248,6 +261,8 @@ class _Attempt:
 
     def shipper(self) -> Shipper | None:
         """Where records go besides the local log (``audit.syslog``, ``audit.journal``)."""
+        from safe_pip.policy import default_policy
+
         policy = self.policy or default_policy()
         if not (policy.text("audit.syslog") or policy.flag("audit.journal")):
             return None
@@ -274,6 +289,7 @@ class _Attempt:
 
     def locations(self) -> list[str]:
         from safe_pip.audit.locations import log_locations
+        from safe_pip.policy import default_policy
 
         return log_locations(self.env, self.policy or default_policy(), self.environ)
 
@@ -434,15 +450,26 @@ def _guarded(
         python.source if python is not None else "",
         environ,
     )
-    env = inspect_environment(target, environ)
+    uv_args = tuple(argv) if uv_door else None
+    early = _start_uv_early(first, target.python, uv_args, environ, installer)
+    probe = start_probe(target, environ)
+    # while the interpreter (and uv) answer: the decision core's modules
+    from dataclasses import replace
+
+    from safe_pip.decide import Decision, decide
+    from safe_pip.environment import editable_distributions
+    from safe_pip.policy import contact_line, load_policy, tell_the_admin
+    from safe_pip.sources import requirement_file_uses
+
+    env = inspect_environment(target, environ, probe)
     # pip also reads <sys.prefix>/pip.conf of the interpreter it runs in (uv reads none)
     config = None if uv_door else load_pip_config(environ, site_prefix=env.prefix)
     op = first if uv_door else parse_pip_command_line(argv, environ, config)
     attempt = _Attempt(op, env, environ)
     attempt.config = config
-    attempt.uv_args = tuple(argv) if uv_door else None
+    attempt.uv_args = uv_args
+    attempt.early = early
     attempt.name_installer(installer)
-    _start_uv_early(attempt, installer)
     try:
         policy = load_policy(env.prefix)
     except PolicyError as error:
@@ -570,6 +597,7 @@ def _missing_installer(attempt: _Attempt, error: SafePipError) -> Decision | Non
 def _distutils_config(decision: Decision, environ: Mapping[str, str]) -> Decision:
     """Refuse while ~/.pydistutils.cfg sets a location that every setuptools build reads."""
     from safe_pip.buildconfig import moving_config
+    from safe_pip.decide import Decision
 
     found = moving_config(environ)
     if found is None:
@@ -588,6 +616,8 @@ def _distutils_config(decision: Decision, environ: Mapping[str, str]) -> Decisio
 
 def _overridden(decision: Decision, conflicts: list[Conflict]) -> Decision:
     """The allowed decision, saying (for the log) which conda packages the override hit."""
+    from dataclasses import replace
+
     listed = "; ".join(c.describe() for c in conflicts)
     return replace(
         decision,
@@ -610,6 +640,8 @@ def _with_next_step(
     decision: Decision,
     environ: Mapping[str, str],
 ) -> Decision:
+    from dataclasses import replace
+
     from safe_pip import nextstep
 
     try:
@@ -620,6 +652,8 @@ def _with_next_step(
 
 
 def _audit_required(attempt: _Attempt) -> Decision:
+    from safe_pip.decide import Decision
+
     return Decision(
         allowed=False,
         rule=rules.AUDIT_REQUIRED,
@@ -662,6 +696,7 @@ def _run_allowed(attempt: _Attempt, decision: Decision, override: bool, contact:
     from safe_pip import verify
     from safe_pip.changes import compute_changes
     from safe_pip.inventory import scan
+    from safe_pip.policy import default_policy
 
     op, env = attempt.op, attempt.env
     assert attempt.backend is not None
@@ -739,6 +774,8 @@ _CLOCK_SLACK_NS = 50_000_000
 
 
 def _escaped_write(escapes: list[Any]) -> Decision:
+    from safe_pip.decide import Decision
+
     listed = "\n".join(f"  {e.describe()}" for e in escapes)
     return Decision(
         allowed=False,
@@ -764,7 +801,9 @@ def _run_checked(  # noqa: C901 - counts its closures `refuse` and `check`, whic
     Returns (the run, pip's plan, a denial verdict or None), or None when the
     check is needed but this pip offers no point to make it (nothing ran).
     """
+    from safe_pip.decide import Decision, decide_conda_conflicts, warns
     from safe_pip.destinations import filesystem, writes_env
+    from safe_pip.sources import checks_plan
 
     op, env = attempt.op, attempt.env
     assert attempt.policy is not None
@@ -802,13 +841,13 @@ def _run_checked(  # noqa: C901 - counts its closures `refuse` and `check`, whic
             _not_local(op, env, report) if dev_only else None,
             _sources_refusal(report, policy) if sources else None,
         ):
-            if denial is not None and (denial is _UNREADABLE_REPORT or refuse(denial)):
+            if denial is not None and (denial is _unreadable_report() or refuse(denial)):
                 return False, denial
         if not protect:
             return True, None
         conflicts = _planned_conflicts(env, report, before, attempt.environ)
         if conflicts is None:
-            return False, _UNREADABLE_REPORT
+            return False, _unreadable_report()
         conflict = decide_conda_conflicts(op, conflicts, policy, override)
         if conflict is not None:
             return (False, conflict) if refuse(conflict) else (True, None)
@@ -854,8 +893,11 @@ def _isolated_kept(pip_args: Sequence[str], op: Operation) -> tuple[str, ...]:
 
 def _sources_refusal(report: Mapping[str, Any] | None, policy: Policy) -> Decision | None:
     """A refusal of pip's plan by the package-source rules, or None."""
+    from safe_pip.decide import Decision
+    from safe_pip.sources import plan_refusal, planned_items
+
     if report is None or report.get("safe_pip_complete") is False:
-        return _UNREADABLE_REPORT
+        return _unreadable_report()
     found = plan_refusal(planned_items(report), policy)
     if found is None:
         return None
@@ -867,8 +909,10 @@ def _not_local(
 ) -> Decision | None:
     """In a dev-only env: a refusal when pip's plan holds anything but local source trees
     (dependencies resolved from an index)."""
+    from safe_pip.decide import Decision, corrected_command
+
     if report is None or report.get("safe_pip_complete") is False:
-        return _UNREADABLE_REPORT
+        return _unreadable_report()
     others = []
     for item in report.get("install") or []:
         info = item.get("download_info") if isinstance(item, dict) else None
@@ -899,13 +943,15 @@ def _check_removals(
 ) -> tuple[bool, object]:
     """An uninstall plan: no conda-owned distribution nor file, only dev installs in a
     dev-only env."""
+    from safe_pip.decide import Decision, decide_conda_conflicts
+    from safe_pip.environment import editable_distributions, normalize_name
     from safe_pip.plan import planned_removals, uninstall_conflicts
 
     op, env = attempt.op, attempt.env
     assert attempt.policy is not None
     if report is None or report.get("safe_pip_complete") is False:
         if protect or dev_only:
-            return False, _UNREADABLE_REPORT
+            return False, _unreadable_report()
         return True, None
     removals = planned_removals(report)
     attempt.planned_removals = [str(item["name"]) for item in removals]
@@ -949,57 +995,70 @@ def _request(attempt: _Attempt, decision: Decision) -> Request:
 
 def _uv_request(attempt: _Attempt) -> Request:
     """What the uv backend runs: the ``uv pip`` arguments (the user's, or pip's translated)."""
+    return _uv_request_for(attempt.env.python, attempt.op, attempt.uv_args, attempt.environ)
+
+
+def _uv_request_for(
+    python: str, op: Operation, uv_args: Sequence[str] | None, environ: Mapping[str, str]
+) -> Request:
     from safe_pip.backends import Request
     from safe_pip.backends.uv_cli import uv_args_for
     from safe_pip.runner import without_user_site
 
-    env = attempt.env
-    args = list(attempt.uv_args) if attempt.uv_args is not None else uv_args_for(attempt.op)
-    if env.marker and "--break-system-packages" not in args:
-        # the decision allowed it; uv refuses a marked env without it
+    args = list(uv_args) if uv_args is not None else uv_args_for(op)
+    if "--break-system-packages" not in args:
+        # safe-pip has decided; the env's PEP 668 marker is its sign to bare pip and uv
+        # (uv refuses a marked env without this, also for its dry run)
         args.insert(1, "--break-system-packages")
-    return Request(env.python, tuple(args), without_user_site(attempt.environ))
+    return Request(python, tuple(args), without_user_site(environ))
 
 
-def _plain_name(requirement: str) -> bool:
-    """A requirement by project name (and version), not a path, URL or file."""
-    from safe_pip.decide import is_local_path
-
-    return not is_local_path(requirement) and "://" not in requirement and "@" not in requirement
-
-
-def _start_uv_early(attempt: _Attempt, requested: str | None) -> None:
+def _start_uv_early(
+    op: Operation,
+    python: str,
+    uv_args: Sequence[str] | None,
+    environ: Mapping[str, str],
+    requested: str | None,
+) -> Backend | None:
     """``uv pip install`` or ``--installer uv``: uv works out its plan (a dry run, nothing
-    changes) while safe-pip reads the policy and decides; the install takes that plan
-    if uv is the installer chosen, and the request is the same."""
-    from safe_pip.backends import backend
+    changes) from the start, while safe-pip inspects the env, reads the policy and
+    decides; the install takes that plan if uv is the installer chosen and the request
+    is the same.  The uv found without the env (safe-pip's own), else None."""
+    from safe_pip.backends.uv import UvBackend, find_uv
     from safe_pip.errors import InstallerMissing
+    from safe_pip.names import is_plain_requirement
 
-    op = attempt.op
     if requested != "uv" or op.command != "install":
-        return
+        return None
     if op.target_dir is not None or op.prefix_path is not None or op.root_path is not None:
-        return  # uv's dry run makes a --target/--prefix directory: not before the decision
-    if op.editables or op.requirement_files or any(not _plain_name(a) for a in op.args):
-        return  # a source tree or URL would be built or fetched: not before the decision
+        return None  # uv's dry run makes a --target/--prefix directory: not before the decision
+    if op.editables or op.requirement_files or any(not is_plain_requirement(a) for a in op.args):
+        return None  # a source tree or URL would be built or fetched: not before the decision
     try:
-        early = backend("uv", attempt.env)
-        early.start(_uv_request(attempt))
+        early = UvBackend(find_uv(None))
+        early.start(_uv_request_for(python, op, uv_args, environ))
     except (InstallerMissing, UsageError):
-        return  # said (or refused) in its place, once the policy is known
-    attempt.early = early
+        return None  # said (or refused) in its place, once the env and the policy are known
+    return early
 
 
-_UNREADABLE_REPORT = Decision(
-    allowed=False,
-    rule=rules.CONDA_OWNED,
-    reason="what pip was about to install could not be read, so the install cannot be "
-    "checked against the packages conda owns; nothing was installed",
-    hint="try again; if it persists, report it to the admin",
-)
+@functools.cache
+def _unreadable_report() -> Decision:
+    """The refusal of a plan that cannot be read (one object: compared by identity)."""
+    from safe_pip.decide import Decision
+
+    return Decision(
+        allowed=False,
+        rule=rules.CONDA_OWNED,
+        reason="what pip was about to install could not be read, so the install cannot be "
+        "checked against the packages conda owns; nothing was installed",
+        hint="try again; if it persists, report it to the admin",
+    )
 
 
 def _hook_missing(env: Environment) -> Decision:
+    from safe_pip.decide import Decision
+
     return Decision(
         allowed=False,
         rule=rules.CONDA_OWNED,
@@ -1024,10 +1083,12 @@ def _planned_conflicts(
     """The conda-owned distributions pip is about to replace (None: no report to check)."""
     from safe_pip.changes import planned_installs, planned_removals
     from safe_pip.conda_records import read_records
+    from safe_pip.environment import normalize_name
     from safe_pip.ownership import owners
 
     if report is None or report.get("safe_pip_complete") is False:
         return None  # not known what pip would install: nothing to check against
+    from safe_pip.decide import Conflict
     from safe_pip.plan import install_conflicts
 
     planned = planned_installs(report)
@@ -1062,7 +1123,6 @@ def _planned_conflicts(
 
 __all__ = [
     "format_denial",
-    "normalize_name",
     "run_pip_command",
     "run_uv_pip_command",
 ]

@@ -13,6 +13,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+#: the first line of every shim ``protect --shim`` writes
+SHIM_TAG = "# safe-pip shim"
+
 #: safe-pip and its runtime dependencies: what the launched interpreter must find
 MODULES = ("safe_pip", "packaging", "filelock", "tomli")
 
@@ -52,3 +55,14 @@ def tool_command(
     ``entry="uv_entrypoint"`` runs the uv door (``uv ...`` arguments)."""
     found = tool_import_paths() if paths is None else list(paths)
     return [python, "-I", "-S", "-c", launcher_code(found, entry)]
+
+
+def is_shim(path: str) -> bool:
+    """True for a launcher ``protect --shim`` wrote (so not a real pip or uv)."""
+    from safe_pip.readfile import read_head
+
+    try:
+        head = read_head(path, 200)
+    except OSError:
+        return False
+    return SHIM_TAG.encode() in head

@@ -34,8 +34,8 @@ from safe_pip.envconfig import (
 )
 from safe_pip.environment import MARKER_NAME, Environment
 from safe_pip.errors import SafePipError, TargetError
-from safe_pip.launcher import launcher_code, tool_import_paths
-from safe_pip.readfile import MiB, read_bytes, read_head, read_text
+from safe_pip.launcher import SHIM_TAG, is_shim, launcher_code, tool_import_paths
+from safe_pip.readfile import MiB, read_bytes, read_text
 from safe_pip.target import BOUND_PYTHON_VAR
 
 STATE_DIR = os.path.join("etc", "safe-pip", "protect")
@@ -51,7 +51,6 @@ NO_USER_SITE_TEXT = (
     "# safe-pip protect: no fallback to ~/.local (`safe-pip unprotect` removes this)\n"
     "import site; site.ENABLE_USER_SITE = False\n"
 )
-SHIM_TAG = "# safe-pip shim"
 
 
 @dataclass(frozen=True)
@@ -385,12 +384,3 @@ def unprotect(env: Environment) -> list[Change]:
         except OSError:
             break
     return changes
-
-
-def is_shim(path: str) -> bool:
-    """True for a launcher ``protect --shim`` wrote (so not a real pip or uv)."""
-    try:
-        head = read_head(path, 200)
-    except OSError:
-        return False
-    return SHIM_TAG.encode() in head

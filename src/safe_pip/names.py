@@ -40,11 +40,30 @@ _WHEEL = re.compile(
     r"^(?P<name>[^\s-]+?)-(?P<ver>[^\s-]*?)(-\d[^-]*)?-[^\s-]+?-[^\s-]+?-[^\s-]+?\.whl$"
 )
 _SEPARATORS = re.compile(r"[-_.]+")
+#: ``name`` or ``name OP version`` with a plain public version: what packaging reads the
+#: same way, found without importing it (most command lines are like this)
+_SIMPLE = re.compile(
+    r"\s*([A-Z0-9](?:[A-Z0-9._-]*[A-Z0-9])?)\s*"
+    r"(?:(?:==|!=|<=|>=|<|>)\s*\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?\s*)?",
+    re.IGNORECASE,
+)
 
 
 def canonical(name: str) -> str:
     """PEP 503: ``Foo_Bar.baz`` -> ``foo-bar-baz``."""
     return _SEPARATORS.sub("-", name).lower()
+
+
+def is_plain_requirement(text: str) -> bool:
+    """A requirement by project name (extras, versions, markers), which pip and uv look
+    up in their indexes: not a path, URL, archive or VCS reference.  Conservative: an
+    unusual spelling is not plain."""
+    value = text.strip()
+    if not value or value.startswith((".", "~", "-")):
+        return False
+    if any(char in value for char in "/\\@"):
+        return False
+    return not value.lower().endswith(_ARCHIVES)
 
 
 def is_url(text: str) -> bool:
@@ -127,6 +146,9 @@ def project_name(text: str, *, filesystem: bool = True) -> str | None:
         if not (at and not _looks_like_path(left)):
             name = _link_name(bare)
             return canonical(name) if name else None
+    simple = _SIMPLE.fullmatch(line)
+    if simple is not None:
+        return canonical(simple.group(1))
     try:
         from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # pragma: no cover - packaging is a dependency

@@ -87,6 +87,10 @@ from safe_pip.errors import InputError, UsageError
 from safe_pip.pipconfig import ConfigValue, PipConfig, option_values, strtobool
 from safe_pip.target import PIP_SUBPROCESS_MARKER
 
+#: safe-pip's own flag: replace conda-owned packages where the policy lets users; removed
+#: before pip runs
+REPLACE_CONDA_FLAG = "--replace-conda-packages"
+
 #: The largest ``-r``/``-c`` file read (a fully hashed lock of 500 packages is about 1 MiB).
 MAX_REQUIREMENT_FILE_BYTES = 16 << 20
 

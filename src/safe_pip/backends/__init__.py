@@ -13,7 +13,7 @@ The plan is pip's installation report (the ``--report`` format: an
 ``install`` list of items with ``metadata.name``/``metadata.version``,
 ``requested`` and ``download_info``), so every check reads one format.  A
 backend whose installer also removes distributions that are not replaced
-(``uv pip sync``) lists them under ``PLANNED_REMOVALS`` as ``{name, version}``
+(``uv pip sync``) lists them under ``changes.PLANNED_REMOVALS`` as ``{name, version}``
 items.  Where the backend knows the wheel file of an item, its
 ``download_info.url`` is that file's ``file://`` URL.
 
@@ -28,14 +28,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Protocol
 
-from safe_pip.changes import PLANNED_REMOVALS, planned_removals
-from safe_pip.environment import Environment
 from safe_pip.errors import SafePipError, UsageError
-from safe_pip.policy import Policy
-from safe_pip.runner import PipRun
 
 if TYPE_CHECKING:
     from safe_pip.decide import Decision
+    from safe_pip.environment import Environment
+    from safe_pip.policy import Policy
+    from safe_pip.runner import PipRun
 
 PIP = "pip"
 UV = "uv"
@@ -204,7 +203,6 @@ __all__ = [
     "INSTALLERS",
     "INSTALLER_FLAG",
     "PIP",
-    "PLANNED_REMOVALS",
     "UV",
     "Backend",
     "Check",
@@ -214,6 +212,5 @@ __all__ = [
     "choose_installer",
     "installer_fields",
     "missing_installer_denial",
-    "planned_removals",
     "split_installer_flag",
 ]

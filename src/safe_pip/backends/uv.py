@@ -24,27 +24,26 @@ An uninstall's plan is uv's own ``--dry-run`` (``read_uninstall_plan``).
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from safe_pip.backends import PLANNED_REMOVALS, UV, Check, InstallRun, Request
+from safe_pip.backends import UV, Check, InstallRun, Request
 from safe_pip.backends.uv_cli import CARRY, DROPPED_VARIABLES, UvCommand, parse_uv_pip
-from safe_pip.environment import Environment, normalize_name
 from safe_pip.errors import ExitCode, InstallerMissing, TargetError, UsageError
+from safe_pip.names import canonical as normalize_name
 from safe_pip.passthrough import pip_environ
 from safe_pip.readfile import MiB, open_regular, read_text
 from safe_pip.runner import PipRun, wait_for
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from safe_pip.environment import Environment
 
 #: where ``protect --shim`` keeps the env's real uv when it puts the shim in its place
 REAL_UV_VAR = "SAFE_PIP_REAL_UV"
@@ -93,7 +92,8 @@ def candidates(env: Environment | None) -> list[str]:
         os.path.join(sysconfig.get_path("scripts"), "uv"),
     ]
     if env is not None:
-        from safe_pip.marker import is_shim, shimmed_original
+        from safe_pip.launcher import is_shim
+        from safe_pip.marker import shimmed_original
 
         original = shimmed_original(env, "uv")
         if original:
@@ -110,7 +110,7 @@ def candidates(env: Environment | None) -> list[str]:
 
 def find_uv(env: Environment | None) -> str:
     """The uv binary to run; raises ``InstallerMissing``."""
-    from safe_pip.marker import is_shim
+    from safe_pip.launcher import is_shim
 
     for path in candidates(env):
         if _is_executable(path) and not is_shim(path):
@@ -257,6 +257,8 @@ def _wheels_by_pin(dirs: Sequence[str]) -> dict[tuple[str, str], list[str]]:
 
 
 def _sha256(path: str) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     with open_regular(path) as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -444,6 +446,9 @@ def installed_files(prefix: str, site: str, dist_info: str) -> dict[str, list[st
     env's ``data`` directory, its prefix).  Raises ``UvPlanError`` when the RECORD
     cannot be read or names a path outside ``prefix``.
     """
+    import csv
+    import io
+
     record = os.path.join(site, dist_info, "RECORD")
     try:
         rows = list(csv.reader(io.StringIO(read_text(record, limit=16 * MiB))))
@@ -565,6 +570,8 @@ def uv_cache_dir(cmd: UvCommand, environ: Mapping[str, str]) -> str | None:
 def scratch_dir(cmd: UvCommand, environ: Mapping[str, str]) -> str:
     """A new private directory for the scratch install: inside uv's cache where it exists,
     so that uv hardlinks the files there instead of copying them; else a temporary one."""
+    import tempfile
+
     cache = uv_cache_dir(cmd, environ)
     if cache is not None and os.path.isdir(cache):
         try:
@@ -608,6 +615,8 @@ class _Planned:
 
 def planned(stdout: str, pins: Pins) -> _Planned:
     """uv's ``--output-format json`` plan, read (``read_plan``) and pinned."""
+    from safe_pip.changes import PLANNED_REMOVALS
+
     installed, uninstalled = read_plan(stdout)
     result = _Planned({"version": "1", "install": [], PLANNED_REMOVALS: []}, [], [], [])
     new_names = {normalize_name(i["name"]) for i in installed}
@@ -632,8 +641,8 @@ class UvBackend:
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
+        #: asked once uv is at work on the command, read when the first record is written
         self._version = _Version(binary)
-        self._version.ask()  # read when the first record is written
         self._pending: tuple[Request, subprocess.Popen[str]] | None = None
 
     def version(self) -> str:
@@ -650,6 +659,7 @@ class UvBackend:
         cmd = parse_uv_pip(request.args, request.environ)
         if cmd.command != "uninstall" and not cmd.op.dry_run:
             self._pending = (request, self._ask_plan(cmd, request.python, request.environ))
+        self._version.ask()
 
     def install(self, request: Request, check: Check) -> InstallRun:
         started = time.monotonic()
@@ -657,6 +667,7 @@ class UvBackend:
         def ran(code: int, interrupted: bool = False) -> PipRun:
             return PipRun(code, time.monotonic() - started, interrupted)
 
+        self._version.ask()
         cmd = parse_uv_pip(request.args, request.environ)
         environ = uv_environ(request.environ)
         if cmd.op.dry_run:
@@ -698,6 +709,8 @@ class UvBackend:
         what the distribution writes.  The scratch is removed.  Where this fails, the
         items say so (``safe_pip_files_error``) and the check fails closed.
         """
+        import shutil
+
         if not plan.unread:
             return True
         problems: list[str] = []
