@@ -409,3 +409,24 @@ def test_uv_is_asked_for_its_plan_once(tmp_path: Path) -> None:
     lines = calls.read_text().splitlines()
     assert sum("--dry-run" in line for line in lines) == 1, lines
     assert not any("--no-deps" in line for line in lines)  # an empty plan installs nothing
+
+
+def test_uvs_version_comes_from_the_record_that_installed_it(tmp_path: Path) -> None:
+    """The record's installer_version without running uv: the ``uv`` distribution whose
+    RECORD lists this very binary (path and size); anything else asks uv itself."""
+    from safe_pip.backends.uv import installed_version
+
+    binary = tmp_path / "bin" / "uv"
+    binary.parent.mkdir()
+    binary.write_bytes(b"\x7fELF" + b"0" * 60)
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    info = site / "uv-0.13.9.dist-info"
+    info.mkdir(parents=True)
+    record = info / "RECORD"
+    record.write_text("../../../bin/uv,sha256=x,64\nuv/__init__.py,,\n")
+    assert installed_version(str(binary)) == "0.13.9"
+    record.write_text("../../../bin/uv,sha256=x,65\n")  # another build than the one there
+    assert installed_version(str(binary)) is None
+    record.write_text("../../../bin/uvx,sha256=x,64\n")
+    assert installed_version(str(binary)) is None
+    assert installed_version(str(tmp_path / "nowhere" / "uv")) is None

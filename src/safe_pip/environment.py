@@ -15,7 +15,6 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from safe_pip.errors import TargetError
 from safe_pip.names import canonical
@@ -251,13 +250,13 @@ def env_name(python: str, prefix: str, kind: EnvKind) -> str:
     if kind == EnvKind.CONDA_BASE:
         return "base"
     # a path like .../envs/NAME/bin/python names the env (conda, conda-store symlinks)
-    parts = Path(os.path.abspath(python)).parts
+    parts = os.path.abspath(python).split(os.sep)
     if len(parts) >= 4 and parts[-4] == "envs":
         return parts[-3]
-    real = Path(prefix)
-    if real.parent.name == "envs":
-        return real.name
-    return real.name or str(real)
+    parent, name = os.path.split(prefix.rstrip(os.sep) or prefix)
+    if os.path.basename(parent) == "envs":
+        return name
+    return name or prefix
 
 
 def find_markers(prefix: str, stdlib: str) -> tuple[str | None, tuple[str, ...]]:
@@ -356,8 +355,8 @@ def inspect_environment(
     conda_root = None
     if kind == EnvKind.CONDA_BASE:
         conda_root = prefix
-    elif kind == EnvKind.CONDA_ENV and Path(prefix).parent.name == "envs":
-        candidate = str(Path(prefix).parent.parent)
+    elif kind == EnvKind.CONDA_ENV and os.path.basename(os.path.dirname(prefix)) == "envs":
+        candidate = os.path.dirname(os.path.dirname(prefix))
         if os.path.isdir(os.path.join(candidate, "conda-meta")):
             conda_root = candidate
     return Environment(

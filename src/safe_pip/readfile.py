@@ -26,7 +26,10 @@ import errno
 import io
 import os
 import stat
-from typing import BinaryIO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 __all__ = [
     "FileTooLarge",

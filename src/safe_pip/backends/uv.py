@@ -131,9 +131,44 @@ def uv_environ(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def installed_version(binary: str) -> str | None:
+    """The version of the ``uv`` distribution that installed ``binary`` (pip or uv put
+    ``<prefix>/bin/uv`` there from the ``uv`` wheel), when its RECORD lists a file of
+    that name and size there; None when that cannot be told (then uv is asked)."""
+    from safe_pip.readfile import read_text
+
+    prefix = os.path.dirname(os.path.dirname(binary))
+    try:
+        size = os.stat(binary).st_size
+        lib = os.path.join(prefix, "lib")
+        sites = [os.path.join(lib, d, "site-packages") for d in os.listdir(lib)]
+    except OSError:
+        return None
+    for site in sites:
+        try:
+            entries = [e for e in os.listdir(site) if e.startswith("uv-")]
+        except OSError:
+            continue
+        for entry in entries:
+            version = entry[len("uv-") : -len(".dist-info")]
+            if not entry.endswith(".dist-info") or not version or "-" in version:
+                continue
+            try:
+                record = read_text(os.path.join(site, entry, "RECORD"), limit=MiB)
+            except (OSError, ValueError):
+                continue
+            for line in record.splitlines():
+                path, _, rest = line.partition(",")
+                listed = os.path.normpath(os.path.join(site, path))
+                if listed == os.path.normpath(binary) and rest.rpartition(",")[2] == str(size):
+                    return version
+    return None
+
+
 class _Version:
-    """``uv --version``, asked early and read when the record is written, so that it
-    costs no time of its own next to uv's real work."""
+    """uv's version, for the record: from the ``uv`` distribution's RECORD where it
+    installed the binary, else ``uv --version`` asked early and read when the record is
+    written, so that it costs no time of its own next to uv's real work."""
 
     def __init__(self, binary: str) -> None:
         self.binary = binary
@@ -141,6 +176,8 @@ class _Version:
         self.child: subprocess.Popen[str] | None = None
 
     def ask(self) -> None:
+        if self.value is None and self.child is None:
+            self.value = installed_version(self.binary)
         if self.value is None and self.child is None:
             try:
                 self.child = subprocess.Popen(
@@ -339,6 +376,25 @@ class Pins:
             self.requested.add(direct)
         self.wheels = _wheels_by_pin(_local_dirs(op.find_links))
         self.sync = cmd.command == "sync"
+        #: what ``prepare`` read of the local wheels: path -> (download_info, files)
+        self._read: dict[str, tuple[dict[str, Any], dict[str, list[str]] | None]] = {}
+
+    def prepare(self, limit: int = 64) -> None:
+        """Read the local wheels of the requested projects (hash and files) while uv
+        works out its plan; ``item`` then takes them.  At most ``limit`` files."""
+        paths = [
+            path
+            for (name, _), found in self.wheels.items()
+            if name in self.requested
+            for path in found
+        ]
+        for path in paths[:limit]:
+            self._wheel(path)
+
+    def _wheel(self, path: str) -> tuple[dict[str, Any], dict[str, list[str]] | None]:
+        if path not in self._read:
+            self._read[path] = (self._archive(path), wheel_files(path))
+        return self._read[path]
 
     def item(self, name: str, version: str) -> tuple[dict[str, Any], list[str]]:
         """(the pip-report item, the argument(s) that install exactly it)."""
@@ -370,10 +426,10 @@ class Pins:
             return entry, [text]
         wheels = self.wheels.get((key, version), [])
         if len(wheels) == 1:
-            entry["download_info"] = self._archive(wheels[0])
+            entry["download_info"], files = self._wheel(wheels[0])
             # the files the wheel writes, for the file-level checks (where no local wheel
             # tells them, as for one uv fetches from an index: ``read_files``)
-            entry["safe_pip_files"] = wheel_files(wheels[0])
+            entry["safe_pip_files"] = files
             return entry, [wheels[0]]
         return entry, [f"{key}=={version}"]
 
@@ -679,6 +735,7 @@ class UvBackend:
         if child is None:
             child = self._ask_plan(cmd, request.python, request.environ)
         pins = Pins(cmd)  # while uv works out its plan
+        pins.prepare()
         try:
             out, err = child.communicate()
         except KeyboardInterrupt:
