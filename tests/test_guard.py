@@ -210,3 +210,35 @@ def test_an_unparsable_mutating_command_is_recorded_as_unknown_option(
         h.run("install", "--us", "x")
     [record] = h.records()
     assert (record["rule"], record["exit_code"]) == (rules.UNKNOWN_OPTION, 12)
+
+
+@pytest.mark.parametrize("marker", [None, "EXTERNALLY-MANAGED"])
+@pytest.mark.parametrize(
+    ("argv", "uv_door"),
+    [
+        (["install", "-q", "--no-index", "--find-links", "/w", "a==1.0", "b"], False),
+        (["install", "--upgrade", "a"], False),
+        (["install", "--break-system-packages", "a"], True),
+        (["install", "-q", "a", "b>=2"], True),
+    ],
+)
+def test_the_uv_plan_asked_early_is_the_one_the_install_takes(
+    tmp_path: Path, argv: list[str], uv_door: bool, marker: str | None
+) -> None:
+    """uv is asked for its plan before the env is inspected: that request must be the
+    one the install makes once the env is known (marked or not), or the plan is asked
+    twice."""
+    from safe_pip.backends.uv_cli import parse_uv_pip
+
+    env = env_on_disk(tmp_path / "env", marker=str(tmp_path / "env" / marker) if marker else None)
+    environ = {"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": os.devnull, "HOME": str(tmp_path)}
+    uv_args = tuple(argv) if uv_door else None
+    first = (
+        parse_uv_pip(argv, environ).op if uv_door else parse_pip_command_line(argv, environ, None)
+    )
+    early = guard._uv_request_for(env.python, first, uv_args, environ)
+    attempt = guard._Attempt(first, env, environ)
+    attempt.uv_args = uv_args
+    final = guard._uv_request(attempt)
+    assert final == early
+    assert final.args.count("--break-system-packages") == 1
