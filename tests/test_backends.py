@@ -251,7 +251,7 @@ def test_the_plan_is_read() -> None:
         "not json",
         "[]",
         json.dumps({"changes": {}}),
-        plan_text({"name": "x", "action": "installed"}),
+        plan_text({"name": "x", "action": "uninstalled"}),
         plan_text({"name": "x", "version": "1", "action": "teleported"}),
         json.dumps({"changes": ["x"]}),
     ],
@@ -353,6 +353,28 @@ def test_direct_references_are_installed_as_written(tmp_path: Path) -> None:
     editable, direct = result.plan["install"]
     assert editable["download_info"]["dir_info"] == {"editable": True}
     assert direct["is_direct"] and direct["download_info"]["url"] == f"file://{wheel}"
+
+
+def test_a_source_tree_uv_has_not_built_yet_comes_without_a_version(tmp_path: Path) -> None:
+    """uv's dry run cannot know the version of a project it has not built (`-e .`): it is
+    installed as written; any other change without a version stops the install."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "proj"\n')
+    result = planned(
+        plan_text({"name": "proj", "action": "installed"}),
+        pins_for(["--no-build-isolation", "-e", str(project)]),
+    )
+    assert result.pins == ["-e", str(project)]
+    assert result.plan["install"][0]["metadata"] == {"name": "proj", "version": ""}
+    with pytest.raises(UvPlanError, match="without a version"):
+        planned(
+            plan_text(
+                {"name": "proj", "action": "installed"},
+                {"name": "dep", "action": "installed"},
+            ),
+            pins_for(["-e", str(project)]),
+        )
 
 
 def test_a_direct_reference_safe_pip_cannot_name_is_refused() -> None:

@@ -1,5 +1,13 @@
-"""Every route of rule 7, through the real safe-pip CLI and the real pip, as root and
-as an unprivileged user: what lands on disk (or does not) is the assertion."""
+"""Every route of rule 7, through the real safe-pip CLI, as root and as an unprivileged
+user, for both installers: pip, and uv (real uv from the test extra, offline).  What lands
+on disk (or does not) is the assertion.
+
+Backends (the `backend` fixture): `pip` (`safe-pip install ...`), `uv` (`safe-pip
+--installer uv install ...`: the same pip command line, carried out by uv) and, where a
+route can be typed in uv's own command language, `uv-door` (`safe-pip uv pip install
+...`: the door the `uv` shim and `%uv` take, decided on uv's options and `UV_*`
+variables).  The uv door's own routes are in `DOOR_ROUTES`.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +27,12 @@ pytestmark = pytest.mark.integration
 
 NOBODY = 65534
 DENIED = 10
+USAGE = 12
+PIP, UV, DOOR = "pip", "uv", "uv-door"
+#: the backends a pip command line runs with (the `backend` fixture's default)
+BACKENDS = [PIP, UV]
+#: and the uv door too, for a route uv's own command line has the same words for
+WITH_DOOR = [PIP, UV, DOOR]
 
 
 def installed(site: Path, name: str = "demo_a") -> bool:
@@ -27,6 +41,12 @@ def installed(site: Path, name: str = "demo_a") -> bool:
         if site.is_dir()
         else False
     )
+
+
+def installer_of(site: Path, name: str = "demo_a") -> str:
+    """What the INSTALLER file of the installed distribution says (pip or uv)."""
+    (dist_info,) = site.glob(f"{name}-*.dist-info")
+    return (dist_info / "INSTALLER").read_text().strip()
 
 
 def user_site_files(home: Path) -> list[Path]:
@@ -38,21 +58,44 @@ def user_site_files(home: Path) -> list[Path]:
     return [p for p in local.rglob("*") if p.is_file() and state not in p.parents]
 
 
+def safe_pip_argv(
+    safe_pip: list[str], backend: str, args: tuple[str, ...] | list[str]
+) -> list[str]:
+    """safe-pip running `args` with `backend` (`args` in uv's words for the uv door)."""
+    if backend == UV:
+        return [*safe_pip, "--installer", "uv", *args]
+    if backend == DOOR:
+        return [*safe_pip, "uv", "pip", *args]
+    return [*safe_pip, *args]
+
+
 class Scenario:
-    """One env and one user: run safe-pip there, check what landed."""
+    """One env, one user and one backend: run safe-pip there, check what landed."""
 
     def __init__(
-        self, run: Runner, safe_pip: list[str], prefix: Prefix, wheels: Path, user: int | None
+        self,
+        run: Runner,
+        safe_pip: list[str],
+        prefix: Prefix,
+        wheels: Path,
+        user: int | None,
+        backend: str = PIP,
     ):
         self.run = run
         self.safe_pip = safe_pip
         self.prefix = prefix
         self.wheels = wheels
         self.user = user
+        self.backend = backend
 
     @property
     def home(self) -> Path:
         return self.run.home(self.user)
+
+    @property
+    def installer(self) -> str:
+        """What an allowed install is carried out by."""
+        return PIP if self.backend == PIP else UV
 
     def env(self, **extra: str | None) -> dict[str, str | None]:
         base: dict[str, str | None] = {"PATH": f"{self.prefix.bin}:/usr/bin:/bin"}
@@ -62,8 +105,8 @@ class Scenario:
     def pip(
         self, *args: str, env: Mapping[str, str | None] | None = None, **kw: Any
     ) -> subprocess.CompletedProcess[str]:
-        argv = [*self.safe_pip, *args]
-        if args and args[0] == "install":
+        argv = safe_pip_argv(self.safe_pip, self.backend, args)
+        if "install" in args[:3]:
             argv += ["--no-index", "--find-links", str(self.wheels)]
         return self.run(argv, user=self.user, env=env or self.env(), **kw)
 
@@ -78,23 +121,38 @@ def user(request: pytest.FixtureRequest) -> int | None:
     return request.param  # type: ignore[no-any-return]
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """pip or uv (`--installer uv`); a test with `WITH_DOOR` also takes the uv door."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def own_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
-    """A conda env the user can write to."""
-    return prefix_factory("conda-env", writable_by=user)
+    """A conda env the user can write to, marked (PEP 668) as on a hub."""
+    return prefix_factory("conda-env", writable_by=user, marker=True)
 
 
 @pytest.fixture
 def scenario(
-    run: Runner, safe_pip_bin: list[str], own_env: Prefix, wheelhouse: Path, user: int | None
+    run: Runner,
+    safe_pip_bin: list[str],
+    own_env: Prefix,
+    wheelhouse: Path,
+    user: int | None,
+    backend: str,
 ) -> Scenario:
-    return Scenario(run, safe_pip_bin, own_env, wheelhouse, user)
+    return Scenario(run, safe_pip_bin, own_env, wheelhouse, user, backend)
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_allowed_install_lands_in_the_env_and_only_there(scenario: Scenario) -> None:
     proc = scenario.pip("install", "demo-a")
     assert proc.returncode == 0, proc.stderr
     assert installed(scenario.prefix.site_packages)
+    # carried out by the backend asked for (uv needs --break-system-packages in a marked env:
+    # safe-pip adds it once the decision allowed the install)
+    assert installer_of(scenario.prefix.site_packages) == scenario.installer
     assert user_site_files(scenario.home) == []
 
 
@@ -109,6 +167,7 @@ def test_allowed_install_lands_in_the_env_and_only_there(scenario: Scenario) -> 
     ids=["--user", "PIP_USER=1", "PIP_USER=true", "PIP_NO_USER=1"],
 )
 def test_user_site_routes(scenario: Scenario, args: list[str], extra_env: dict[str, str]) -> None:
+    # with --installer uv too: safe-pip reads pip's settings (PIP_*) for a pip command line
     proc = scenario.pip("install", *args, "demo-a", env=scenario.env(**extra_env))
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    user-site" in proc.stderr
@@ -117,7 +176,7 @@ def test_user_site_routes(scenario: Scenario, args: list[str], extra_env: dict[s
 
 def test_ambiguous_option_fails_closed(scenario: Scenario) -> None:
     proc = scenario.pip("install", "--us", "demo-a")
-    assert proc.returncode == 12, proc.stderr
+    assert proc.returncode == USAGE, proc.stderr
     scenario.nothing_landed()
 
 
@@ -159,14 +218,20 @@ def test_destinations_into_the_user_base(scenario: Scenario, option: str) -> Non
 
 
 def test_implicit_user_fallback_on_a_read_only_env(
-    run: Runner, safe_pip_bin: list[str], prefix_factory: Callable[..., Prefix], wheelhouse: Path
+    run: Runner,
+    safe_pip_bin: list[str],
+    shared_prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    backend: str,
 ) -> None:
-    shared = prefix_factory("conda-env")  # root-owned: read-only for nobody
-    s = Scenario(run, safe_pip_bin, shared, wheelhouse, NOBODY)
+    shared = shared_prefix_factory("conda-env")  # root-owned: read-only for nobody
+    s = Scenario(run, safe_pip_bin, shared, wheelhouse, NOBODY, backend)
     proc = s.pip("install", "demo-a")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    read-only-env" in proc.stderr
     s.nothing_landed()
+    if backend != PIP:
+        return  # what follows is about bare pip, whichever backend safe-pip would use
     # and bare pip would indeed have fallen back to ~/.local: safe-pip is what stops it
     bare = run(
         [
@@ -185,6 +250,7 @@ def test_implicit_user_fallback_on_a_read_only_env(
     assert user_site_files(s.home) != []
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_venv_with_system_site_packages(
     run: Runner,
     safe_pip_bin: list[str],
@@ -192,6 +258,7 @@ def test_venv_with_system_site_packages(
     wheelhouse: Path,
     shared_tmp: Path,
     user: int | None,
+    backend: str,
 ) -> None:
     base = prefix_factory("plain")
     venv = shared_tmp / "venv-sys"
@@ -202,7 +269,7 @@ def test_venv_with_system_site_packages(
     if user is not None:
         subprocess.run(["chown", "-R", f"{user}:{user}", str(venv)], check=True)
     site = venv / "lib/python3.11/site-packages"
-    s = Scenario(run, safe_pip_bin, base, wheelhouse, user)
+    s = Scenario(run, safe_pip_bin, base, wheelhouse, user, backend)
     env = {"PATH": f"{venv}/bin:/usr/bin:/bin"}
     proc = s.pip("install", "--user", "demo-a", env=env)
     assert proc.returncode == DENIED, proc.stderr
@@ -212,7 +279,8 @@ def test_venv_with_system_site_packages(
     # a plain install goes into the venv itself (pip from the base via system site-packages)
     proc = s.pip("install", "demo-a", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert installed(site)
+    assert installed(site) and installer_of(site) == s.installer
+    assert not installed(base.site_packages)
     assert user_site_files(s.home) == []
 
 
@@ -252,10 +320,11 @@ def test_base_env_routes(  # noqa: C901 - one branch per route into base, named 
     base_env: Prefix,
     wheelhouse: Path,
     user: int | None,
+    backend: str,
     shared_tmp: Path,
     how: str,
 ) -> None:
-    s = Scenario(run, safe_pip_bin, shared_own_env, wheelhouse, user)
+    s = Scenario(run, safe_pip_bin, shared_own_env, wheelhouse, user, backend)
     on_path = {"PATH": f"{shared_own_env.bin}:/usr/bin:/bin"}
     base_on_path = {"PATH": f"{base_env.bin}:/usr/bin:/bin"}
     args: list[str]
@@ -285,14 +354,12 @@ def test_base_env_routes(  # noqa: C901 - one branch per route into base, named 
         args, env = ["install", "demo-a"], {**base_on_path, "PIP_CONFIG_FILE": str(conf)}
     else:
         # something pip could remove from base: pip itself
-        proc = s.run([*safe_pip_bin, "uninstall", "-y", "pip"], user=user, env=base_on_path)
+        proc = s.pip("uninstall", "-y", "pip", env=base_on_path)
         assert proc.returncode == DENIED, proc.stderr
         assert "rule:    base-env" in proc.stderr
         assert installed(base_env.site_packages, "pip")
         return
-    proc = s.run(
-        [*safe_pip_bin, *args, "--no-index", "--find-links", str(wheelhouse)], user=user, env=env
-    )
+    proc = s.pip(*args, env=env)
     assert proc.returncode == DENIED, proc.stderr
     assert "base-env" in proc.stderr or "outside-env" in proc.stderr
     assert not installed(base_env.site_packages)
@@ -313,6 +380,7 @@ def test_outside_env_destinations(scenario: Scenario, shared_tmp: Path, option: 
     assert not dest.exists() or not any(dest.rglob("*.dist-info"))
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_listed_destination_is_allowed(scenario: Scenario, shared_tmp: Path) -> None:
     dest = shared_tmp / "plugins"
     dest.mkdir()
@@ -321,51 +389,53 @@ def test_listed_destination_is_allowed(scenario: Scenario, shared_tmp: Path) -> 
     policy = f'version = 1\n[install]\nallowed-destinations = ["{dest}"]\n'
     proc = scenario.pip("install", "--target", str(dest / "lib"), "demo-a", system_policy=policy)
     assert proc.returncode == 0, proc.stderr
-    assert installed(dest / "lib")
+    assert installed(dest / "lib") and installer_of(dest / "lib") == scenario.installer
     assert not installed(scenario.prefix.site_packages)
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_frozen_env_refuses_install_and_uninstall(
     run: Runner,
     safe_pip_bin: list[str],
-    prefix_factory: Callable[..., Prefix],
+    shared_prefix_factory: Callable[..., Prefix],
     wheelhouse: Path,
     user: int | None,
+    backend: str,
 ) -> None:
-    frozen = prefix_factory("conda-env", frozen=True, writable_by=user)
-    s = Scenario(run, safe_pip_bin, frozen, wheelhouse, user)
+    frozen = shared_prefix_factory("conda-env", frozen=True, writable_by=user)
+    s = Scenario(run, safe_pip_bin, frozen, wheelhouse, user, backend)
     proc = s.pip("install", "demo-a")
-    assert proc.returncode == DENIED and "frozen-env" in proc.stderr
-    proc = s.pip("uninstall", "-y", "pip")
-    assert proc.returncode == DENIED and "frozen-env" in proc.stderr
+    assert proc.returncode == DENIED and "frozen-env" in proc.stderr, proc.stderr
+    yes = [] if backend == DOOR else ["-y"]  # uv pip uninstall asks nothing
+    proc = s.pip("uninstall", *yes, "pip")
+    assert proc.returncode == DENIED and "frozen-env" in proc.stderr, proc.stderr
     assert installed(frozen.site_packages, "pip")
     s.nothing_landed()
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_dev_install_needs_no_build_isolation_then_works(
     scenario: Scenario, shared_tmp: Path
 ) -> None:
     assert install_setuptools(scenario.prefix).returncode == 0
     project = make_project(shared_tmp / "proj", "devpkg", "0.1", owner=scenario.user)
-    proc = scenario.run(
-        [*scenario.safe_pip, "install", "-e", str(project)], user=scenario.user, env=scenario.env()
-    )
+    proc = scenario.pip("install", "-e", str(project))
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    build-isolation" in proc.stderr
-    assert f"pip install --no-build-isolation -e {project}" in proc.stderr
+    # the refusal shows the pip command line without safe-pip's own --installer flag
+    typed = {PIP: "pip install", UV: "pip install", DOOR: "uv pip install"}
+    assert f"{typed[scenario.backend]} --no-build-isolation -e {project}" in proc.stderr
     assert not installed(scenario.prefix.site_packages, "devpkg")
-    proc = scenario.run(
-        [*scenario.safe_pip, "install", "--no-build-isolation", "-e", str(project)],
-        user=scenario.user,
-        env=scenario.env(),
-    )
+    proc = scenario.pip("install", "--no-build-isolation", "-e", str(project))
     assert proc.returncode == 0, proc.stderr
     assert installed(scenario.prefix.site_packages, "devpkg")
+    assert installer_of(scenario.prefix.site_packages, "devpkg") == scenario.installer
     assert user_site_files(scenario.home) == []
     check = scenario.run([str(scenario.prefix.python), "-c", "import devpkg"], user=scenario.user)
     assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_dev_only_env(scenario: Scenario, shared_tmp: Path) -> None:
     install_setuptools(scenario.prefix)
     project = make_project(shared_tmp / "proj", "devpkg", "0.1", owner=scenario.user)
@@ -375,12 +445,95 @@ def test_dev_only_env(scenario: Scenario, shared_tmp: Path) -> None:
     )
     proc = scenario.pip("install", "demo-a", system_policy=policy)
     assert proc.returncode == DENIED and "rule:    dev-only" in proc.stderr
-    proc = scenario.run(
-        [*scenario.safe_pip, "install", "--no-build-isolation", "-e", str(project)],
-        user=scenario.user,
-        env=scenario.env(),
-        system_policy=policy,
-    )
+    proc = scenario.pip("install", "--no-build-isolation", "-e", str(project), system_policy=policy)
     assert proc.returncode == 0, proc.stderr
     assert installed(scenario.prefix.site_packages, "devpkg")
     assert not installed(scenario.prefix.site_packages)
+
+
+# --- the uv door: routes typed in uv's own words ----------------------------------------
+
+#: (uv arguments after `uv pip`, UV_* and PATH, the rules that may refuse); {home}: the
+#: user's home, {elsewhere}: a directory outside every env, {base}/{base_prefix}/
+#: {base_site}/{base_bin}: the conda base env's python, prefix, site-packages and bin
+DOOR_ROUTES = {
+    "--user": (["install", "--user"], {}, "user-site"),
+    "--target user site": (
+        ["install", "--target", "{home}/.local/lib/python3.11/site-packages"],
+        {},
+        "user-site",
+    ),
+    "--prefix user base": (["install", "--prefix", "{home}/.local"], {}, "user-site"),
+    "--target elsewhere": (["install", "--target", "{elsewhere}"], {}, "outside-env"),
+    "-t elsewhere": (["install", "-t{elsewhere}"], {}, "outside-env"),
+    "--prefix=elsewhere": (["install", "--prefix={elsewhere}"], {}, "outside-env"),
+    "base on PATH": (["install"], {"PATH": "{base_bin}:/usr/bin:/bin"}, "base-env"),
+    "--python base": (["install", "--python", "{base}"], {}, "base-env"),
+    "-p base prefix": (["install", "-p", "{base_prefix}"], {}, "base-env"),
+    "UV_PYTHON": (["install"], {"UV_PYTHON": "{base}"}, "base-env"),
+    "--system": (["install", "--system"], {"PATH": "{base_bin}:/usr/bin:/bin"}, "base-env"),
+    "UV_SYSTEM_PYTHON": (
+        ["install"],
+        {"UV_SYSTEM_PYTHON": "1", "PATH": "{base_bin}:/usr/bin:/bin"},
+        "base-env",
+    ),
+    "--prefix base": (["install", "--prefix", "{base_prefix}"], {}, "base-env outside-env"),
+    "--target base site": (["install", "--target", "{base_site}"], {}, "base-env outside-env"),
+    "--break-system-packages": (
+        ["install", "--break-system-packages", "--python", "{base}"],
+        {},
+        "base-env",
+    ),
+    "UV_BREAK_SYSTEM_PACKAGES": (
+        ["install"],
+        {"UV_BREAK_SYSTEM_PACKAGES": "1", "UV_PYTHON": "{base}"},
+        "base-env",
+    ),
+    "uninstall from base": (["uninstall", "--python", "{base}", "pip"], {}, "base-env"),
+    "uninstall --prefix base": (
+        ["uninstall", "--prefix", "{base_prefix}", "pip"],
+        {},
+        "base-env outside-env",
+    ),
+    "uninstall --target user site": (
+        ["uninstall", "--target", "{home}/.local/lib/python3.11/site-packages", "demo-a"],
+        {},
+        "user-site",
+    ),
+}
+
+
+@pytest.mark.parametrize("route", list(DOOR_ROUTES))
+def test_uv_door_routes(
+    run: Runner,
+    safe_pip_bin: list[str],
+    shared_prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    route: str,
+) -> None:
+    """`uv pip ...` through safe-pip's uv door, as uid 65534 with a base env it could write
+    to (the rule is not about permissions): every route out of the user's env is refused."""
+    own = shared_prefix_factory("conda-env", writable_by=NOBODY)
+    base = shared_prefix_factory("conda-base", writable_by=NOBODY)
+    s = Scenario(run, safe_pip_bin, own, wheelhouse, NOBODY, DOOR)
+    elsewhere = Path("/tmp/safe-pip-tests") / f"elsewhere-{os.getpid()}"
+    names = {
+        "home": str(s.home),
+        "elsewhere": str(elsewhere),
+        "base": str(base.python),
+        "base_prefix": str(base.path),
+        "base_site": str(base.site_packages),
+        "base_bin": str(base.bin),
+    }
+    args, variables, rules = DOOR_ROUTES[route]
+    argv = [a.format(**names) for a in args]
+    if argv[0] == "install":
+        argv.append("demo-a")
+    proc = s.pip(*argv, env=s.env(**{k: v.format(**names) for k, v in variables.items()}))
+    assert proc.returncode == DENIED, proc.stderr
+    assert any(f"rule:    {rule}" in proc.stderr for rule in rules.split()), proc.stderr
+    assert "uv pip" in proc.stderr
+    assert user_site_files(s.home) == []
+    assert not elsewhere.exists()
+    assert not installed(own.site_packages) and not installed(base.site_packages)
+    assert installed(base.site_packages, "pip")

@@ -232,7 +232,8 @@ class Runner:
 
 
 def install_setuptools(prefix: Prefix) -> subprocess.CompletedProcess[str]:
-    """Install setuptools and wheel into `prefix` with its own pip, offline, as its owner.
+    """Install setuptools and wheel into `prefix` with its own pip, offline, as its owner
+    (also into an env with a PEP 668 marker).
 
     setuptools comes from ensurepip's bundle (65.5.0 for 3.11) or, where none is
     bundled (3.12+), is repacked from the test venv; wheel and packaging (which
@@ -257,6 +258,8 @@ def install_setuptools(prefix: Prefix) -> subprocess.CompletedProcess[str]:
             ),
             home_base=Path(tmp),
             user=user,
+            # set-up, as conda would do it: a marked (PEP 668) env too; older pips ignore it
+            env={"PIP_BREAK_SYSTEM_PACKAGES": "1"},
         )
     if done.returncode != 0:
         raise RuntimeError(

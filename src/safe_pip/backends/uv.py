@@ -329,6 +329,8 @@ def read_plan(stdout: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
         if not isinstance(change, dict):
             raise UvPlanError("uv's plan has a change that is not an object")
         name, version, action = change.get("name"), change.get("version"), change.get("action")
+        if action == "installed" and version is None:
+            version = ""  # a source tree or URL uv has not built yet (see ``planned``)
         if not isinstance(name, str) or not name or not isinstance(version, str):
             raise UvPlanError(f"uv's plan has a change without name and version: {change!r}")
         item = {"name": name, "version": version}
@@ -677,6 +679,13 @@ def planned(stdout: str, pins: Pins) -> _Planned:
     result = _Planned({"version": "1", "install": [], PLANNED_REMOVALS: []}, [], [], [])
     new_names = {normalize_name(i["name"]) for i in installed}
     for item in installed:
+        if not item["version"] and normalize_name(item["name"]) not in {
+            **pins.editables,
+            **pins.direct,
+        }:
+            # only what the user named by path or URL may come without a version: it is
+            # installed as written; anything else would be pinned as `name==`
+            raise UvPlanError(f"uv's plan has {item['name']} without a version")
         entry, pin = pins.item(item["name"], item["version"])
         result.plan["install"].append(entry)
         result.pins.extend(pin)
