@@ -1,8 +1,11 @@
-"""Rule conda-owned end to end: the real safe-pip, the real pip, a conda env made by
-py-rattler with a conda-forge-shaped six, and what is on disk afterwards.
+"""Rule conda-owned end to end: the real safe-pip, the real pip and the real uv, a conda
+env made by py-rattler with a conda-forge-shaped six, and what is on disk afterwards.
 
-The check sits between pip's resolution and its installation (preflight.py): one
-pip run, and pip installs exactly what was checked or nothing.
+The check sits between the installer's resolution and its installation: pip paused at
+its pause point (preflight.py), or uv's dry-run plan followed by a pinned install
+(backends/uv.py); the installer installs exactly what was checked, or nothing.  Tests
+run for both backends (`pip`, `uv` = `--installer uv`) and, where uv's own command line
+says the same, the uv door (`uv-door` = `safe-pip uv pip ...`); see support.backends.
 """
 
 from __future__ import annotations
@@ -17,6 +20,14 @@ from typing import Any
 import pytest
 
 from support.auditlog import operations_in
+from support.backends import (
+    BACKENDS,
+    PIP,
+    WITH_DOOR,
+    GuardedEnv,
+    installer_of,
+    yes,
+)
 from support.conda_channel import channel_url, local_channel
 from support.prefixes import Prefix
 from support.run import Runner, pip_wheel_dir
@@ -26,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 NOBODY = 65534
 DENIED = 10
+USAGE = 12
 ALLOW_OVERRIDE = "version = 1\n[conda]\nallow-override = true\n"
 UNPROTECTED = "version = 1\n[conda]\nprotect-conda-packages = false\n"
 
@@ -38,37 +50,9 @@ def audit_records(prefix: Prefix) -> list[dict[str, Any]]:
     return operations_in(prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
 
 
-class CondaEnv:
-    """A conda env (writable by `user`) with six 1.16.0 from the suite's channel."""
-
-    def __init__(
-        self, run: Runner, safe_pip: list[str], prefix: Prefix, links: list[Path], user: int | None
-    ) -> None:
-        self.run = run
-        self.safe_pip = safe_pip
-        self.prefix = prefix
-        self.links = links
-        self.user = user
-
-    @property
-    def site(self) -> Path:
-        return self.prefix.site_packages
-
-    def env(self, **extra: str | None) -> dict[str, str | None]:
-        return {"PATH": f"{self.prefix.bin}:/usr/bin:/bin", **extra}
-
-    def index_args(self) -> list[str]:
-        args = ["--no-index"]
-        for link in self.links:
-            args += ["--find-links", str(link)]
-        return args
-
-    def pip(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-        argv = [*self.safe_pip, *args]
-        if args and args[0] == "install":
-            argv += self.index_args()
-        env = kw.pop("env", None) or self.env()
-        return self.run(argv, user=self.user, env=env, **kw)
+class CondaEnv(GuardedEnv):
+    """A conda env (writable by `user`) with six 1.16.0 from the suite's channel; safe-pip
+    runs with `backend`."""
 
     def bare_pip(self, *args: str) -> subprocess.CompletedProcess[str]:
         argv = [str(self.prefix.python), "-m", "pip", *args]
@@ -92,16 +76,24 @@ class CondaEnv:
 
 @pytest.fixture(scope="session")
 def extra_wheels(shared_session_tmp: Path) -> Path:
-    """needs-six 1.0 (requires six>=1.17), plain 1.0 (no dependencies)."""
+    """needs-six 1.0 (requires six>=1.17), plain 1.0 (no dependencies), six-fork 1.0 (ships
+    its own six.py)."""
     house = shared_session_tmp / "conda-owned-wheels"
     build_wheel(house, "needs-six", "1.0", requires=["six>=1.17"])
     build_wheel(house, "plain", "1.0")
+    build_wheel(house, "six-fork", "1.0", files={"six.py": "FORK = True\n"})
     os.chmod(house, 0o755)
     return house
 
 
 @pytest.fixture(params=[None, NOBODY], ids=["root", "nobody"])
 def user(request: pytest.FixtureRequest) -> int | None:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """pip or uv (`--installer uv`); a test with `WITH_DOOR` also takes the uv door."""
     return request.param  # type: ignore[no-any-return]
 
 
@@ -112,9 +104,10 @@ def _conda_env(
     wheelhouse: Path,
     extra_wheels: Path,
     user: int | None,
+    backend: str,
 ) -> CondaEnv:
     prefix = conda_env_factory("six", writable_by=user)
-    return CondaEnv(run, safe_pip_bin, prefix, [wheelhouse, extra_wheels], user)
+    return CondaEnv(run, safe_pip_bin, prefix, [wheelhouse, extra_wheels], user, backend)
 
 
 @pytest.fixture
@@ -125,8 +118,9 @@ def conda_env(
     wheelhouse: Path,
     extra_wheels: Path,
     user: int | None,
+    backend: str,
 ) -> CondaEnv:
-    return _conda_env(run, safe_pip_bin, conda_env_factory, wheelhouse, extra_wheels, user)
+    return _conda_env(run, safe_pip_bin, conda_env_factory, wheelhouse, extra_wheels, user, backend)
 
 
 @pytest.fixture
@@ -136,15 +130,21 @@ def root_env(
     conda_env_factory: Callable[..., Prefix],
     wheelhouse: Path,
     extra_wheels: Path,
+    backend: str,
 ) -> CondaEnv:
     # owned by root; tests that edit pip's files unlink them first (they are hardlinks
     # into rattler's package cache)
-    return _conda_env(run, safe_pip_bin, conda_env_factory, wheelhouse, extra_wheels, 0)
+    return _conda_env(run, safe_pip_bin, conda_env_factory, wheelhouse, extra_wheels, 0, backend)
+
+
+#: for tests of pip's own behaviour (its pause point, --report): pip only
+pip_only = pytest.mark.parametrize("backend", [PIP], indirect=True)
 
 
 # --- install ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_a_dependency_upgrade_of_a_conda_package_is_refused(conda_env: CondaEnv) -> None:
     proc = conda_env.pip("install", "needs-six")
     assert proc.returncode == DENIED, proc.stderr
@@ -158,15 +158,19 @@ def test_a_dependency_upgrade_of_a_conda_package_is_refused(conda_env: CondaEnv)
     record = audit_records(conda_env.prefix)[-1]
     assert record["decision"] == "denied" and record["rule"] == "conda-owned"
     assert record["changes"] == {"installed": [], "removed": []}
+    assert record["installer"] == conda_env.installer
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_no_deps_installs_the_package_and_leaves_condas_six(conda_env: CondaEnv) -> None:
     proc = conda_env.pip("install", "--no-deps", "needs-six")
     assert proc.returncode == 0, proc.stderr
     assert dist_infos(conda_env.site, "needs_six") == ["needs_six-1.0.dist-info"]
+    assert installer_of(conda_env.site, "needs_six") == conda_env.installer
     assert conda_env.six_is_condas()
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_a_requested_conda_package_is_refused_without_the_no_deps_tip(
     conda_env: CondaEnv,
 ) -> None:
@@ -177,6 +181,7 @@ def test_a_requested_conda_package_is_refused_without_the_no_deps_tip(
     assert conda_env.six_is_condas()
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 @pytest.mark.parametrize(
     "args",
     [
@@ -185,8 +190,16 @@ def test_a_requested_conda_package_is_refused_without_the_no_deps_tip(
         ["--upgrade", "six"],
         ["-r", "REQUIREMENTS"],
         ["--target", "SITE", "six"],
+        ["--target", "SITE", "--upgrade", "six"],
     ],
-    ids=["force-reinstall", "ignore-installed", "upgrade", "requirements-file", "target-site"],
+    ids=[
+        "force-reinstall",
+        "ignore-installed",
+        "upgrade",
+        "requirements-file",
+        "target-site",
+        "target-site-upgrade",
+    ],
 )
 def test_other_routes_to_replace_it(root_env: CondaEnv, shared_tmp: Path, args: list[str]) -> None:
     requirements = shared_tmp / "requirements.txt"
@@ -196,25 +209,52 @@ def test_other_routes_to_replace_it(root_env: CondaEnv, shared_tmp: Path, args: 
         for a in args
     ]
     proc = root_env.pip("install", *args)
-    assert proc.returncode == DENIED, proc.stderr
-    assert "rule:    conda-owned" in proc.stderr
+    if "--ignore-installed" in args and root_env.backend != PIP:
+        # uv has no --ignore-installed: a usage error, before anything is installed
+        assert proc.returncode == USAGE, proc.stderr
+        assert "--ignore-installed" in proc.stderr
+    elif "--target" in args and "--upgrade" not in args and root_env.backend != PIP:
+        # uv treats the --target directory as the env: six is there already, nothing to do
+        assert proc.returncode == 0, proc.stderr
+        assert "uv's plan changes nothing here" in proc.stderr
+    else:
+        assert proc.returncode == DENIED, proc.stderr
+        assert "rule:    conda-owned" in proc.stderr
     assert root_env.six_is_condas()
     assert dist_infos(root_env.site, "plain") == []
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_an_install_that_touches_nothing_of_condas_runs(conda_env: CondaEnv) -> None:
     proc = conda_env.pip("install", "demo-b")
     assert proc.returncode == 0, proc.stderr
     assert dist_infos(conda_env.site, "demo_a") == ["demo_a-2.0.dist-info"]
     assert dist_infos(conda_env.site, "demo_b") == ["demo_b-1.0.dist-info"]
+    assert installer_of(conda_env.site, "demo_b") == conda_env.installer
     record = audit_records(conda_env.prefix)[-1]
     assert record["decision"] == "allowed" and record["outcome"] == "ok"
+    assert record["installer"] == conda_env.installer
     names = sorted(item["name"] for item in record["changes"]["installed"])
     assert names == ["demo-a", "demo-b"]
-    # the sources come from the report of what pip installed
+    # the sources come from the plan of what the installer installed: the local wheels
     assert all(item["source"]["kind"] == "file" for item in record["changes"]["installed"])
+    assert all(len(item["hashes"]["sha256"]) == 64 for item in record["changes"]["installed"])
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
+def test_a_wheel_that_would_overwrite_condas_files_is_refused(conda_env: CondaEnv) -> None:
+    """Checked on the files the planned wheel writes, not only on names: six-fork ships
+    six.py, which conda's six owns."""
+    conda_six = (conda_env.site / "six.py").read_text()
+    proc = conda_env.pip("install", "six-fork")
+    assert proc.returncode == DENIED, proc.stderr
+    assert "rule:    conda-owned" in proc.stderr and "six.py" in proc.stderr
+    assert (conda_env.site / "six.py").read_text() == conda_six
+    assert dist_infos(conda_env.site, "six_fork") == []
+    assert conda_env.six_is_condas()
+
+
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_the_override_flag_needs_the_policy(conda_env: CondaEnv) -> None:
     proc = conda_env.pip("install", "--replace-conda-packages", "needs-six")
     assert proc.returncode == DENIED, proc.stderr
@@ -230,21 +270,25 @@ def test_the_override_flag_needs_the_policy(conda_env: CondaEnv) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert dist_infos(conda_env.site, "six") == ["six-1.17.0.dist-info"]
+    assert installer_of(conda_env.site, "six") == conda_env.installer
     record = audit_records(conda_env.prefix)[-1]
     assert record["decision"] == "allowed"
     assert "--replace-conda-packages" in record["reason"]
     assert f"{conda_env.six} -> 1.17.0 (pip)" in record["reason"]
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_a_policy_without_protection_lets_pip_replace(conda_env: CondaEnv) -> None:
     proc = conda_env.pip("install", "needs-six", system_policy=UNPROTECTED)
     assert proc.returncode == 0, proc.stderr
     assert dist_infos(conda_env.site, "six") == ["six-1.17.0.dist-info"]
+    assert installer_of(conda_env.site, "six") == conda_env.installer
 
 
 # --- pip's behaviour is kept ---------------------------------------------------------------
 
 
+@pip_only  # pip's --report (uv has none: with uv it is a usage error, tested in test_uv.py)
 def test_dry_run_report_to_stdout_is_pips_own(root_env: CondaEnv) -> None:
     args = ["install", "--dry-run", "--quiet", "--report", "-", "needs-six"]
     ours = root_env.pip(*args)
@@ -257,6 +301,7 @@ def test_dry_run_report_to_stdout_is_pips_own(root_env: CondaEnv) -> None:
     assert root_env.six_is_condas()
 
 
+@pip_only  # pip's --report and pip's output
 def test_report_file_and_output_of_an_allowed_install(root_env: CondaEnv, shared_tmp: Path) -> None:
     report = shared_tmp / "report.json"
     proc = root_env.pip("install", "--report", str(report), "plain")
@@ -266,15 +311,19 @@ def test_report_file_and_output_of_an_allowed_install(root_env: CondaEnv, shared
     assert [i["metadata"]["name"] for i in data["install"]] == ["plain"]
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_pips_exit_code_passes_through(root_env: CondaEnv) -> None:
+    """The installer's own failure and exit code (pip's, or uv's on its plan)."""
     proc = root_env.pip("install", "no-such-project")
     assert proc.returncode == 1, proc.stderr
-    assert "No matching distribution found for no-such-project" in proc.stderr
+    said = {PIP: "No matching distribution found for no-such-project"}
+    assert said.get(root_env.backend, "no-such-project was not found") in proc.stderr
     assert "refused" not in proc.stderr
     record = audit_records(root_env.prefix)[-1]
     assert record["outcome"] == "failed" and record["exit_code"] == 1
 
 
+@pip_only  # pip's internals: its pause point
 def test_a_pip_without_the_hook_fails_closed(root_env: CondaEnv) -> None:
     install_py = root_env.site / "pip" / "_internal" / "commands" / "install.py"
     text = install_py.read_text()
@@ -294,6 +343,7 @@ def test_a_pip_without_the_hook_fails_closed(root_env: CondaEnv) -> None:
     assert dist_infos(root_env.site, "plain") == ["plain-1.0.dist-info"]
 
 
+@pip_only  # pip's internals: its report
 def test_a_pip_whose_report_fails_is_still_checked(root_env: CondaEnv) -> None:
     module = root_env.site / "pip" / "_internal" / "models" / "installation_report.py"
     text = module.read_text()
@@ -318,35 +368,43 @@ def test_a_pip_whose_report_fails_is_still_checked(root_env: CondaEnv) -> None:
 # --- uninstall ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_uninstall_of_a_conda_package_is_refused(conda_env: CondaEnv, shared_tmp: Path) -> None:
-    proc = conda_env.pip("uninstall", "-y", "six")
+    y = yes(conda_env.backend)
+    proc = conda_env.pip("uninstall", *y, "six")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
     assert f"{conda_env.six} -> removed by pip" in proc.stderr
     assert "conda remove six" in proc.stderr
     assert conda_env.six_is_condas()
     for spelling in ("SIX>=1", "Six==1.16.0"):
-        proc = conda_env.pip("uninstall", "-y", spelling)
+        proc = conda_env.pip("uninstall", *y, spelling)
         assert proc.returncode == DENIED, proc.stderr
     requirements = shared_tmp / "remove.txt"
     requirements.write_text("# conda's\nsix\n")
     requirements.chmod(0o644)
-    proc = conda_env.pip("uninstall", "-y", "-r", str(requirements))
+    proc = conda_env.pip("uninstall", *y, "-r", str(requirements))
     assert proc.returncode == DENIED, proc.stderr
     assert conda_env.six_is_condas()
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_uninstall_of_pip_itself_is_refused(conda_env: CondaEnv) -> None:
     # pip in a conda env is conda's (its record lists the dist-info)
-    proc = conda_env.pip("uninstall", "-y", "pip")
+    proc = conda_env.pip("uninstall", *yes(conda_env.backend), "pip")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
     assert dist_infos(conda_env.site, "pip") != []
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_uninstall_with_the_override_where_allowed(conda_env: CondaEnv) -> None:
     proc = conda_env.pip(
-        "uninstall", "-y", "--replace-conda-packages", "six", system_policy=ALLOW_OVERRIDE
+        "uninstall",
+        *yes(conda_env.backend),
+        "--replace-conda-packages",
+        "six",
+        system_policy=ALLOW_OVERRIDE,
     )
     assert proc.returncode == 0, proc.stderr
     assert dist_infos(conda_env.site, "six") == []
@@ -354,11 +412,13 @@ def test_uninstall_with_the_override_where_allowed(conda_env: CondaEnv) -> None:
     assert record["decision"] == "allowed"
     assert f"{conda_env.six} -> removed by pip" in record["reason"]
     assert record["changes"]["removed"] == [{"name": "six", "version": "1.16.0"}]
+    assert record["installer"] == conda_env.installer
 
 
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_uninstall_of_a_pip_package_runs(conda_env: CondaEnv) -> None:
     assert conda_env.pip("install", "plain").returncode == 0
-    proc = conda_env.pip("uninstall", "-y", "plain")
+    proc = conda_env.pip("uninstall", *yes(conda_env.backend), "plain")
     assert proc.returncode == 0, proc.stderr
     assert dist_infos(conda_env.site, "plain") == []
 
@@ -366,6 +426,7 @@ def test_uninstall_of_a_pip_package_runs(conda_env: CondaEnv) -> None:
 # --- the oldest supported pip and the newest -----------------------------------------------
 
 
+@pip_only  # pip's pause point in each pip
 @pytest.mark.parametrize("pip_version", ["22.2", "newest"])
 def test_the_hook_in_each_pip(root_env: CondaEnv, pip_version: str) -> None:
     """pip 22.2 (downloaded once per cache) and the newest (the test venv's, repacked)."""

@@ -15,10 +15,19 @@ import os
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from support.backends import (
+    BACKENDS,
+    DOOR,
+    PIP,
+    UV,
+    WITH_DOOR,
+    GuardedEnv,
+    installer_of,
+    yes,
+)
 from support.prefixes import Prefix
 from support.run import Runner, install_setuptools
 from support.wheels import make_project
@@ -28,11 +37,6 @@ pytestmark = pytest.mark.integration
 NOBODY = 65534
 DENIED = 10
 USAGE = 12
-PIP, UV, DOOR = "pip", "uv", "uv-door"
-#: the backends a pip command line runs with (the `backend` fixture's default)
-BACKENDS = [PIP, UV]
-#: and the uv door too, for a route uv's own command line has the same words for
-WITH_DOOR = [PIP, UV, DOOR]
 
 
 def installed(site: Path, name: str = "demo_a") -> bool:
@@ -41,12 +45,6 @@ def installed(site: Path, name: str = "demo_a") -> bool:
         if site.is_dir()
         else False
     )
-
-
-def installer_of(site: Path, name: str = "demo_a") -> str:
-    """What the INSTALLER file of the installed distribution says (pip or uv)."""
-    (dist_info,) = site.glob(f"{name}-*.dist-info")
-    return (dist_info / "INSTALLER").read_text().strip()
 
 
 def user_site_files(home: Path) -> list[Path]:
@@ -58,57 +56,8 @@ def user_site_files(home: Path) -> list[Path]:
     return [p for p in local.rglob("*") if p.is_file() and state not in p.parents]
 
 
-def safe_pip_argv(
-    safe_pip: list[str], backend: str, args: tuple[str, ...] | list[str]
-) -> list[str]:
-    """safe-pip running `args` with `backend` (`args` in uv's words for the uv door)."""
-    if backend == UV:
-        return [*safe_pip, "--installer", "uv", *args]
-    if backend == DOOR:
-        return [*safe_pip, "uv", "pip", *args]
-    return [*safe_pip, *args]
-
-
-class Scenario:
+class Scenario(GuardedEnv):
     """One env, one user and one backend: run safe-pip there, check what landed."""
-
-    def __init__(
-        self,
-        run: Runner,
-        safe_pip: list[str],
-        prefix: Prefix,
-        wheels: Path,
-        user: int | None,
-        backend: str = PIP,
-    ):
-        self.run = run
-        self.safe_pip = safe_pip
-        self.prefix = prefix
-        self.wheels = wheels
-        self.user = user
-        self.backend = backend
-
-    @property
-    def home(self) -> Path:
-        return self.run.home(self.user)
-
-    @property
-    def installer(self) -> str:
-        """What an allowed install is carried out by."""
-        return PIP if self.backend == PIP else UV
-
-    def env(self, **extra: str | None) -> dict[str, str | None]:
-        base: dict[str, str | None] = {"PATH": f"{self.prefix.bin}:/usr/bin:/bin"}
-        base.update(extra)
-        return base
-
-    def pip(
-        self, *args: str, env: Mapping[str, str | None] | None = None, **kw: Any
-    ) -> subprocess.CompletedProcess[str]:
-        argv = safe_pip_argv(self.safe_pip, self.backend, args)
-        if "install" in args[:3]:
-            argv += ["--no-index", "--find-links", str(self.wheels)]
-        return self.run(argv, user=self.user, env=env or self.env(), **kw)
 
     def nothing_landed(self, *sites: Path) -> None:
         assert user_site_files(self.home) == []
@@ -142,17 +91,17 @@ def scenario(
     user: int | None,
     backend: str,
 ) -> Scenario:
-    return Scenario(run, safe_pip_bin, own_env, wheelhouse, user, backend)
+    return Scenario(run, safe_pip_bin, own_env, [wheelhouse], user, backend)
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_allowed_install_lands_in_the_env_and_only_there(scenario: Scenario) -> None:
     proc = scenario.pip("install", "demo-a")
     assert proc.returncode == 0, proc.stderr
-    assert installed(scenario.prefix.site_packages)
+    assert installed(scenario.site)
     # carried out by the backend asked for (uv needs --break-system-packages in a marked env:
     # safe-pip adds it once the decision allowed the install)
-    assert installer_of(scenario.prefix.site_packages) == scenario.installer
+    assert installer_of(scenario.site, "demo_a") == scenario.installer
     assert user_site_files(scenario.home) == []
 
 
@@ -225,7 +174,7 @@ def test_implicit_user_fallback_on_a_read_only_env(
     backend: str,
 ) -> None:
     shared = shared_prefix_factory("conda-env")  # root-owned: read-only for nobody
-    s = Scenario(run, safe_pip_bin, shared, wheelhouse, NOBODY, backend)
+    s = Scenario(run, safe_pip_bin, shared, [wheelhouse], NOBODY, backend)
     proc = s.pip("install", "demo-a")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    read-only-env" in proc.stderr
@@ -269,7 +218,7 @@ def test_venv_with_system_site_packages(
     if user is not None:
         subprocess.run(["chown", "-R", f"{user}:{user}", str(venv)], check=True)
     site = venv / "lib/python3.11/site-packages"
-    s = Scenario(run, safe_pip_bin, base, wheelhouse, user, backend)
+    s = Scenario(run, safe_pip_bin, base, [wheelhouse], user, backend)
     env = {"PATH": f"{venv}/bin:/usr/bin:/bin"}
     proc = s.pip("install", "--user", "demo-a", env=env)
     assert proc.returncode == DENIED, proc.stderr
@@ -279,7 +228,7 @@ def test_venv_with_system_site_packages(
     # a plain install goes into the venv itself (pip from the base via system site-packages)
     proc = s.pip("install", "demo-a", env=env)
     assert proc.returncode == 0, proc.stderr
-    assert installed(site) and installer_of(site) == s.installer
+    assert installed(site) and installer_of(site, "demo_a") == s.installer
     assert not installed(base.site_packages)
     assert user_site_files(s.home) == []
 
@@ -324,7 +273,7 @@ def test_base_env_routes(  # noqa: C901 - one branch per route into base, named 
     shared_tmp: Path,
     how: str,
 ) -> None:
-    s = Scenario(run, safe_pip_bin, shared_own_env, wheelhouse, user, backend)
+    s = Scenario(run, safe_pip_bin, shared_own_env, [wheelhouse], user, backend)
     on_path = {"PATH": f"{shared_own_env.bin}:/usr/bin:/bin"}
     base_on_path = {"PATH": f"{base_env.bin}:/usr/bin:/bin"}
     args: list[str]
@@ -389,8 +338,8 @@ def test_listed_destination_is_allowed(scenario: Scenario, shared_tmp: Path) -> 
     policy = f'version = 1\n[install]\nallowed-destinations = ["{dest}"]\n'
     proc = scenario.pip("install", "--target", str(dest / "lib"), "demo-a", system_policy=policy)
     assert proc.returncode == 0, proc.stderr
-    assert installed(dest / "lib") and installer_of(dest / "lib") == scenario.installer
-    assert not installed(scenario.prefix.site_packages)
+    assert installed(dest / "lib") and installer_of(dest / "lib", "demo_a") == scenario.installer
+    assert not installed(scenario.site)
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
@@ -403,11 +352,10 @@ def test_frozen_env_refuses_install_and_uninstall(
     backend: str,
 ) -> None:
     frozen = shared_prefix_factory("conda-env", frozen=True, writable_by=user)
-    s = Scenario(run, safe_pip_bin, frozen, wheelhouse, user, backend)
+    s = Scenario(run, safe_pip_bin, frozen, [wheelhouse], user, backend)
     proc = s.pip("install", "demo-a")
     assert proc.returncode == DENIED and "frozen-env" in proc.stderr, proc.stderr
-    yes = [] if backend == DOOR else ["-y"]  # uv pip uninstall asks nothing
-    proc = s.pip("uninstall", *yes, "pip")
+    proc = s.pip("uninstall", *yes(backend), "pip")
     assert proc.returncode == DENIED and "frozen-env" in proc.stderr, proc.stderr
     assert installed(frozen.site_packages, "pip")
     s.nothing_landed()
@@ -425,11 +373,11 @@ def test_dev_install_needs_no_build_isolation_then_works(
     # the refusal shows the pip command line without safe-pip's own --installer flag
     typed = {PIP: "pip install", UV: "pip install", DOOR: "uv pip install"}
     assert f"{typed[scenario.backend]} --no-build-isolation -e {project}" in proc.stderr
-    assert not installed(scenario.prefix.site_packages, "devpkg")
+    assert not installed(scenario.site, "devpkg")
     proc = scenario.pip("install", "--no-build-isolation", "-e", str(project))
     assert proc.returncode == 0, proc.stderr
-    assert installed(scenario.prefix.site_packages, "devpkg")
-    assert installer_of(scenario.prefix.site_packages, "devpkg") == scenario.installer
+    assert installed(scenario.site, "devpkg")
+    assert installer_of(scenario.site, "devpkg") == scenario.installer
     assert user_site_files(scenario.home) == []
     check = scenario.run([str(scenario.prefix.python), "-c", "import devpkg"], user=scenario.user)
     assert check.returncode == 0, check.stderr
@@ -447,8 +395,8 @@ def test_dev_only_env(scenario: Scenario, shared_tmp: Path) -> None:
     assert proc.returncode == DENIED and "rule:    dev-only" in proc.stderr
     proc = scenario.pip("install", "--no-build-isolation", "-e", str(project), system_policy=policy)
     assert proc.returncode == 0, proc.stderr
-    assert installed(scenario.prefix.site_packages, "devpkg")
-    assert not installed(scenario.prefix.site_packages)
+    assert installed(scenario.site, "devpkg")
+    assert not installed(scenario.site)
 
 
 # --- the uv door: routes typed in uv's own words ----------------------------------------
@@ -515,7 +463,7 @@ def test_uv_door_routes(
     to (the rule is not about permissions): every route out of the user's env is refused."""
     own = shared_prefix_factory("conda-env", writable_by=NOBODY)
     base = shared_prefix_factory("conda-base", writable_by=NOBODY)
-    s = Scenario(run, safe_pip_bin, own, wheelhouse, NOBODY, DOOR)
+    s = Scenario(run, safe_pip_bin, own, [wheelhouse], NOBODY, DOOR)
     elsewhere = Path("/tmp/safe-pip-tests") / f"elsewhere-{os.getpid()}"
     names = {
         "home": str(s.home),

@@ -38,6 +38,8 @@ from safe_pip.environment import Environment
 _USER_VERSIONS = tuple(f"3.{minor}" for minor in range(6, 16))
 #: what pip itself leaves in site-packages besides the planned files
 _PIP_OWN = ("__pycache__",)
+#: and uv: the lock it takes on a --target/--prefix directory (left there, empty)
+_UV_OWN = (".lock",)
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def unplanned_in_env(
         return []
     from safe_pip.environment import normalize_name
 
-    expected: set[str] = set(_PIP_OWN)
+    expected: set[str] = {*_PIP_OWN, *_UV_OWN}
     planned: set[str] = set()
     for item in report.get("install") or []:
         files = item.get("safe_pip_files") if isinstance(item, dict) else None
