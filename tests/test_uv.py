@@ -1,10 +1,11 @@
 """uv under the same policy, end to end: the real safe-pip, the real uv from PyPI (the test
 extra) and the real pip, offline (--no-index, --find-links), on real non-venv prefixes, as
-root and as an unprivileged user.  What lands on disk (or does not) is the assertion.
+an unprivileged user.  What lands on disk (or does not) is the assertion.
 
-Each route and conda-owned case runs for both backends: pip (`safe-pip install ...`) and
-uv (`safe-pip --installer uv install ...`); the uv door (`<env>/bin/uv pip ...` through the
-shim `protect --shim` writes) is checked with uv's own command line.
+The routes and the conda-owned cases run for every backend in test_routes.py and
+test_conda_owned.py (pip, `--installer uv`, the uv door); here: the records of the
+backends compared field by field, the uv shim `protect --shim` writes (`<env>/bin/uv pip
+...`), and choosing uv by policy.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from support.backends import DOOR, PIP, UV, GuardedEnv, yes
 from support.prefixes import BasePython, Prefix, add_conda_package, make_prefix
 from support.run import Runner
 from support.wheels import build_wheel
@@ -26,9 +28,11 @@ pytestmark = pytest.mark.integration
 
 NOBODY = 65534
 DENIED = 10
-BACKENDS = ["pip", "uv"]
-#: record fields that may differ between two runs of the same operation by two backends
-RUN_FIELDS = {"id", "time", "prev", "intent", "duration_s", "installer", "installer_version"}
+#: record fields that may differ between the records two backends write for the same
+#: operation: which installer carried it out ...
+INSTALLER_FIELDS = {"installer", "installer_version"}
+#: ... and what identifies and times one run (its ids, the hash chain, its process)
+RUN_FIELDS = {"id", "time", "prev", "intent", "plan_for", "duration_s", "pid", "pid_start"}
 
 
 def records(prefix: Prefix, kind: str = "outcome") -> list[dict[str, Any]]:
@@ -53,51 +57,17 @@ def uv_binary(tool: list[str]) -> Path:
     return path
 
 
-class Env:
-    """One env and one user; installs go through the backend under test."""
-
-    def __init__(
-        self,
-        run: Runner,
-        safe_pip: list[str],
-        prefix: Prefix,
-        links: list[Path],
-        user: int | None,
-        backend: str,
-    ) -> None:
-        self.run = run
-        self.safe_pip = safe_pip
-        self.prefix = prefix
-        self.links = links
-        self.user = user
-        self.backend = backend
-
-    @property
-    def site(self) -> Path:
-        return self.prefix.site_packages
+class Env(GuardedEnv):
+    """One env and one user; installs go through the backend under test, with --python."""
 
     @property
     def safe_pip_uv(self) -> Path:
         return uv_binary(self.safe_pip)
 
-    def env(self, **extra: str | None) -> dict[str, str | None]:
-        return {"PATH": f"{self.prefix.bin}:/usr/bin:/bin", **extra}
-
-    def index_args(self) -> list[str]:
-        args = ["--no-index"]
-        for link in self.links:
-            args += ["--find-links", str(link)]
-        return args
-
     def pip(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-        """`safe-pip [--installer uv] <args>` against this env (pip's command line)."""
-        chosen = ["--installer", "uv"] if self.backend == "uv" else []
+        """`safe-pip --python <env> [--installer uv] <args>` (pip's command line)."""
         python = kw.pop("python", None) or str(self.prefix.python)
-        argv = [*self.safe_pip, "--python", python, *chosen, *args]
-        if args and args[0] == "install":
-            argv += self.index_args()
-        env = kw.pop("env", None) or self.env()
-        return self.run(argv, user=self.user, env=env, **kw)
+        return super().pip("--python", python, *args, **kw)
 
     def uv(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         """`<env>/bin/uv <args>`: the uv door (needs `protect --shim` on an env with uv)."""
@@ -110,10 +80,9 @@ class Env:
 
 @pytest.fixture(scope="session")
 def extra_wheels(shared_session_tmp: Path) -> Path:
-    """needs-six 1.0 (requires six>=1.17); six-fork 1.0, which ships six/__init__.py."""
+    """needs-six 1.0 (requires six>=1.17)."""
     house = shared_session_tmp / "uv-wheels"
     build_wheel(house, "needs-six", "1.0", requires=["six>=1.17"])
-    build_wheel(house, "six-fork", "1.0", files={"six/__init__.py": "FORK = True\n"})
     os.chmod(house, 0o755)
     return house
 
@@ -125,11 +94,6 @@ def shared_envs(shared_session_tmp: Path) -> dict[str, Prefix]:
         "base": make_prefix(shared_session_tmp, "conda-base", "uv-base", marker=True),
         "shared": make_prefix(shared_session_tmp, "conda-env", "uv-shared", marker=True),
     }
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return request.param  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -162,33 +126,80 @@ def with_uv(env: Env) -> Env:
 # --- same decision, same record -------------------------------------------------------
 
 
-def test_the_records_of_both_backends_differ_only_in_installer_and_timings(
+def by_operation(prefix: Prefix) -> list[dict[str, dict[str, Any]]]:
+    """Each operation's records, oldest first: {"outcome": ..., "intent": ..., "plan": ...}
+    (a refusal before any intent has only its outcome)."""
+    intents = {r["id"]: r for r in records(prefix, "intent")}
+    plans = {r["plan_for"]: r for r in records(prefix, "plan")}
+    found = []
+    for outcome in records(prefix):
+        op = {"outcome": outcome}
+        if outcome["intent"] is not None:
+            op["intent"] = intents[outcome["intent"]]
+            if outcome["intent"] in plans:
+                op["plan"] = plans[outcome["intent"]]
+        found.append(op)
+    return found
+
+
+def differences(mine: dict[str, Any], theirs: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The fields two records disagree on; an intent's `before` (dist-info -> mtime) by its
+    names only (an uninstall's targets were installed at other times)."""
+    differ = {}
+    for key in mine.keys() | theirs.keys():
+        a, b = mine.get(key), theirs.get(key)
+        if key == "before" and isinstance(a, dict) and isinstance(b, dict):
+            a, b = sorted(a), sorted(b)
+        if a != b:
+            differ[key] = (a, b)
+    return differ
+
+
+def test_the_records_of_the_backends_differ_only_in_installer_and_timings(
     make_env: Callable[..., Env],
 ) -> None:
+    """The same operations (an install, a conda-owned refusal, an uninstall) on the same
+    env with the same wheels and policy, by pip, by uv (`--installer uv`) and through the
+    uv door: every record (intent, plan, outcome) compared field by field."""
     env = make_env()
-    first = env.pip("install", "demo-b")
-    assert first.returncode == 0, first.stderr
-    assert dist_infos(env.site, "demo_a") == ["demo_a-2.0.dist-info"]
-    removed = env.pip("uninstall", "-y", "demo-a", "demo-b")
-    assert removed.returncode == 0, removed.stderr
-    env.backend = "uv"
-    second = env.pip("install", "demo-b")
-    assert second.returncode == 0, second.stderr
-    assert dist_infos(env.site, "demo_b") == ["demo_b-1.0.dist-info"]
-    assert (env.site / "demo_b-1.0.dist-info" / "INSTALLER").read_text().strip() == "uv"
-    by_pip, _, by_uv = records(env.prefix)
-    pip_intent, _, uv_intent = records(env.prefix, "intent")
-    assert (pip_intent["installer"], uv_intent["installer"]) == ("pip", "uv")
-    assert (by_pip["intent"], by_uv["intent"]) == (pip_intent["id"], uv_intent["id"])
-    pip_plan, _, uv_plan = records(env.prefix, "plan")
-    assert pip_plan["plan"] == uv_plan["plan"], (pip_plan["plan"], uv_plan["plan"])
-    assert (pip_plan["plan_for"], uv_plan["plan_for"]) == (pip_intent["id"], uv_intent["id"])
-    assert by_pip["installer"] == "pip" and by_pip["installer_version"] == by_pip["pip_version"]
-    assert by_uv["installer"] == "uv" and by_uv["installer_version"].count(".") == 2
-    differ = {k for k in by_pip.keys() | by_uv.keys() if by_pip.get(k) != by_uv.get(k)}
-    assert differ <= RUN_FIELDS, {k: (by_pip.get(k), by_uv.get(k)) for k in differ - RUN_FIELDS}
-    assert [i["name"] for i in by_uv["changes"]["installed"]] == ["demo-a", "demo-b"]
-    # export replays uv's records like pip's
+    add_conda_package(env.prefix, "six", "1.16.0")
+    for backend in (PIP, UV, DOOR):
+        env.backend = backend
+        # the door finds the env's python on PATH; pip's command line names it (--python)
+        run = (lambda *a: GuardedEnv.pip(env, *a)) if backend == DOOR else env.pip
+        done = run("install", "demo-b")
+        assert done.returncode == 0, done.stderr
+        assert (env.site / "demo_b-1.0.dist-info" / "INSTALLER").read_text().strip() == (
+            "pip" if backend == PIP else "uv"
+        )
+        refused = run("install", "needs-six")
+        assert refused.returncode == DENIED and "rule:    conda-owned" in refused.stderr
+        removed = run("uninstall", *yes(backend), "demo-a", "demo-b")
+        assert removed.returncode == 0, removed.stderr
+        assert dist_infos(env.site, "demo_a") == dist_infos(env.site, "demo_b") == []
+    operations = by_operation(env.prefix)
+    assert [op["outcome"]["decision"] for op in operations] == ["allowed", "denied", "allowed"] * 3
+    by_pip, by_uv, by_door = operations[:3], operations[3:6], operations[6:]
+    for kind in ("intent", "plan", "outcome"):
+        assert [kind in op for op in by_pip] == [kind in op for op in by_uv], kind
+    allowed = INSTALLER_FIELDS | RUN_FIELDS
+    for pip_op, uv_op, door_op in zip(by_pip, by_uv, by_door):
+        for kind, pip_record in pip_op.items():
+            differ = differences(pip_record, uv_op[kind])
+            assert differ.keys() <= allowed, {k: differ[k] for k in differ.keys() - allowed}
+            assert pip_record["installer"] == "pip" and uv_op[kind]["installer"] == "uv"
+            # the door's records keep uv's own command line: `uv pip install ...`
+            door = differences(pip_record, door_op[kind])
+            assert door.keys() <= allowed | {"argv"}, {k: door[k] for k in door.keys() - allowed}
+            assert door_op[kind]["installer"] == "uv"
+    pip_outcome, uv_outcome = by_pip[0]["outcome"], by_uv[0]["outcome"]
+    assert pip_outcome["installer_version"] == pip_outcome["pip_version"]
+    assert uv_outcome["installer_version"].count(".") == 2
+    assert [i["name"] for i in uv_outcome["changes"]["installed"]] == ["demo-a", "demo-b"]
+    assert by_door[0]["outcome"]["argv"][:2] == ["pip", "install"]
+    # export replays every backend's records alike: all three installs were undone
+    env.backend = UV
+    assert env.pip("install", "demo-b").returncode == 0
     exported = env.run(
         [*env.safe_pip, "export", "--python", str(env.prefix.python)], user=env.user, env=env.env()
     )
@@ -196,84 +207,15 @@ def test_the_records_of_both_backends_differ_only_in_installer_and_timings(
     assert "demo-a==2.0" in exported.stdout and "demo-b==1.0" in exported.stdout
 
 
-# --- routes: the decision comes first, whichever backend -------------------------------
-
-#: (arguments, the rule that refuses them); {home}: the user's home
-ROUTES = [
-    (["--user"], "user-site"),
-    (["--target", "{home}/.local/lib/python3.11/site-packages"], "user-site"),
-    (["--prefix", "{home}/.local"], "user-site"),
-    (["--target", "/tmp/safe-pip-tests/elsewhere"], "outside-env"),
-    (["--break-system-packages"], "base-env"),  # with --python {base}
-    ([], "read-only-env"),  # with --python {shared}
-]
-ROUTE_PYTHON = {"base-env": "base", "read-only-env": "shared"}
-
-
-def test_routes_are_judged_the_same_and_what_is_allowed_lands(
-    make_env: Callable[..., Env], shared_envs: dict[str, Prefix], backend: str
-) -> None:
-    env = make_env(backend, marker=True)
-    home = str(env.run.home(env.user))
-    for args, rule in ROUTES:
-        python = shared_envs[ROUTE_PYTHON[rule]].python if rule in ROUTE_PYTHON else None
-        argv = [a.format(home=home) for a in args]
-        proc = env.pip("install", *argv, "demo-a", python=python and str(python))
-        assert proc.returncode == DENIED, (args, proc.stderr)
-        assert f"rule:    {rule}" in proc.stderr, args
-    assert not (Path(home) / ".local" / "lib").exists()
-    assert not Path("/tmp/safe-pip-tests/elsewhere").exists()
-    for site in (env.site, *(p.site_packages for p in shared_envs.values())):
-        assert dist_infos(site, "demo_a") == []
-    assert {r["installer"] for r in records(env.prefix)} == {backend}
-    # the env is marked (PEP 668): the install goes through safe-pip, with this backend
-    proc = env.pip("install", "demo-a")
-    assert proc.returncode == 0, proc.stderr
-    assert dist_infos(env.site, "demo_a") == ["demo_a-2.0.dist-info"]
-    installer = (env.site / "demo_a-2.0.dist-info" / "INSTALLER").read_text().strip()
-    assert installer == records(env.prefix)[-1]["installer"] == backend
-
-
-# --- conda-owned: checked on the backend's plan -----------------------------------------
-
-
-def test_conda_owned_packages_are_protected(make_env: Callable[..., Env], backend: str) -> None:
-    env = make_env(backend)
-    add_conda_package(env.prefix, "six", "1.16.0")
-    proc = env.pip("install", "needs-six")
-    assert proc.returncode == DENIED, proc.stderr
-    assert "rule:    conda-owned" in proc.stderr and "six 1.16.0" in proc.stderr
-    assert dist_infos(env.site, "six") == ["six-1.16.0.dist-info"]
-    assert dist_infos(env.site, "needs_six") == []
-    record = records(env.prefix)[-1]
-    assert (record["rule"], record["installer"]) == ("conda-owned", backend)
-    gone = env.pip("uninstall", "-y", "six")
-    assert gone.returncode == DENIED, gone.stderr
-    assert "rule:    conda-owned" in gone.stderr
-    # checked on the files the planned wheel writes, not only on names
-    conda_six = (env.site / "six" / "__init__.py").read_text()
-    fork = env.pip("install", "six-fork")
-    assert fork.returncode == DENIED, fork.stderr
-    assert "rule:    conda-owned" in fork.stderr and "six/__init__.py" in fork.stderr
-    assert (env.site / "six" / "__init__.py").read_text() == conda_six
-    assert dist_infos(env.site, "six_fork") == []
-    # the hint's way out works with the same backend
-    ok = env.pip("install", "--no-deps", "needs-six")
-    assert ok.returncode == 0, ok.stderr
-    assert dist_infos(env.site, "six") == ["six-1.16.0.dist-info"]
-    assert dist_infos(env.site, "needs_six") == ["needs_six-1.0.dist-info"]
-
-
 # --- the uv door ---------------------------------------------------------------------------
 
 #: (uv arguments, UV_* variables, the rule); {home}: the user's home, {base}: base's python
-DOOR_ROUTES = [
+#: through the shim, routes out of its env (every route of the uv door, through `safe-pip
+#: uv pip`, is in test_routes.DOOR_ROUTES): (uv arguments, UV_* variables, the rule);
+#: {home}: the user's home, {base}: base's python, {shared}: a read-only env's
+SHIM_ROUTES = [
     (["--target", "{home}/.local/lib/python3.11/site-packages"], {}, "user-site"),
-    (["--prefix", "/tmp/safe-pip-tests/uv-prefix"], {}, "outside-env"),
-    (["--user"], {}, "user-site"),
     ([], {"UV_PYTHON": "{base}"}, "base-env"),
-    (["--break-system-packages", "--python", "{base}"], {}, "base-env"),
-    (["--system"], {"PATH": "{base_bin}:/usr/bin:/bin"}, "base-env"),
     (["--python", "{shared}"], {}, "read-only-env"),
 ]
 
@@ -285,9 +227,7 @@ def test_the_uv_door(make_env: Callable[..., Env], shared_envs: dict[str, Prefix
     base = shared_envs["base"]
 
     def fill(text: str) -> str:
-        return text.format(
-            home=home, base=base.python, base_bin=base.bin, shared=shared_envs["shared"].python
-        )
+        return text.format(home=home, base=base.python, shared=shared_envs["shared"].python)
 
     # uv pip install|uninstall go through safe-pip: decided, carried out by uv, recorded
     proc = env.uv("pip", "install", "demo-a==1.0")
@@ -307,7 +247,7 @@ def test_the_uv_door(make_env: Callable[..., Env], shared_envs: dict[str, Prefix
     assert [r["command"] for r in records(env.prefix)] == ["install", "uninstall"]
 
     # the same routes are refused as for pip
-    for args, variables, rule in DOOR_ROUTES:
+    for args, variables, rule in SHIM_ROUTES:
         proc = env.uv(
             "pip",
             "install",
@@ -318,7 +258,6 @@ def test_the_uv_door(make_env: Callable[..., Env], shared_envs: dict[str, Prefix
         assert proc.returncode == DENIED, (args, variables, proc.stderr)
         assert f"rule:    {rule}" in proc.stderr and "uv pip install" in proc.stderr, args
     assert not (Path(home) / ".local" / "lib").exists()
-    assert not Path("/tmp/safe-pip-tests/uv-prefix").exists()
     for site in (env.site, base.site_packages):
         assert dist_infos(site, "demo_a") == []
 
@@ -354,7 +293,7 @@ def test_the_uv_door(make_env: Callable[..., Env], shared_envs: dict[str, Prefix
             str(env.prefix.python),
             *env.index_args(),
             "--target",
-            fill(DOOR_ROUTES[0][0][1]),
+            fill(SHIM_ROUTES[0][0][1]),
             "demo-a",
         ],
         user=env.user,
