@@ -81,11 +81,11 @@ checked against pip 23.2.1 and 26.3 where marked "verified"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from safe_pip.errors import InputError, UsageError
 from safe_pip.pipconfig import ConfigValue, PipConfig, option_values, strtobool
 from safe_pip.target import PIP_SUBPROCESS_MARKER
+from safe_pip.values import field, frozen
 
 #: safe-pip's own flag: replace conda-owned packages where the policy lets users; removed
 #: before pip runs
@@ -124,7 +124,7 @@ PIP_COMMANDS = frozenset(
 #: The variable pip sets in the interpreter it re-runs itself in for ``--python``.
 
 
-@dataclass(frozen=True)
+@frozen
 class Setting:
     """One effective pip option: its value and a human-readable origin.
 
@@ -136,7 +136,7 @@ class Setting:
     source: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Operation:
     """What pip would do for one command line.
 

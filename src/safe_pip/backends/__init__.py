@@ -24,28 +24,53 @@ plan, then a pinned ``--no-deps`` install of exactly that plan).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Protocol
-
 from safe_pip.errors import SafePipError, UsageError
+from safe_pip.values import frozen
 
+# typing only for the type checker: the uv path imports this module before it starts uv
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any, Optional, Protocol
+
     from safe_pip.decide import Decision
     from safe_pip.environment import Environment
     from safe_pip.policy import Policy
     from safe_pip.runner import PipRun
+
+    #: ``check(plan) -> (go, verdict)``: between resolution and installation.
+    Check = Callable[[Optional[Mapping[str, Any]]], tuple[bool, object]]
+
+    class Backend(Protocol):
+        """One installer."""
+
+        name: str
+
+        def version(self) -> str:
+            """The installer's version ('' when unknown)."""
+            ...
+
+        def start(self, request: Request) -> None:
+            """Begin resolving ``request`` early, if the installer can without changing
+            anything (``install`` of the same request then takes that resolution)."""
+            ...
+
+        def install(self, request: Request, check: Check) -> InstallRun:
+            """Resolve, ``check`` the plan, install exactly the plan on go."""
+            ...
+
+        def uninstall(self, request: Request, check: Check) -> InstallRun:
+            """Resolve what the arguments name to a plan (``uninstall`` items: name, version,
+            files where known), ``check`` it, remove exactly that on go."""
+            ...
+
 
 PIP = "pip"
 UV = "uv"
 INSTALLERS = (PIP, UV)
 
 
-#: ``check(plan) -> (go, verdict)``: between resolution and installation.
-Check = Callable[[Optional[Mapping[str, Any]]], "tuple[bool, object]"]
-
-
-@dataclass(frozen=True)
+@frozen
 class InstallRun:
     """An install as a backend carried it out."""
 
@@ -58,7 +83,7 @@ class InstallRun:
     no_check_point: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Request:
     """What to run: the target, the installer's own arguments, the user's environment."""
 
@@ -66,30 +91,6 @@ class Request:
     #: the arguments after ``pip`` (pip backend) or after ``uv pip`` (uv backend)
     args: tuple[str, ...]
     environ: Mapping[str, str]
-
-
-class Backend(Protocol):
-    """One installer."""
-
-    name: str
-
-    def version(self) -> str:
-        """The installer's version ('' when unknown)."""
-        ...
-
-    def start(self, request: Request) -> None:
-        """Begin resolving ``request`` early, if the installer can without changing
-        anything (``install`` of the same request then takes that resolution)."""
-        ...
-
-    def install(self, request: Request, check: Check) -> InstallRun:
-        """Resolve, ``check`` the plan, install exactly the plan on go."""
-        ...
-
-    def uninstall(self, request: Request, check: Check) -> InstallRun:
-        """Resolve what the arguments name to a plan (``uninstall`` items: name, version,
-        files where known), ``check`` it, remove exactly that on go."""
-        ...
 
 
 #: safe-pip's own flag choosing the installer for one command; removed before pip runs
@@ -204,8 +205,6 @@ __all__ = [
     "INSTALLER_FLAG",
     "PIP",
     "UV",
-    "Backend",
-    "Check",
     "InstallRun",
     "Request",
     "backend",

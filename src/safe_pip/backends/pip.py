@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import tempfile
 
-from safe_pip.backends import PIP, Check, InstallRun, Request
+from safe_pip.backends import PIP, InstallRun, Request
 from safe_pip.environment import Environment
 from safe_pip.runner import PipRun
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from safe_pip.backends import Check
 
 
 class PipBackend:

@@ -24,26 +24,29 @@ An uninstall's plan is uv's own ``--dry-run`` (``read_uninstall_plan``).
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from safe_pip.backends import UV, Check, InstallRun, Request
+from safe_pip.backends import UV, InstallRun, Request
 from safe_pip.backends.uv_cli import CARRY, DROPPED_VARIABLES, UvCommand, parse_uv_pip
 from safe_pip.errors import ExitCode, InstallerMissing, TargetError, UsageError
 from safe_pip.names import canonical as normalize_name
 from safe_pip.passthrough import pip_environ
 from safe_pip.readfile import MiB, open_regular, read_text
-from safe_pip.runner import PipRun, wait_for
+from safe_pip.values import field, frozen
 
+# typing, json and the runner are imported where used: this module is imported before
+# uv is started on its plan
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+
+    from safe_pip.backends import Check
     from safe_pip.environment import Environment
+    from safe_pip.runner import PipRun
 
 #: where ``protect --shim`` keeps the env's real uv when it puts the shim in its place
 REAL_UV_VAR = "SAFE_PIP_REAL_UV"
@@ -316,6 +319,8 @@ def read_plan(stdout: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     Raises ``UvPlanError`` for output this reader does not understand: the
     schema is uv's *preview* one, and an unread plan must not pass as empty.
     """
+    import json
+
     try:
         data = json.loads(stdout)
     except ValueError as error:
@@ -649,6 +654,8 @@ def _requirement_name(text: str) -> str | None:
 
 
 def _run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, bool]:
+    from safe_pip.runner import wait_for
+
     try:
         child = subprocess.Popen(list(argv), env=dict(environ))
     except OSError as error:
@@ -656,7 +663,7 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, bool]:
     return wait_for(child)
 
 
-@dataclass
+@frozen
 class _Planned:
     """uv's plan: the report-format plan to check, and how to carry out exactly it."""
 
@@ -727,6 +734,8 @@ class UvBackend:
         self._version.ask()
 
     def install(self, request: Request, check: Check) -> InstallRun:
+        from safe_pip.runner import PipRun
+
         started = time.monotonic()
 
         def ran(code: int, interrupted: bool = False) -> PipRun:
@@ -865,6 +874,8 @@ class UvBackend:
         as uv reads them), checked, then exactly the planned distributions removed by
         name; an unreadable plan is marked incomplete (refused where conda's packages are
         protected)."""
+        from safe_pip.runner import PipRun
+
         started = time.monotonic()
 
         def ran(code: int, interrupted: bool = False) -> PipRun:

@@ -17,10 +17,10 @@ know is refused (fail closed).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from safe_pip.errors import UsageError
 from safe_pip.pipcli import Operation, Setting
+from safe_pip.values import frozen
 
 #: the ``uv pip`` commands that change an env
 MUTATING = ("install", "uninstall", "sync")
@@ -36,7 +36,7 @@ CARRY = "carry"
 TARGET = "target"
 
 
-@dataclass(frozen=True)
+@frozen
 class UvOption:
     names: tuple[str, ...]
     kind: str
@@ -193,7 +193,7 @@ _REPEATED = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class UvCommand:
     """One ``uv pip`` command line: the operation to decide, and the options to run with."""
 

@@ -1,0 +1,120 @@
+"""Small immutable value classes, without importing ``dataclasses``.
+
+``dataclasses`` imports ``inspect`` (and with it ``ast``, ``dis`` and ``tokenize``):
+about 10 ms at every start.  The classes safe-pip needs before it starts an
+installer (the parsed command line, the installer request) are declared with
+``@frozen`` instead: fields and their order from the class annotations, defaults
+from class attributes (``field(default_factory=...)`` for a fresh mutable one),
+construction by position or keyword, equality and hashing on the fields, a repr,
+and no assignment after construction.  Type checkers read ``@frozen`` as a frozen
+dataclass (PEP 681).
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar, dataclass_transform
+
+    T = TypeVar("T")
+    C = TypeVar("C", bound=type)
+
+
+class FrozenInstanceError(AttributeError):
+    """An attempt to assign to a field of a ``@frozen`` instance."""
+
+
+class _Factory:
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], object]) -> None:
+        self.make = make
+
+
+def field(*, default_factory: Callable[[], T]) -> T:
+    """A default made fresh for every instance (``field(default_factory=dict)``)."""
+    return _Factory(default_factory)  # type: ignore[return-value]
+
+
+def _init(self: Any, *args: Any, **kwargs: Any) -> None:
+    cls = type(self)
+    names: tuple[str, ...] = cls.__frozen_fields__
+    defaults: dict[str, Any] = cls.__frozen_defaults__
+    if len(args) > len(names):
+        raise TypeError(f"{cls.__qualname__}() takes {len(names)} arguments, {len(args)} given")
+    given = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names or key in given:
+            raise TypeError(f"{cls.__qualname__}() got an unexpected or repeated argument {key!r}")
+        given[key] = value
+    for name in names:
+        if name in given:
+            value = given[name]
+        elif name in defaults:
+            value = defaults[name]
+            value = value.make() if isinstance(value, _Factory) else value
+        else:
+            raise TypeError(f"{cls.__qualname__}() missing argument {name!r}")
+        object.__setattr__(self, name, value)
+
+
+def _values(self: Any) -> tuple[Any, ...]:
+    return tuple(getattr(self, name) for name in type(self).__frozen_fields__)
+
+
+def _eq(self: Any, other: object) -> Any:
+    if other.__class__ is not self.__class__:
+        return NotImplemented
+    return bool(_values(self) == _values(other))
+
+
+def _hash(self: Any) -> int:
+    return hash(_values(self))
+
+
+def _repr(self: Any) -> str:
+    names = type(self).__frozen_fields__
+    inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+    return f"{type(self).__qualname__}({inner})"
+
+
+def _setattr(self: Any, name: str, _value: object) -> None:
+    raise FrozenInstanceError(f"cannot assign to field {name!r} of {type(self).__qualname__}")
+
+
+def _delattr(self: Any, name: str) -> None:
+    raise FrozenInstanceError(f"cannot delete field {name!r} of {type(self).__qualname__}")
+
+
+def _decorate(cls: C) -> C:
+    names = tuple(vars(cls).get("__annotations__", {}))
+    defaults = {name: vars(cls)[name] for name in names if name in vars(cls)}
+    for name in defaults:
+        delattr(cls, name)  # looked up in ``__frozen_defaults__``, never on the class
+    cls.__frozen_fields__ = names  # type: ignore[attr-defined]
+    cls.__frozen_defaults__ = defaults  # type: ignore[attr-defined]
+    setattr(cls, "__match_args__", names)  # noqa: B010 - a class of any name
+    methods = {
+        "__init__": _init,
+        "__eq__": _eq,
+        "__hash__": _hash,
+        "__repr__": _repr,
+        "__setattr__": _setattr,
+        "__delattr__": _delattr,
+    }
+    for name, method in methods.items():
+        setattr(cls, name, method)
+    return cls
+
+
+if TYPE_CHECKING:
+
+    @dataclass_transform(frozen_default=True, field_specifiers=(field,))
+    def frozen(cls: C) -> C: ...
+
+else:
+    frozen = _decorate
+
+
+__all__ = ["FrozenInstanceError", "field", "frozen"]
