@@ -856,6 +856,11 @@ def _run_checked(  # noqa: C901 - counts its closures `refuse` and `check`, whic
 
     assert attempt.backend is not None
     request = _request(attempt, decision)
+    if protect and attempt.backend.name == "uv":
+        # uv is working out its plan meanwhile: load what the check of it reads now
+        import safe_pip.conda_records
+        import safe_pip.ownership
+        import safe_pip.plan  # noqa: F401
 
     def check_and_record_plan(report: Mapping[str, Any] | None) -> tuple[bool, object]:
         go, verdict = check(report)
