@@ -25,6 +25,7 @@ from safe_pip.commands import target_environment
 from safe_pip.commands.log import parse_time
 from safe_pip.environment import Environment
 from safe_pip.policy import default_policy
+from safe_pip.probe import _PROBE
 
 # `log --python` inspects the interpreter in a subprocess.
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.integration
 
 def make_fake_env(prefix: Path) -> Path:
     probe = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", environment._PROBE],
+        [sys.executable, "-I", "-S", "-c", _PROBE],
         capture_output=True,
         text=True,
         check=True,

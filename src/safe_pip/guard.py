@@ -40,10 +40,11 @@ if TYPE_CHECKING:
     from safe_pip.audit.ship import Shipper
     from safe_pip.backends import Backend, Request
     from safe_pip.decide import Conflict, Decision
-    from safe_pip.environment import Environment, Probe
+    from safe_pip.environment import Environment
     from safe_pip.inventory import Installed
     from safe_pip.pipconfig import PipConfig
     from safe_pip.policy import Policy
+    from safe_pip.probe import Probe
     from safe_pip.runner import PipRun
     from safe_pip.sources import SourceUse
     from safe_pip.target import Target
@@ -53,7 +54,7 @@ PROG = "safe-pip"
 
 def start_probe(target: Target, environ: Mapping[str, str]) -> Probe:
     """Ask ``target``'s interpreter for its paths; answered in ``inspect_environment``."""
-    from safe_pip.environment import Probe
+    from safe_pip.probe import Probe
 
     return Probe(target.python, environ)
 
