@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from support.auditlog import operations_in
 from support.backends import (
     BACKENDS,
     DOOR,
@@ -121,6 +122,9 @@ def test_user_site_routes(scenario: Scenario, args: list[str], extra_env: dict[s
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    user-site" in proc.stderr
     scenario.nothing_landed()
+    # the refusal is recorded in the env's log, naming the installer asked for
+    (record,) = operations_in(scenario.prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
+    assert (record["rule"], record["installer"]) == ("user-site", scenario.installer)
 
 
 def test_ambiguous_option_fails_closed(scenario: Scenario) -> None:
@@ -361,7 +365,17 @@ def test_frozen_env_refuses_install_and_uninstall(
     s.nothing_landed()
 
 
-@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
+#: a developer install builds the project in a fresh env with setuptools (1 to 2 s): pip as
+#: both users, uv and the uv door as the unprivileged user only
+DEV_CASES = pytest.mark.parametrize(
+    ("user", "backend"),
+    [(None, PIP), (NOBODY, PIP), (NOBODY, UV), (NOBODY, DOOR)],
+    ids=["root-pip", "nobody-pip", "nobody-uv", "nobody-uv-door"],
+    indirect=True,
+)
+
+
+@DEV_CASES
 def test_dev_install_needs_no_build_isolation_then_works(
     scenario: Scenario, shared_tmp: Path
 ) -> None:
@@ -383,7 +397,7 @@ def test_dev_install_needs_no_build_isolation_then_works(
     assert check.returncode == 0, check.stderr
 
 
-@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
+@DEV_CASES
 def test_dev_only_env(scenario: Scenario, shared_tmp: Path) -> None:
     install_setuptools(scenario.prefix)
     project = make_project(shared_tmp / "proj", "devpkg", "0.1", owner=scenario.user)
@@ -402,8 +416,9 @@ def test_dev_only_env(scenario: Scenario, shared_tmp: Path) -> None:
 # --- the uv door: routes typed in uv's own words ----------------------------------------
 
 #: (uv arguments after `uv pip`, UV_* and PATH, the rules that may refuse); {home}: the
-#: user's home, {elsewhere}: a directory outside every env, {base}/{base_prefix}/
-#: {base_site}/{base_bin}: the conda base env's python, prefix, site-packages and bin
+#: user's home (also the working directory), {elsewhere}: a directory outside every env,
+#: {base}/{base_prefix}/{base_site}/{base_bin}: the conda base env's python, prefix,
+#: site-packages and bin; {reqs}: a requirements file for `uv pip sync`
 DOOR_ROUTES = {
     "--user": (["install", "--user"], {}, "user-site"),
     "--target user site": (
@@ -412,6 +427,16 @@ DOOR_ROUTES = {
         "user-site",
     ),
     "--prefix user base": (["install", "--prefix", "{home}/.local"], {}, "user-site"),
+    "--target relative": (
+        ["install", "--target", ".local/lib/python3.11/site-packages"],
+        {},
+        "user-site",
+    ),
+    "sync --target user site": (
+        ["sync", "--target", "{home}/.local/lib/python3.11/site-packages", "{reqs}"],
+        {},
+        "user-site",
+    ),
     "--target elsewhere": (["install", "--target", "{elsewhere}"], {}, "outside-env"),
     "-t elsewhere": (["install", "-t{elsewhere}"], {}, "outside-env"),
     "--prefix=elsewhere": (["install", "--prefix={elsewhere}"], {}, "outside-env"),
@@ -436,6 +461,12 @@ DOOR_ROUTES = {
         ["install"],
         {"UV_BREAK_SYSTEM_PACKAGES": "1", "UV_PYTHON": "{base}"},
         "base-env",
+    ),
+    "sync on base": (["sync", "--python", "{base}", "{reqs}"], {}, "base-env"),
+    "--system: the distribution's python": (
+        ["install", "--system"],
+        {"PATH": "/usr/bin:/bin"},
+        "system-python",
     ),
     "uninstall from base": (["uninstall", "--python", "{base}", "pip"], {}, "base-env"),
     "uninstall --prefix base": (
@@ -465,6 +496,8 @@ def test_uv_door_routes(
     base = shared_prefix_factory("conda-base", writable_by=NOBODY)
     s = Scenario(run, safe_pip_bin, own, [wheelhouse], NOBODY, DOOR)
     elsewhere = Path("/tmp/safe-pip-tests") / f"elsewhere-{os.getpid()}"
+    reqs = s.home / "requirements.txt"
+    reqs.write_text("demo-a==1.0\n")
     names = {
         "home": str(s.home),
         "elsewhere": str(elsewhere),
@@ -472,6 +505,7 @@ def test_uv_door_routes(
         "base_prefix": str(base.path),
         "base_site": str(base.site_packages),
         "base_bin": str(base.bin),
+        "reqs": str(reqs),
     }
     args, variables, rules = DOOR_ROUTES[route]
     argv = [a.format(**names) for a in args]

@@ -92,6 +92,6 @@ class GuardedEnv:
     ) -> subprocess.CompletedProcess[str]:
         """safe-pip running `args` with the backend (for the uv door, in uv's words)."""
         argv = safe_pip_argv(self.safe_pip, self.backend, args)
-        if "install" in args[:3]:
+        if {"install", "sync"} & set(args[:3]):
             argv += self.index_args()
         return self.run(argv, user=self.user, env=env or self.env(), **kw)
