@@ -66,12 +66,20 @@ def plan_fields(intent_id: str | None, report: Mapping[str, Any] | None) -> dict
     from safe_pip.plan import planned_removals as uninstall_plan
 
     install = sorted(
-        f"{(item.get('metadata') or {}).get('name')}=={(item.get('metadata') or {}).get('version')}"
+        _pinned(
+            (item.get("metadata") or {}).get("name"), (item.get("metadata") or {}).get("version")
+        )
         for item in planned_installs(report).values()
     )
     removed = [*planned_removals(report), *uninstall_plan(report)]
     remove = sorted({f"{item.get('name')}=={item.get('version', '')}" for item in removed})
     return {"kind": "plan", "plan_for": intent_id, "plan": {"install": install, "remove": remove}}
+
+
+def _pinned(name: object, version: object) -> str:
+    """``name==version``; the name alone where the plan has no version (a source tree uv
+    has not built yet)."""
+    return f"{name}=={version}" if version else str(name)
 
 
 def is_running(intent: Mapping[str, Any]) -> bool:
