@@ -8,6 +8,8 @@ then installs the 20 wheels with ``--no-index --find-links`` into each by:
 * ``uv pip install --python ENV/bin/python ...`` (bare uv),
 * ``safe-pip --python ENV --installer uv install ...`` (guarded uv: the policy,
   uv's plan, the conda check on it, the pinned install, the audit record),
+* ``safe-pip uv pip install --python ENV ...`` (the uv door: what the env's ``uv``
+  shim and ``%uv`` run when a user types ``uv pip install``),
 * ``safe-pip --python ENV install ...`` (guarded pip, for reference).
 
 The commands run as subprocesses, interleaved, after one warm-up round (uv's
@@ -79,6 +81,17 @@ def commands(
             *index,
             *requirements,
         ],
+        "uv door": [
+            safe_pip,
+            "uv",
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            python,
+            *index,
+            *requirements,
+        ],
         "guarded pip": [safe_pip, "--python", python, "install", "-q", *index, *requirements],
     }
 
@@ -121,7 +134,7 @@ def main() -> None:
         cpus: dict[str, list[float]] = {}
         counter = 0
         for round_ in range(args.runs + 1):  # round 0 warms the caches
-            for label in ("bare pip", "bare uv", "guarded uv", "guarded pip"):
+            for label in ("bare pip", "bare uv", "guarded uv", "uv door", "guarded pip"):
                 counter += 1
                 env = make_prefix(root, "conda-env", f"env-{counter}")
                 argv = commands(env.path, house, requirements, uv, safe_pip)[label]
@@ -140,7 +153,12 @@ def main() -> None:
                 f"{label:<12} median {value * 1000:7.1f} ms  best {best * 1000:7.1f} ms"
                 f"  cpu (median, with children) {cpu[label] * 1000:7.1f} ms"
             )
-        for num, den in (("guarded uv", "bare pip"), ("guarded uv", "bare uv")):
+        for num, den in (
+            ("guarded uv", "bare pip"),
+            ("guarded uv", "bare uv"),
+            ("uv door", "bare pip"),
+            ("uv door", "bare uv"),
+        ):
             print(
                 f"{num} / {den}: wall {medians[num] / medians[den]:.3f}"
                 f"  cpu {cpu[num] / cpu[den]:.3f}"

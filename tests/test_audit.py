@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
@@ -37,6 +36,7 @@ from safe_pip.environment import Environment
 from safe_pip.errors import AuditError
 from safe_pip.pipcli import Operation, Setting
 from safe_pip.policy import Policy, default_policy
+from safe_pip.values import replace
 from support.fakes import fake_environment
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -209,7 +209,7 @@ def test_user_location_defaults_to_home_state(env: Environment, tmp_path: Path) 
 
 
 def test_absolute_location_expands_placeholders(env: Environment) -> None:
-    odd = dataclasses.replace(env, name="my env/../x")
+    odd = replace(env, name="my env/../x")
     policy = policy_with("/var/log/safe-pip/{env_name}-{prefix_hash}.jsonl")
     path, *fallback = log_locations(odd, policy, {})
     assert len(fallback) <= 1

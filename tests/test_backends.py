@@ -4,7 +4,6 @@ and its plan, naming direct references, and which uv commands the uv door takes 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from safe_pip.environment import Environment, EnvKind
 from safe_pip.errors import InstallerMissing, UsageError
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import Policy, default_policy
+from safe_pip.values import replace
 from support.fakes import fake_environment
 from support.wheels import build_wheel
 

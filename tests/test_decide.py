@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 import pytest
@@ -13,6 +12,7 @@ from safe_pip.environment import Environment, EnvKind
 from safe_pip.errors import UsageError
 from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import KEYS, Policy, default_policy
+from safe_pip.values import replace
 from support.fakes import fake_environment
 
 PREFIX = "/srv/envs/analysis"
@@ -20,7 +20,7 @@ PREFIX = "/srv/envs/analysis"
 
 def make_env(kind: EnvKind = EnvKind.CONDA_ENV, **changes: object) -> Environment:
     env = fake_environment(PREFIX, kind, name="analysis")
-    return dataclasses.replace(env, **changes)  # type: ignore[arg-type]
+    return replace(env, **changes)
 
 
 def policy_with(**values: object) -> Policy:
@@ -199,7 +199,7 @@ def test_marker_gets_break_system_packages_for_allowed_operations() -> None:
     env = make_env(marker=f"{PREFIX}/lib/python3.11/EXTERNALLY-MANAGED")
     decision = run(["install", "x"], env)
     assert "--break-system-packages" in decision.pip_args
-    old = dataclasses.replace(env, pip_version="22.3.1")
+    old = replace(env, pip_version="22.3.1")
     assert "--break-system-packages" not in run(["install", "x"], old).pip_args
 
 

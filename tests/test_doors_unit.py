@@ -16,6 +16,7 @@ from safe_pip.door import door, own_command
 from safe_pip.ipython import ENV_COMMAND, pip_shell_command, uv_shell_command
 from safe_pip.kernel import find_kernel, is_kernel_command
 from safe_pip.target import BOUND_PYTHON_VAR, DOOR_VAR
+from safe_pip.values import replace
 
 KERNEL_ENV = {"JPY_PARENT_PID": "100"}
 
@@ -205,7 +206,6 @@ def test_help_and_version_under_the_name_pip_stay_pips(
 
 
 def test_from_a_notebook_of_another_env_pip_warns_or_refuses_as_the_policy_says() -> None:
-    import dataclasses
 
     from safe_pip import rules
     from safe_pip.decide import decide
@@ -215,7 +215,7 @@ def test_from_a_notebook_of_another_env_pip_warns_or_refuses_as_the_policy_says(
     from support.fakes import fake_environment
 
     env = fake_environment("/opt/conda/envs/tools", EnvKind.CONDA_ENV, name="tools")
-    env = dataclasses.replace(env, writable=True)
+    env = replace(env, writable=True)
     op = parse_pip_command_line(["install", "demo-a"], {}, None)
     kernel_env = "/home/u/envs/analysis"
     assert decide(op, env, default_policy(), notebook_env=kernel_env).allowed
@@ -261,9 +261,8 @@ def test_user_site_copies_say_how_they_relate_and_how_to_remove_them(tmp_path: P
     assert words[:2] == ["rm", "-r"]
     assert set(words[2:]) == {str(extra), str(user_site / "extra.py"), str(script)}
     # a venv (without system site-packages) reads no user site
-    import dataclasses
 
-    assert user_site_copies(dataclasses.replace(env, user_site_enabled=False)) == []
+    assert user_site_copies(replace(env, user_site_enabled=False)) == []
 
 
 def test_the_marker_names_the_commands_that_work_and_the_contact(tmp_path: Path) -> None:

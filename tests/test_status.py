@@ -3,7 +3,6 @@ drift, and the shell's python/pip; and drift classified from facts in memory."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -17,6 +16,7 @@ from safe_pip.drift import DriftFacts, classify_drift
 from safe_pip.inventory import Installed
 from safe_pip.ownership import Owner
 from safe_pip.policy import load_policy
+from safe_pip.values import replace
 from support.fakes import conda_package, env_on_disk, lay_dist_info
 
 
@@ -144,7 +144,7 @@ def facts(*installed: Installed, **changes: Any) -> DriftFacts:
         owners=owners,
         installers={},
     )
-    return dataclasses.replace(base, **changes)
+    return replace(base, **changes)
 
 
 def test_what_the_log_explains_is_not_drift() -> None:

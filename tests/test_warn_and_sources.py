@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from safe_pip.sources import (
     requirement_file_uses,
     source_refusal,
 )
+from safe_pip.values import replace
 from support.fakes import fake_environment
 
 PREFIX = "/srv/envs/analysis"
@@ -29,7 +29,7 @@ MIRROR = "http://127.0.0.1:9/simple"
 
 def env_of(kind: EnvKind = EnvKind.CONDA_ENV, **changes: object) -> Environment:
     env = fake_environment(PREFIX, kind, name="analysis")
-    return dataclasses.replace(env, **changes)  # type: ignore[arg-type]
+    return replace(env, **changes)
 
 
 def policy(**values: object) -> Policy:

@@ -14,16 +14,16 @@ import json
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from safe_pip.environment import Environment
+from safe_pip.values import field, frozen
 
 BASELINE = os.path.join("etc", "safe-pip", "protect", "baseline.json")
 SCHEMA = "safe-pip.baseline/1"
 _LIMIT = 16 << 20
 
 
-@dataclass(frozen=True)
+@frozen
 class Baseline:
     #: normalised name -> version
     versions: Mapping[str, str] = field(default_factory=dict)

@@ -34,8 +34,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from safe_pip.values import frozen
 
 from .readfile import MiB, read_bytes
 
@@ -111,7 +112,7 @@ _CREDENTIALS_RE = re.compile(r"(?<=://)[^/@]*@")
 _TOKEN_RE = re.compile(r"/t/[^/]+(?=/|\Z)")
 
 
-@dataclass(frozen=True)
+@frozen
 class Dist:
     """One package line of the history: ``[channel::]name-version-build``."""
 
@@ -130,7 +131,7 @@ class Dist:
         return (self.name, self.version, self.build)
 
 
-@dataclass(frozen=True)
+@frozen
 class HistoryBlock:
     """One ``==> timestamp <==`` block.
 
@@ -171,7 +172,7 @@ class HistoryBlock:
         return bool(self.added or self.removed or self.full_state)
 
 
-@dataclass(frozen=True)
+@frozen
 class History:
     """A parsed ``conda-meta/history``; ``problems`` lists what was skipped."""
 

@@ -41,10 +41,11 @@ import re
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cached_property
 from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple, Union
+
+from safe_pip.values import frozen
 
 from .atomicwrite import write_atomic
 from .conda_history import KNOWN_SUBDIRS, normalise_channel
@@ -89,7 +90,7 @@ _INDENT_RE = re.compile(rb"\{[ \t]*\r?\n([ \t]+)\"")
 _VERSION_XY_RE = re.compile(r"(\d+)\.(\d+)")
 
 
-@dataclass(frozen=True)
+@frozen
 class CondaRecord:
     """One installed conda package.
 
@@ -114,7 +115,7 @@ class CondaRecord:
     requested_specs: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class RecordSet:
     """All records of a prefix, in file-name order, and what could not be read."""
 

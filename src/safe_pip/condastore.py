@@ -13,9 +13,9 @@ import json
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from safe_pip.policy import Policy
+from safe_pip.values import frozen
 
 API_PATH = "/api/v1/specification/"
 TIMEOUT_S = 30.0
@@ -25,7 +25,7 @@ class NotSent(Exception):
     """The request did not reach conda-store, or conda-store refused it."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Submission:
     url: str
     namespace: str

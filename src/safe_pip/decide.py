@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
 
 from safe_pip import rules
 from safe_pip.destinations import LEXICAL, Destination, place_destinations
@@ -23,11 +22,12 @@ from safe_pip.sources import (
     source_refusal,
     typed_refusal,
 )
+from safe_pip.values import frozen, replace
 
 #: safe-pip's own flag to replace conda-owned packages; removed before pip runs.
 
 
-@dataclass(frozen=True)
+@frozen
 class Decision:
     allowed: bool
     rule: str
@@ -138,7 +138,7 @@ def corrected_command(op: Operation, *, add: list[str], drop: tuple[str, ...] = 
 # one function here, one entry in the table, one entry in docs/rules.md.
 
 
-@dataclass(frozen=True)
+@frozen
 class Case:
     """Everything a rule may look at: the inputs of ``decide``, with the destinations placed."""
 
@@ -165,13 +165,13 @@ class Case:
         return not any(d.listed and not d.in_env for d in self.destinations if d.install)
 
 
-@dataclass(frozen=True)
+@frozen
 class Refusal:
     reason: str
     hint: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Rule:
     """One entry of the table: a rule id and the check that may refuse under it."""
 
@@ -513,7 +513,7 @@ def _allowed(case: Case) -> Decision:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class Conflict:
     """A conda-owned distribution that pip would replace or remove."""
 

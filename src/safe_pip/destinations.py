@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from safe_pip.environment import Environment, EnvKind
 from safe_pip.pipcli import Operation, Setting
+from safe_pip.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Destination:
     """One location option and where it leads."""
 
@@ -58,7 +58,7 @@ class Destination:
 BUILD_OPTION_DESTS = ("config_settings", "global_options", "build_options", "install_options")
 
 
-@dataclass(frozen=True)
+@frozen
 class Resolver:
     """How paths are read: as written (pure) or on the filesystem (the shell's)."""
 

@@ -31,7 +31,6 @@ import os
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
 from safe_pip.atomicwrite import write_atomic
@@ -40,6 +39,7 @@ from safe_pip.environment import Environment
 from safe_pip.inventory import Installed, InstallerCache, distribution_key, scan_all
 from safe_pip.ownership import CONDA_INSTALLERS, Owner, OwnershipIndex, is_pip_note
 from safe_pip.userdirs import cache_dir
+from safe_pip.values import field, frozen
 
 #: what ensurepip/venv put into a fresh non-conda env
 BOOTSTRAP_DISTS = frozenset({"pip", "setuptools", "wheel"})
@@ -49,7 +49,7 @@ _CACHE_VERSION = 1
 _TAIL = 256
 
 
-@dataclass(frozen=True)
+@frozen
 class Drift:
     unexplained: list[dict[str, str]] = field(default_factory=list)
     user_site: list[dict[str, str]] = field(default_factory=list)
@@ -273,7 +273,7 @@ def user_site_imported(env: Environment, environ: Mapping[str, str]) -> bool:
     )
 
 
-@dataclass(frozen=True)
+@frozen
 class DriftFacts:
     """What drift is classified from, gathered from disk by ``gather_drift``."""
 

@@ -12,12 +12,12 @@ import enum
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from safe_pip.names import canonical
 from safe_pip.probe import Probe
 from safe_pip.readfile import MiB, read_bytes, read_head, read_text
 from safe_pip.target import Target
+from safe_pip.values import field, frozen
 
 MARKER_NAME = "EXTERNALLY-MANAGED"
 
@@ -33,7 +33,7 @@ class EnvKind(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
+@frozen
 class Environment:
     python: str
     how: str

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 from safe_pip import __version__
@@ -32,6 +31,7 @@ from safe_pip.export import (
     requirements_txt,
 )
 from safe_pip.inventory import Installed
+from safe_pip.values import replace
 
 _MAX_NOTES = 20
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from safe_pip.audit.replay import replay
+from safe_pip.values import frozen, replace
 
 __all__ = [
     "CONDA_STORE_NAME_RE",
@@ -79,7 +79,7 @@ _SURROGATE_RE = re.compile(r"[\ud800-\udfff]")
 _ENV_REFERENCE_RE = re.compile(r"\$\{[A-Za-z0-9_]+\}(?::\$\{[A-Za-z0-9_]+\})?\Z")
 
 
-@dataclass(frozen=True)
+@frozen
 class PipPackage:
     """One distribution of the net pip state.
 
@@ -96,7 +96,7 @@ class PipPackage:
     note: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class PipSection:
     """The pip part of an export: index options, packages, and notes.
 

@@ -455,12 +455,11 @@ def _guarded(
     early = _start_uv_early(first, target.python, uv_args, environ, installer)
     probe = start_probe(target, environ)
     # while the interpreter (and uv) answer: the decision core's modules
-    from dataclasses import replace
-
     from safe_pip.decide import Decision, decide
     from safe_pip.environment import editable_distributions
     from safe_pip.policy import contact_line, load_policy, tell_the_admin
     from safe_pip.sources import requirement_file_uses
+    from safe_pip.values import replace
 
     env = inspect_environment(target, environ, probe)
     # pip also reads <sys.prefix>/pip.conf of the interpreter it runs in (uv reads none)
@@ -617,7 +616,7 @@ def _distutils_config(decision: Decision, environ: Mapping[str, str]) -> Decisio
 
 def _overridden(decision: Decision, conflicts: list[Conflict]) -> Decision:
     """The allowed decision, saying (for the log) which conda packages the override hit."""
-    from dataclasses import replace
+    from safe_pip.values import replace
 
     listed = "; ".join(c.describe() for c in conflicts)
     return replace(
@@ -641,9 +640,8 @@ def _with_next_step(
     decision: Decision,
     environ: Mapping[str, str],
 ) -> Decision:
-    from dataclasses import replace
-
     from safe_pip import nextstep
+    from safe_pip.values import replace
 
     try:
         hint = nextstep.read_only_hint(op, env, policy, environ)

@@ -20,12 +20,12 @@ import re
 import time
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from safe_pip.atomicwrite import write_atomic
 from safe_pip.readfile import MiB, read_bytes, read_head
 from safe_pip.userdirs import cache_dir
+from safe_pip.values import frozen
 
 _SEPARATORS = re.compile(r"[-_.]+")
 _PLAIN_NAME = re.compile(r"[a-z0-9]+\Z")
@@ -47,7 +47,7 @@ class Installed(NamedTuple):
     stamp: tuple[int, int] = (0, 0)
 
 
-@dataclass(frozen=True)
+@frozen
 class Details:
     installer: str
     direct_url: Mapping[str, Any] | None

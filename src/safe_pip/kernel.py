@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from safe_pip.readfile import read_head
+from safe_pip.values import frozen
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ KERNEL_MODULES = ("ipykernel_launcher", "ipykernel")
 MAX_DEPTH = 12
 
 
-@dataclass(frozen=True)
+@frozen
 class Kernel:
     pid: int
     #: the kernel's interpreter: its argv[0] when that is a path (a venv's

@@ -18,7 +18,6 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from safe_pip.atomicwrite import write_atomic
@@ -37,6 +36,7 @@ from safe_pip.errors import SafePipError, TargetError
 from safe_pip.launcher import SHIM_TAG, is_shim, launcher_code, tool_import_paths
 from safe_pip.readfile import MiB, read_bytes, read_text
 from safe_pip.target import BOUND_PYTHON_VAR
+from safe_pip.values import frozen
 
 STATE_DIR = os.path.join("etc", "safe-pip", "protect")
 MANIFEST = "manifest.json"
@@ -53,7 +53,7 @@ NO_USER_SITE_TEXT = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Change:
     path: str
     #: "created", "replaced", "edited", "kept", "removed", "restored", "cleaned"

@@ -19,11 +19,11 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from safe_pip.errors import PolicyError
 from safe_pip.readfile import read_bytes
+from safe_pip.values import field, frozen
 
 SYSTEM_POLICY = "/etc/safe-pip/policy.toml"
 #: The largest policy file read (every key, commented, is a few KiB).
@@ -115,7 +115,7 @@ def _never(old: object, new: object) -> bool:
     return old == new
 
 
-@dataclass(frozen=True)
+@frozen
 class Key:
     name: str
     #: "mode", "bool", "str", "paths", "choice", "urls", "choice-table",
@@ -366,7 +366,7 @@ SYSTEM_ONLY = ("delegate", "envs")
 TOP_LEVEL = ("version", *SYSTEM_ONLY)
 
 
-@dataclass(frozen=True)
+@frozen
 class EnvEntry:
     """One ``[[envs]]`` table of the system file."""
 
@@ -383,7 +383,7 @@ class EnvEntry:
         return f"[[envs]] #{self.number} (path = {self.pattern!r})"
 
 
-@dataclass(frozen=True)
+@frozen
 class Policy:
     values: Mapping[str, object]
     files: tuple[str, ...] = ()
@@ -605,7 +605,7 @@ def _validate(name: str, value: object, located: _Located, where: str) -> object
     return problem
 
 
-@dataclass(frozen=True)
+@frozen
 class _Problem:
     message: str
     #: the table entry at fault, for its line
@@ -801,7 +801,7 @@ def _delegated(data: Mapping[str, Any], located: _Located) -> frozenset[str]:
     return frozenset(good)
 
 
-@dataclass(frozen=True)
+@frozen
 class FileCheck:
     """What one policy file says, and every problem in it."""
 

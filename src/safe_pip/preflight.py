@@ -37,13 +37,13 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from safe_pip.changes import read_report
 from safe_pip.errors import TargetError
 from safe_pip.passthrough import pip_environ
 from safe_pip.runner import PipRun, start_child, wait_for
+from safe_pip.values import frozen
 
 FDS_VAR = "SAFE_PIP_PREFLIGHT_FDS"
 REPORT_VAR = "SAFE_PIP_PREFLIGHT_REPORT"
@@ -195,7 +195,7 @@ sys.exit(_safe_pip_bootstrap())
 """
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckedRun:
     run: PipRun
     #: the report of what pip was about to install (None if it never got there)

@@ -17,19 +17,19 @@ import fnmatch
 import os
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from safe_pip import rules
 from safe_pip.pipcli import Operation, read_requirement_file
 from safe_pip.policy import Policy, normalize_location, normalize_project
+from safe_pip.values import frozen
 
 #: the allowlist entry for pip's built-in default index (used when no index URL is set)
 DEFAULT_INDEX = "default"
 _MAX_FILES = 64
 
 
-@dataclass(frozen=True)
+@frozen
 class SourceUse:
     kind: str  # "index", "find-links", or "unchecked" (a requirements file not readable)
     location: str
@@ -170,7 +170,7 @@ def source_refusal(uses: Iterable[SourceUse], policy: Policy) -> tuple[str, str]
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class Planned:
     name: str
     version: str

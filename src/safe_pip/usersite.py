@@ -15,14 +15,14 @@ import csv
 import io
 import os
 import shlex
-from dataclasses import dataclass
 
 from safe_pip.environment import Environment
 from safe_pip.inventory import scan, scan_all
 from safe_pip.readfile import MiB, read_text
+from safe_pip.values import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class UserSiteCopy:
     name: str
     version: str

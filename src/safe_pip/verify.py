@@ -29,10 +29,10 @@ import glob
 import os
 import shutil
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from safe_pip.environment import Environment
+from safe_pip.values import frozen
 
 #: Python versions whose user site is watched even when it does not exist yet
 _USER_VERSIONS = tuple(f"3.{minor}" for minor in range(6, 16))
@@ -42,7 +42,7 @@ _PIP_OWN = ("__pycache__",)
 _UV_OWN = (".lock",)
 
 
-@dataclass(frozen=True)
+@frozen
 class Entry:
     ino: int
     #: a file's mtime and size; 0 for a directory (importing writes __pycache__ into it)
@@ -52,7 +52,7 @@ class Entry:
     children: frozenset[str] | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Place:
     path: str
     #: what this place is, for messages ("user site of Python 3.11", "conda base env")
@@ -63,7 +63,7 @@ class Place:
     children: bool = True
 
 
-@dataclass(frozen=True)
+@frozen
 class Escape:
     path: str
     change: str  # "created", "changed", "removed"

@@ -4,7 +4,6 @@ leave them, and a pip that runs no process (``FakePip``)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from typing import Any, NamedTuple
 from safe_pip.environment import Environment, EnvKind
 from safe_pip.preflight import CheckedRun
 from safe_pip.runner import PipRun
+from safe_pip.values import replace
 
 
 def fake_environment(
@@ -47,7 +47,7 @@ def fake_environment(
         frozen=False,
         pip_version="24.2",
     )
-    return dataclasses.replace(env, **changes)
+    return replace(env, **changes)
 
 
 # --- an env on disk without an interpreter, and pip without a process ---------------------

@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
@@ -37,6 +37,7 @@ from safe_pip.names import canonical, project_name, without_extras
 from safe_pip.pipcli import Operation, parse_pip_command_line
 from safe_pip.pipconfig import PipConfig, normalize_key, parse_config_text
 from safe_pip.policy import KEYS, load_policy
+from safe_pip.values import replace
 
 #: What one check may take on the inputs the strategies make (a few KiB at most): the
 #: parsers are linear, so this is generous; a quadratic one blows through it.

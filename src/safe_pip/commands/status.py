@@ -11,7 +11,6 @@ import os
 import shutil
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from safe_pip import __version__
@@ -24,6 +23,7 @@ from safe_pip.pipcli import parse_pip_command_line
 from safe_pip.policy import Policy, load_policy, tell_the_admin
 from safe_pip.target import MAGIC
 from safe_pip.usersite import UserSiteCopy, describe, user_site_copies
+from safe_pip.values import frozen, replace
 
 SCHEMA = "safe-pip.status/1"
 
@@ -69,7 +69,7 @@ def shell_mismatch(env: Environment, environ: Mapping[str, str]) -> list[str]:
 HUB_USER_UID = 65534
 
 
-@dataclass(frozen=True)
+@frozen
 class Viewer:
     """Whom status answers for, when that is not the user running it."""
 
