@@ -605,8 +605,9 @@ _AS_USER = textwrap.dedent(
     from safe_pip.audit.locations import log_locations, writable_location
     from safe_pip.environment import EnvKind, Environment
     from safe_pip.policy import default_policy
+    from safe_pip.values import fields as names
     prefix = sys.argv[1]
-    fields = dict.fromkeys(Environment.__dataclass_fields__, "")
+    fields = dict.fromkeys(names(Environment), "")
     fields.update(prefix=prefix, name=os.path.basename(prefix), kind=EnvKind.VENV,
                   version="3.11.7", user_site_enabled=False, system_site_packages=False,
                   writable=False, marker=None, stale_markers=(), frozen=False,

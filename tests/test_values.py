@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from safe_pip.values import FrozenInstanceError, field, frozen
+from safe_pip.values import FrozenInstanceError, field, fields, frozen, replace
 
 
 @frozen
@@ -40,7 +40,8 @@ def test_equality_hash_repr_and_no_assignment() -> None:
         a.x = 3  # type: ignore[misc]
     with pytest.raises(FrozenInstanceError):
         del a.y
-    assert Point.__match_args__ == ("x", "y", "tags")
+    assert Point.__match_args__ == ("x", "y", "tags") == fields(Point)
+    assert replace(a, y=5) == Point(1, 5, ["t"]) and a.y == 2
 
 
 @pytest.mark.integration

@@ -109,6 +109,11 @@ def _decorate(cls: C) -> C:
     return cls
 
 
+def fields(cls: type) -> tuple[str, ...]:
+    """The field names of a ``@frozen`` class, in order."""
+    return tuple(cls.__frozen_fields__)  # type: ignore[attr-defined]
+
+
 def replace(obj: T, **changes: Any) -> T:
     """A copy of the ``@frozen`` instance ``obj`` with ``changes`` to its fields."""
     names = type(obj).__frozen_fields__  # type: ignore[attr-defined]
@@ -126,4 +131,4 @@ else:
     frozen = _decorate
 
 
-__all__ = ["FrozenInstanceError", "field", "frozen", "replace"]
+__all__ = ["FrozenInstanceError", "field", "fields", "frozen", "replace"]
