@@ -30,7 +30,8 @@ conda channel) is built once per session and shared:
   session and be shared by concurrent runs; that is lock-safe);
 * hand each test a fresh copy only when the test modifies it;
 * a conda env: `conda_env_factory("six", "demo-rec")` makes one with py-rattler
-  from the suite's local channel (built once per cache), ~0.3 s; use it rather
+  from the suite's local channel (built once per cache), ~0.3 s
+  (`shared_conda_env_factory`: one per session, for reads and refusals); use it rather
   than writing `conda-meta/` by hand (`make_prefix("conda-env")` and
   `add_conda_package` remain for shapes rattler cannot make: old conda
   generations, conda-store builds, damaged records);
@@ -81,6 +82,7 @@ INTEGRATION_FIXTURES = frozenset(
         "prefix_factory",
         "shared_prefix_factory",
         "conda_env_factory",
+        "shared_conda_env_factory",
         "wheelhouse",
         "safe_pip_bin",
         "run",
@@ -242,6 +244,28 @@ def conda_env_factory(shared_tmp: Path, base_python: BasePython) -> Callable[...
         root = Path(options.pop("root", shared_tmp))
         specs = [f"python={base_python.version}", "pip", *packages]
         return rattler_env(root, name, specs, python_version=base_python.version, **options)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def shared_conda_env_factory(
+    shared_session_tmp: Path, base_python: BasePython
+) -> Callable[..., Prefix]:
+    """`shared_conda_env_factory(*packages, writable_by=None)`: a `conda_env_factory` env, one
+    per distinct arguments for the whole session (per xdist worker), for tests that only
+    read it or whose refusal must leave it untouched (as `shared_prefix_factory`)."""
+    made: dict[str, Prefix] = {}
+
+    def factory(*packages: str, **options: Any) -> Prefix:
+        key = repr((packages, sorted(options.items())))
+        if key not in made:
+            root = shared_session_tmp / "shared-conda-envs" / str(len(made))
+            specs = [f"python={base_python.version}", "pip", *packages]
+            made[key] = rattler_env(
+                root, "env", specs, python_version=base_python.version, **options
+            )
+        return made[key]
 
     return factory
 

@@ -137,6 +137,21 @@ def root_env(
     return _conda_env(run, safe_pip_bin, conda_env_factory, wheelhouse, extra_wheels, 0, backend)
 
 
+@pytest.fixture
+def refusing_env(
+    run: Runner,
+    safe_pip_bin: list[str],
+    shared_conda_env_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    extra_wheels: Path,
+    user: int | None,
+    backend: str,
+) -> CondaEnv:
+    """`conda_env` for tests whose refusals leave it untouched: one per user per session."""
+    prefix = shared_conda_env_factory("six", writable_by=user)
+    return CondaEnv(run, safe_pip_bin, prefix, [wheelhouse, extra_wheels], user, backend)
+
+
 #: for tests of pip's own behaviour (its pause point, --report): pip only
 pip_only = pytest.mark.parametrize("backend", [PIP], indirect=True)
 
@@ -145,20 +160,20 @@ pip_only = pytest.mark.parametrize("backend", [PIP], indirect=True)
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
-def test_a_dependency_upgrade_of_a_conda_package_is_refused(conda_env: CondaEnv) -> None:
-    proc = conda_env.pip("install", "needs-six")
+def test_a_dependency_upgrade_of_a_conda_package_is_refused(refusing_env: CondaEnv) -> None:
+    proc = refusing_env.pip("install", "needs-six")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
-    assert f"{conda_env.six} -> 1.17.0 (pip)" in proc.stderr
+    assert f"{refusing_env.six} -> 1.17.0 (pip)" in proc.stderr
     assert "conda install six=1.17.0" in proc.stderr
     assert "--no-deps" in proc.stderr
     # nothing was installed: not the conflict, not the package that asked for it
-    assert conda_env.six_is_condas()
-    assert dist_infos(conda_env.site, "needs_six") == []
-    record = audit_records(conda_env.prefix)[-1]
+    assert refusing_env.six_is_condas()
+    assert dist_infos(refusing_env.site, "needs_six") == []
+    record = audit_records(refusing_env.prefix)[-1]
     assert record["decision"] == "denied" and record["rule"] == "conda-owned"
     assert record["changes"] == {"installed": [], "removed": []}
-    assert record["installer"] == conda_env.installer
+    assert record["installer"] == refusing_env.installer
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
@@ -172,15 +187,16 @@ def test_no_deps_installs_the_package_and_leaves_condas_six(conda_env: CondaEnv)
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 def test_a_requested_conda_package_is_refused_without_the_no_deps_tip(
-    conda_env: CondaEnv,
+    refusing_env: CondaEnv,
 ) -> None:
-    proc = conda_env.pip("install", "six==1.17.0")
+    proc = refusing_env.pip("install", "six==1.17.0")
     assert proc.returncode == DENIED, proc.stderr
-    assert f"{conda_env.six} -> 1.17.0 (pip) [upgrade]" in proc.stderr
+    assert f"{refusing_env.six} -> 1.17.0 (pip) [upgrade]" in proc.stderr
     assert "--no-deps" not in proc.stderr
-    assert conda_env.six_is_condas()
+    assert refusing_env.six_is_condas()
 
 
+@pytest.mark.parametrize("user", [None], ids=["root"], indirect=True)
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
 @pytest.mark.parametrize(
     "args",
@@ -201,27 +217,29 @@ def test_a_requested_conda_package_is_refused_without_the_no_deps_tip(
         "target-site-upgrade",
     ],
 )
-def test_other_routes_to_replace_it(root_env: CondaEnv, shared_tmp: Path, args: list[str]) -> None:
+def test_other_routes_to_replace_it(
+    refusing_env: CondaEnv, shared_tmp: Path, args: list[str]
+) -> None:
     requirements = shared_tmp / "requirements.txt"
     requirements.write_text("plain\nneeds-six  # wants a newer six\n")
     args = [
-        str(requirements) if a == "REQUIREMENTS" else str(root_env.site) if a == "SITE" else a
+        str(requirements) if a == "REQUIREMENTS" else str(refusing_env.site) if a == "SITE" else a
         for a in args
     ]
-    proc = root_env.pip("install", *args)
-    if "--ignore-installed" in args and root_env.backend != PIP:
+    proc = refusing_env.pip("install", *args)
+    if "--ignore-installed" in args and refusing_env.backend != PIP:
         # uv has no --ignore-installed: a usage error, before anything is installed
         assert proc.returncode == USAGE, proc.stderr
         assert "--ignore-installed" in proc.stderr
-    elif "--target" in args and "--upgrade" not in args and root_env.backend != PIP:
+    elif "--target" in args and "--upgrade" not in args and refusing_env.backend != PIP:
         # uv treats the --target directory as the env: six is there already, nothing to do
         assert proc.returncode == 0, proc.stderr
         assert "uv's plan changes nothing here" in proc.stderr
     else:
         assert proc.returncode == DENIED, proc.stderr
         assert "rule:    conda-owned" in proc.stderr
-    assert root_env.six_is_condas()
-    assert dist_infos(root_env.site, "plain") == []
+    assert refusing_env.six_is_condas()
+    assert dist_infos(refusing_env.site, "plain") == []
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
@@ -242,16 +260,16 @@ def test_an_install_that_touches_nothing_of_condas_runs(conda_env: CondaEnv) -> 
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
-def test_a_wheel_that_would_overwrite_condas_files_is_refused(conda_env: CondaEnv) -> None:
+def test_a_wheel_that_would_overwrite_condas_files_is_refused(refusing_env: CondaEnv) -> None:
     """Checked on the files the planned wheel writes, not only on names: six-fork ships
     six.py, which conda's six owns."""
-    conda_six = (conda_env.site / "six.py").read_text()
-    proc = conda_env.pip("install", "six-fork")
+    conda_six = (refusing_env.site / "six.py").read_text()
+    proc = refusing_env.pip("install", "six-fork")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr and "six.py" in proc.stderr
-    assert (conda_env.site / "six.py").read_text() == conda_six
-    assert dist_infos(conda_env.site, "six_fork") == []
-    assert conda_env.six_is_condas()
+    assert (refusing_env.site / "six.py").read_text() == conda_six
+    assert dist_infos(refusing_env.site, "six_fork") == []
+    assert refusing_env.six_is_condas()
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
@@ -369,32 +387,32 @@ def test_a_pip_whose_report_fails_is_still_checked(root_env: CondaEnv) -> None:
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
-def test_uninstall_of_a_conda_package_is_refused(conda_env: CondaEnv, shared_tmp: Path) -> None:
-    y = yes(conda_env.backend)
-    proc = conda_env.pip("uninstall", *y, "six")
+def test_uninstall_of_a_conda_package_is_refused(refusing_env: CondaEnv, shared_tmp: Path) -> None:
+    y = yes(refusing_env.backend)
+    proc = refusing_env.pip("uninstall", *y, "six")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
-    assert f"{conda_env.six} -> removed by pip" in proc.stderr
+    assert f"{refusing_env.six} -> removed by pip" in proc.stderr
     assert "conda remove six" in proc.stderr
-    assert conda_env.six_is_condas()
+    assert refusing_env.six_is_condas()
     for spelling in ("SIX>=1", "Six==1.16.0"):
-        proc = conda_env.pip("uninstall", *y, spelling)
+        proc = refusing_env.pip("uninstall", *y, spelling)
         assert proc.returncode == DENIED, proc.stderr
     requirements = shared_tmp / "remove.txt"
     requirements.write_text("# conda's\nsix\n")
     requirements.chmod(0o644)
-    proc = conda_env.pip("uninstall", *y, "-r", str(requirements))
+    proc = refusing_env.pip("uninstall", *y, "-r", str(requirements))
     assert proc.returncode == DENIED, proc.stderr
-    assert conda_env.six_is_condas()
+    assert refusing_env.six_is_condas()
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
-def test_uninstall_of_pip_itself_is_refused(conda_env: CondaEnv) -> None:
+def test_uninstall_of_pip_itself_is_refused(refusing_env: CondaEnv) -> None:
     # pip in a conda env is conda's (its record lists the dist-info)
-    proc = conda_env.pip("uninstall", *yes(conda_env.backend), "pip")
+    proc = refusing_env.pip("uninstall", *yes(refusing_env.backend), "pip")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    conda-owned" in proc.stderr
-    assert dist_infos(conda_env.site, "pip") != []
+    assert dist_infos(refusing_env.site, "pip") != []
 
 
 @pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)

@@ -84,6 +84,21 @@ def own_env(prefix_factory: Callable[..., Prefix], user: int | None) -> Prefix:
 
 
 @pytest.fixture
+def refusing(
+    run: Runner,
+    safe_pip_bin: list[str],
+    shared_prefix_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    user: int | None,
+    backend: str,
+) -> Scenario:
+    """`scenario` for routes that are refused: the user's env stays untouched, so one env
+    per user serves every such test of the session."""
+    prefix = shared_prefix_factory("conda-env", writable_by=user, marker=True)
+    return Scenario(run, safe_pip_bin, prefix, [wheelhouse], user, backend)
+
+
+@pytest.fixture
 def scenario(
     run: Runner,
     safe_pip_bin: list[str],
@@ -116,58 +131,58 @@ def test_allowed_install_lands_in_the_env_and_only_there(scenario: Scenario) -> 
     ],
     ids=["--user", "PIP_USER=1", "PIP_USER=true", "PIP_NO_USER=1"],
 )
-def test_user_site_routes(scenario: Scenario, args: list[str], extra_env: dict[str, str]) -> None:
+def test_user_site_routes(refusing: Scenario, args: list[str], extra_env: dict[str, str]) -> None:
     # with --installer uv too: safe-pip reads pip's settings (PIP_*) for a pip command line
-    proc = scenario.pip("install", *args, "demo-a", env=scenario.env(**extra_env))
+    proc = refusing.pip("install", *args, "demo-a", env=refusing.env(**extra_env))
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    user-site" in proc.stderr
-    scenario.nothing_landed()
+    refusing.nothing_landed()
     # the refusal is recorded in the env's log, naming the installer asked for
-    (record,) = operations_in(scenario.prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")
-    assert (record["rule"], record["installer"]) == ("user-site", scenario.installer)
+    record = operations_in(refusing.prefix.path / "var" / "log" / "safe-pip" / "audit.jsonl")[-1]
+    assert (record["rule"], record["installer"]) == ("user-site", refusing.installer)
 
 
-def test_ambiguous_option_fails_closed(scenario: Scenario) -> None:
-    proc = scenario.pip("install", "--us", "demo-a")
+def test_ambiguous_option_fails_closed(refusing: Scenario) -> None:
+    proc = refusing.pip("install", "--us", "demo-a")
     assert proc.returncode == USAGE, proc.stderr
-    scenario.nothing_landed()
+    refusing.nothing_landed()
 
 
 @pytest.mark.parametrize("section", ["global", "install"])
-def test_user_true_in_a_pip_config_file(scenario: Scenario, shared_tmp: Path, section: str) -> None:
+def test_user_true_in_a_pip_config_file(refusing: Scenario, shared_tmp: Path, section: str) -> None:
     conf = shared_tmp / f"pip-{section}.conf"
     conf.write_text(f"[{section}]\nuser = true\n")
     conf.chmod(0o644)
-    proc = scenario.pip("install", "demo-a", env=scenario.env(PIP_CONFIG_FILE=str(conf)))
+    proc = refusing.pip("install", "demo-a", env=refusing.env(PIP_CONFIG_FILE=str(conf)))
     assert proc.returncode == DENIED, proc.stderr
     assert "user-site" in proc.stderr and str(conf) in proc.stderr
-    scenario.nothing_landed()
+    refusing.nothing_landed()
 
 
-def test_user_true_in_the_users_own_pip_conf(scenario: Scenario) -> None:
-    conf_dir = scenario.home / ".config" / "pip"
+def test_user_true_in_the_users_own_pip_conf(refusing: Scenario) -> None:
+    conf_dir = refusing.home / ".config" / "pip"
     conf_dir.mkdir(parents=True)
     (conf_dir / "pip.conf").write_text("[install]\nuser = yes\n")
-    if scenario.user is not None:
-        for path in (scenario.home / ".config", conf_dir, conf_dir / "pip.conf"):
-            os.chown(path, scenario.user, scenario.user)
+    if refusing.user is not None:
+        for path in (refusing.home / ".config", conf_dir, conf_dir / "pip.conf"):
+            os.chown(path, refusing.user, refusing.user)
     # the machine-wide PIP_CONFIG_FILE=/dev/null of the test harness would hide it
-    proc = scenario.pip("install", "demo-a", env=scenario.env(PIP_CONFIG_FILE=None))
+    proc = refusing.pip("install", "demo-a", env=refusing.env(PIP_CONFIG_FILE=None))
     assert proc.returncode == DENIED, proc.stderr
     assert "user-site" in proc.stderr
-    scenario.nothing_landed()
+    refusing.nothing_landed()
 
 
 @pytest.mark.parametrize("option", ["--prefix", "--target", "--root"])
-def test_destinations_into_the_user_base(scenario: Scenario, option: str) -> None:
+def test_destinations_into_the_user_base(refusing: Scenario, option: str) -> None:
     value = (
-        str(scenario.home / ".local")
+        str(refusing.home / ".local")
         if option != "--target"
-        else str(scenario.home / ".local/lib/python3.11/site-packages")
+        else str(refusing.home / ".local/lib/python3.11/site-packages")
     )
-    proc = scenario.pip("install", option, value, "demo-a")
+    proc = refusing.pip("install", option, value, "demo-a")
     assert proc.returncode == DENIED, proc.stderr
-    scenario.nothing_landed()
+    refusing.nothing_landed()
 
 
 def test_implicit_user_fallback_on_a_read_only_env(
@@ -320,14 +335,14 @@ def test_base_env_routes(  # noqa: C901 - one branch per route into base, named 
 
 
 @pytest.mark.parametrize("option", ["--target", "--targ", "-t", "--prefix", "--prefi=", "--root"])
-def test_outside_env_destinations(scenario: Scenario, shared_tmp: Path, option: str) -> None:
+def test_outside_env_destinations(refusing: Scenario, shared_tmp: Path, option: str) -> None:
     dest = shared_tmp / "elsewhere"
     args = (
         [f"{option}{dest}"]
         if option.endswith("=")
         else ([f"-t{dest}"] if option == "-t" else [option, str(dest)])
     )
-    proc = scenario.pip("install", *args, "demo-a")
+    proc = refusing.pip("install", *args, "demo-a")
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    outside-env" in proc.stderr
     assert not dest.exists() or not any(dest.rglob("*.dist-info"))
