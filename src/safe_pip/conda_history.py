@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection, Iterable, Iterator
-from pathlib import Path
 
 from safe_pip.values import frozen
 
@@ -525,9 +524,9 @@ def read_history(prefix_or_path: str | os.PathLike[str]) -> History:
     larger than ``MAX_HISTORY_BYTES``, or a FIFO or device) is an empty
     history with a problem.
     """
-    path = Path(prefix_or_path)
-    if path.is_dir():
-        path = path / "conda-meta" / "history"
+    path = os.fspath(prefix_or_path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "conda-meta", "history")
     try:
         data = read_bytes(path, limit=MAX_HISTORY_BYTES)
     except FileNotFoundError:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -212,6 +211,8 @@ def remove_created(escapes: list[Escape], since_ns: int) -> list[Escape]:
             if info is not None and info.st_uid == os.geteuid() and info.st_ctime_ns >= since_ns:
                 try:
                     if os.path.isdir(escape.path) and not os.path.islink(escape.path):
+                        import shutil
+
                         shutil.rmtree(escape.path)
                     else:
                         os.unlink(escape.path)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Union
 
 from safe_pip.audit.locations import log_locations
 from safe_pip.audit.record import change_names, record_packages
-from safe_pip.audit.replay import changes_are_real
 from safe_pip.environment import normalize_name
 from safe_pip.errors import AuditError
 
@@ -547,6 +546,8 @@ class _Selection:
         if not isinstance(record, dict):
             self.damaged_at.append(offset)
             return
+        from safe_pip.audit.replay import changes_are_real
+
         if changes_are_real(record):
             self.found.append(record)
             self.decided.update(change_names(record))
