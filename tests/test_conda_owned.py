@@ -5,7 +5,8 @@ The check sits between the installer's resolution and its installation: pip paus
 its pause point (preflight.py), or uv's dry-run plan followed by a pinned install
 (backends/uv.py); the installer installs exactly what was checked, or nothing.  Tests
 run for both backends (`pip`, `uv` = `--installer uv`) and, where uv's own command line
-says the same, the uv door (`uv-door` = `safe-pip uv pip ...`); see support.backends.
+says the same, the uv door (`uv-door` = `safe-pip uv pip ...`), some also with uv as the
+policy's installer (`uv-policy`); see support.backends.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from support.backends import (
     BACKENDS,
     PIP,
     WITH_DOOR,
+    WITH_POLICY,
     GuardedEnv,
     installer_of,
     yes,
@@ -159,7 +161,7 @@ pip_only = pytest.mark.parametrize("backend", [PIP], indirect=True)
 # --- install ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
+@pytest.mark.parametrize("backend", WITH_POLICY, indirect=True)
 def test_a_dependency_upgrade_of_a_conda_package_is_refused(refusing_env: CondaEnv) -> None:
     proc = refusing_env.pip("install", "needs-six")
     assert proc.returncode == DENIED, proc.stderr
@@ -242,7 +244,7 @@ def test_other_routes_to_replace_it(
     assert dist_infos(refusing_env.site, "plain") == []
 
 
-@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
+@pytest.mark.parametrize("backend", WITH_POLICY, indirect=True)
 def test_an_install_that_touches_nothing_of_condas_runs(conda_env: CondaEnv) -> None:
     proc = conda_env.pip("install", "demo-b")
     assert proc.returncode == 0, proc.stderr
@@ -272,7 +274,7 @@ def test_a_wheel_that_would_overwrite_condas_files_is_refused(refusing_env: Cond
     assert refusing_env.six_is_condas()
 
 
-@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
+@pytest.mark.parametrize("backend", WITH_POLICY, indirect=True)
 def test_the_override_flag_needs_the_policy(conda_env: CondaEnv) -> None:
     proc = conda_env.pip("install", "--replace-conda-packages", "needs-six")
     assert proc.returncode == DENIED, proc.stderr

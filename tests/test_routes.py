@@ -6,7 +6,8 @@ Backends (the `backend` fixture): `pip` (`safe-pip install ...`), `uv` (`safe-pi
 --installer uv install ...`: the same pip command line, carried out by uv) and, where a
 route can be typed in uv's own command language, `uv-door` (`safe-pip uv pip install
 ...`: the door the `uv` shim and `%uv` take, decided on uv's options and `UV_*`
-variables).  The uv door's own routes are in `DOOR_ROUTES`.
+variables); an allowed install also with uv as the policy's installer (`uv-policy`).  The
+uv door's own routes are in `DOOR_ROUTES`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from support.backends import (
     PIP,
     UV,
     WITH_DOOR,
+    WITH_POLICY,
     GuardedEnv,
     installer_of,
     yes,
@@ -110,7 +112,7 @@ def scenario(
     return Scenario(run, safe_pip_bin, own_env, [wheelhouse], user, backend)
 
 
-@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
+@pytest.mark.parametrize("backend", WITH_POLICY, indirect=True)
 def test_allowed_install_lands_in_the_env_and_only_there(scenario: Scenario) -> None:
     proc = scenario.pip("install", "demo-a")
     assert proc.returncode == 0, proc.stderr

@@ -1,6 +1,7 @@
 """Running the same operation through each installer safe-pip carries out: pip, uv chosen
-for one command (`--installer uv`), and the uv door (`safe-pip uv pip ...`, what the `uv`
-shim and `%uv` run), for tests parametrised over them."""
+for one command (`--installer uv`), the uv door (`safe-pip uv pip ...`, what the `uv`
+shim and `%uv` run), and uv as the policy's installer (`installer.conda-env = "uv"`), for
+tests parametrised over them."""
 
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ from typing import Any
 from support.prefixes import Prefix
 from support.run import Runner
 
-PIP, UV, DOOR = "pip", "uv", "uv-door"
+PIP, UV, DOOR, POLICY = "pip", "uv", "uv-door", "uv-policy"
 #: the backends a pip command line runs with
 BACKENDS = [PIP, UV]
 #: and the uv door too, for tests whose command uv's own command line spells the same way
 WITH_DOOR = [PIP, UV, DOOR]
+#: and uv as the policy's installer for conda envs (a plain pip command line, no flag)
+WITH_POLICY = [*WITH_DOOR, POLICY]
+#: what the uv-policy backend adds to the system policy
+UV_BY_POLICY = '\n[installer]\nconda-env = "uv"\n'
 
 
 def safe_pip_argv(safe_pip: Sequence[str], backend: str, args: Sequence[str]) -> list[str]:
-    """safe-pip running `args` with `backend` (for the uv door, `args` are uv's words)."""
+    """safe-pip running `args` with `backend` (for the uv door, `args` are uv's words; for
+    uv-policy, the policy chooses uv: `GuardedEnv.pip`)."""
     if backend == UV:
         return [*safe_pip, "--installer", "uv", *args]
     if backend == DOOR:
@@ -94,4 +100,6 @@ class GuardedEnv:
         argv = safe_pip_argv(self.safe_pip, self.backend, args)
         if {"install", "sync"} & set(args[:3]):
             argv += self.index_args()
+        if self.backend == POLICY:
+            kw["system_policy"] = (kw.get("system_policy") or "version = 1\n") + UV_BY_POLICY
         return self.run(argv, user=self.user, env=env or self.env(), **kw)
