@@ -212,10 +212,12 @@ def test_the_records_of_the_backends_differ_only_in_installer_and_timings(
 #: (uv arguments, UV_* variables, the rule); {home}: the user's home, {base}: base's python
 #: through the shim, routes out of its env (every route of the uv door, through `safe-pip
 #: uv pip`, is in test_routes.DOOR_ROUTES): (uv arguments, UV_* variables, the rule);
-#: {home}: the user's home, {base}: base's python, {shared}: a read-only env's
+#: {home}: the user's home, {base}/{base_bin}: base's python and bin, {shared}: a
+#: read-only env's python
 SHIM_ROUTES = [
     (["--target", "{home}/.local/lib/python3.11/site-packages"], {}, "user-site"),
     ([], {"UV_PYTHON": "{base}"}, "base-env"),
+    (["--system"], {"PATH": "{base_bin}:/usr/bin:/bin"}, "base-env"),
     (["--python", "{shared}"], {}, "read-only-env"),
 ]
 
@@ -227,7 +229,9 @@ def test_the_uv_door(make_env: Callable[..., Env], shared_envs: dict[str, Prefix
     base = shared_envs["base"]
 
     def fill(text: str) -> str:
-        return text.format(home=home, base=base.python, shared=shared_envs["shared"].python)
+        return text.format(
+            home=home, base=base.python, base_bin=base.bin, shared=shared_envs["shared"].python
+        )
 
     # uv pip install|uninstall go through safe-pip: decided, carried out by uv, recorded
     proc = env.uv("pip", "install", "demo-a==1.0")
