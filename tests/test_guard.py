@@ -242,3 +242,25 @@ def test_the_uv_plan_asked_early_is_the_one_the_install_takes(
     final = guard._uv_request(attempt)
     assert final == early
     assert final.args.count("--break-system-packages") == 1
+
+
+def test_a_refusal_under_installer_uv_shows_the_command_as_typed(
+    hub: Callable[..., Hub], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--installer`` is taken out before pip runs, but the refusal and its suggested
+    command keep it: run as suggested, the command goes to uv again, not to pip."""
+    monkeypatch.setattr(guard, "_start_uv_early", lambda *_a: None)  # no uv process here
+    h = hub(EnvKind.CONDA_BASE)
+    assert h.run("install", "--installer", "uv", "demo-a") == 10
+    assert "safe-pip: refused: pip install --installer uv demo-a" in capsys.readouterr().err
+    [record] = h.records()
+    assert record["argv"] == ["install", "demo-a"] and record["installer"] == "uv"
+
+    h = hub()
+    (h.root / "proj").mkdir()
+    (h.root / "proj" / "pyproject.toml").write_text("[project]\nname = 'proj'\n")
+    monkeypatch.chdir(h.root)
+    assert h.run("install", "--installer=uv", "-e", "./proj") == 10
+    err = capsys.readouterr().err
+    assert "refused: pip install --installer uv -e ./proj" in err
+    assert "pip install --installer uv --no-build-isolation -e ./proj" in err

@@ -78,7 +78,9 @@ def command_text(op: Operation) -> str:
     """The command as the user typed it, for messages: secrets masked (``***``)."""
     from safe_pip.audit.redact import redact_argv
 
-    return shlex.join([op.program, *redact_argv(op.argv)])
+    args = redact_argv(op.argv)
+    position = args.index(op.command) + 1 if op.command in args else len(args)
+    return shlex.join([op.program, *args[:position], *op.own_options, *args[position:]])
 
 
 def _own_env_hint(env: Environment) -> str:
@@ -127,7 +129,8 @@ def corrected_command(op: Operation, *, add: list[str], drop: tuple[str, ...] = 
 
     args = redact_argv(a for a in op.argv if a not in drop)
     position = args.index(op.command) + 1 if op.command in args else len(args)
-    return shlex.join([op.program, *args[:position], *add, *args[position:]])
+    extra = [*op.own_options, *add]
+    return shlex.join([op.program, *args[:position], *extra, *args[position:]])
 
 
 # --- the rule table ---------------------------------------------------------------------

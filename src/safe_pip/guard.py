@@ -125,6 +125,11 @@ def run_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
             return exit_code_for_denial(refusal.rule)
     if op is None or not op.mutating:
         return _pass_through(argv, op, environ)
+    if installer is not None:
+        from safe_pip.backends import INSTALLER_FLAG
+        from safe_pip.values import replace
+
+        op = replace(op, own_options=(INSTALLER_FLAG, installer))
     return _guarded(args, op, environ, override, installer)
 
 
@@ -436,15 +441,15 @@ def _show(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def _guarded(
+def _begin(
     argv: Sequence[str],
     first: Operation,
     environ: Mapping[str, str],
-    override: bool,
-    installer: str | None = None,
-    *,
-    uv_door: bool = False,
-) -> int:
+    installer: str | None,
+    uv_door: bool,
+) -> _Attempt:
+    """The operation and its env, with uv (where it is the installer asked for) already at
+    work on its plan and the interpreter asked first, while the decision core loads."""
     python = first.python
     target = resolve_target(
         str(python.value) if python is not None else None,
@@ -455,21 +460,38 @@ def _guarded(
     early = _start_uv_early(first, target.python, uv_args, environ, installer)
     probe = start_probe(target, environ)
     # while the interpreter (and uv) answer: the decision core's modules
+    import safe_pip.decide
+    import safe_pip.policy  # noqa: F401
+
+    env = inspect_environment(target, environ, probe)
+    # pip also reads <sys.prefix>/pip.conf of the interpreter it runs in (uv reads none)
+    config = None if uv_door else load_pip_config(environ, site_prefix=env.prefix)
+    op = first if uv_door else _reparsed(argv, first, environ, config)
+    attempt = _Attempt(op, env, environ)
+    attempt.config = config
+    attempt.uv_args = uv_args
+    attempt.early = early
+    attempt.name_installer(installer)
+    return attempt
+
+
+def _guarded(
+    argv: Sequence[str],
+    first: Operation,
+    environ: Mapping[str, str],
+    override: bool,
+    installer: str | None = None,
+    *,
+    uv_door: bool = False,
+) -> int:
+    attempt = _begin(argv, first, environ, installer, uv_door)
+    env, op = attempt.env, attempt.op
     from safe_pip.decide import Decision, decide
     from safe_pip.environment import editable_distributions
     from safe_pip.policy import contact_line, load_policy, tell_the_admin
     from safe_pip.sources import requirement_file_uses
     from safe_pip.values import replace
 
-    env = inspect_environment(target, environ, probe)
-    # pip also reads <sys.prefix>/pip.conf of the interpreter it runs in (uv reads none)
-    config = None if uv_door else load_pip_config(environ, site_prefix=env.prefix)
-    op = first if uv_door else parse_pip_command_line(argv, environ, config)
-    attempt = _Attempt(op, env, environ)
-    attempt.config = config
-    attempt.uv_args = uv_args
-    attempt.early = early
-    attempt.name_installer(installer)
     try:
         policy = load_policy(env.prefix)
     except PolicyError as error:
@@ -532,6 +554,17 @@ def _guarded(
 
     with forwarded_signals():
         return _run_allowed(attempt, decision, override, contact)
+
+
+def _reparsed(
+    argv: Sequence[str], first: Operation, environ: Mapping[str, str], config: PipConfig | None
+) -> Operation:
+    """The pip command line read again with the env's own ``pip.conf`` (``config``),
+    keeping safe-pip's own options for the messages."""
+    from safe_pip.values import replace
+
+    op = parse_pip_command_line(argv, environ, config)
+    return replace(op, own_options=first.own_options)
 
 
 def _unrecordable(attempt: _Attempt) -> Decision | None:

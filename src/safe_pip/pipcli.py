@@ -169,6 +169,9 @@ class Operation:
     config_isolated: bool = False
     #: the program the user typed, for messages (``uv`` for ``uv pip ...``, see backends.uv_cli)
     program: str = "pip"
+    #: safe-pip's own options the user typed after the command (``--installer uv``): in
+    #: messages, so that a suggested command runs the same way; never given to pip
+    own_options: tuple[str, ...] = ()
 
     @property
     def mutating(self) -> bool:
