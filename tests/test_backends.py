@@ -452,3 +452,46 @@ def test_uvs_version_comes_from_the_record_that_installed_it(tmp_path: Path) -> 
     record.write_text("../../../bin/uvx,sha256=x,64\n")
     assert installed_version(str(binary)) is None
     assert installed_version(str(tmp_path / "nowhere" / "uv")) is None
+
+
+def test_uv_project_commands_may_not_sync_a_protected_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``uv sync|add|remove|run`` make the project environment match the lock file: at the
+    uv door, a project environment that is a protected env is refused before uv runs."""
+    from safe_pip.backends.uv_door import project_env_refusal
+
+    conda = tmp_path / "conda-env"
+    (conda / "conda-meta").mkdir(parents=True)
+    marked = tmp_path / "marked"
+    (marked / "lib" / "python3.11").mkdir(parents=True)
+    (marked / "lib" / "python3.11" / "EXTERNALLY-MANAGED").write_text("[externally-managed]\n")
+    venv = tmp_path / "venv"
+    (venv / "lib" / "python3.11").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    bound = tmp_path / "bound"
+    (bound / "bin").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    def refused(argv: list[str], **environ: str) -> bool:
+        return project_env_refusal(argv, environ) is not None
+
+    for command in (["sync"], ["add", "six"], ["remove", "six"], ["run", "python", "-V"]):
+        assert refused(command, UV_PROJECT_ENVIRONMENT=str(conda)), command
+        assert refused(command, UV_PROJECT_ENVIRONMENT="marked"), command  # relative
+        assert not refused(command, UV_PROJECT_ENVIRONMENT=str(venv)), command
+        assert not refused(command), command  # uv's own .venv in the project
+    assert refused(["--directory", "proj", "sync"], UV_PROJECT_ENVIRONMENT=str(conda))
+    assert refused(["sync", "--active"], VIRTUAL_ENV=str(marked))
+    assert not refused(["sync"], VIRTUAL_ENV=str(marked))  # without --active uv keeps .venv
+    # the shim's own env, whatever it looks like
+    assert refused(
+        ["sync"], UV_PROJECT_ENVIRONMENT=str(bound), SAFE_PIP_BOUND_PYTHON=f"{bound}/bin/python"
+    )
+    # what does not sync the env passes
+    assert not refused(["run", "--no-sync", "x"], UV_PROJECT_ENVIRONMENT=str(conda))
+    assert not refused(["run", "x"], UV_PROJECT_ENVIRONMENT=str(conda), UV_NO_SYNC="1")
+    for other in (["lock"], ["tree"], ["export"], ["pip", "list"], ["--version"]):
+        assert not refused(other, UV_PROJECT_ENVIRONMENT=str(conda)), other
+    why, instead = project_env_refusal(["sync"], {"UV_PROJECT_ENVIRONMENT": str(conda)}) or ("", "")
+    assert "conda's packages" in why and "uv pip install" in instead

@@ -315,6 +315,39 @@ def test_the_uv_door(make_env: Callable[..., Env], shared_envs: dict[str, Prefix
 # --- choosing uv ------------------------------------------------------------------------
 
 
+def test_uv_project_commands_may_not_sync_the_protected_env(
+    make_env: Callable[..., Env], shared_tmp: Path
+) -> None:
+    """Through the env's uv shim, `uv sync` with UV_PROJECT_ENVIRONMENT naming the env
+    would make it match a project's lock, removing conda's six: refused, recorded, and
+    nothing changes; uv's other commands still pass through."""
+    env = with_uv(make_env("uv", marker=True))
+    add_conda_package(env.prefix, "six", "1.16.0")
+    project = shared_tmp / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "proj"\nversion = "0"\ndependencies = []\n[tool.uv]\npackage = false\n'
+    )
+    os.chmod(shared_tmp, 0o755)
+    os.chmod(project, 0o777)
+    before = sorted(p.name for p in env.site.iterdir())
+    for args in (["sync"], ["add", "demo-a"], ["run", "python", "-c", "pass"]):
+        proc = env.uv(*args, env=env.env(UV_PROJECT_ENVIRONMENT=str(env.prefix.path)), cwd=project)
+        assert proc.returncode == DENIED, (args, proc.stderr)
+        assert "rule:    uv-project-env" in proc.stderr and f"uv {args[0]}" in proc.stderr
+    assert sorted(p.name for p in env.site.iterdir()) == before
+    assert dist_infos(env.site, "six") == ["six-1.16.0.dist-info"]
+    assert not (project / "uv.lock").exists()
+    refusals = [r for r in records(env.prefix) if r["rule"] == "uv-project-env"]
+    assert len(refusals) == 3 and refusals[0]["argv"][:2] == ["uv", "sync"]
+    # a project command that leaves the env alone runs uv itself
+    lock = env.uv(
+        "lock", "--offline", env=env.env(UV_PROJECT_ENVIRONMENT=str(env.prefix.path)), cwd=project
+    )
+    assert lock.returncode == 0, lock.stderr
+    assert (project / "uv.lock").exists()
+
+
 def test_choosing_uv(make_env: Callable[..., Env], base_python: BasePython) -> None:
     env = make_env("pip")
     # the policy makes uv the installer of conda envs

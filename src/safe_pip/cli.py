@@ -84,6 +84,11 @@ def _uv_door(argv: Sequence[str], env_vars: Mapping[str, str]) -> int:
 
     pip_command = uv_door.guarded_part(argv)
     if pip_command is None:
+        refusal = uv_door.project_env_refusal(argv, env_vars)
+        if refusal is not None:
+            from safe_pip import guard
+
+            return guard.refuse_uv_command(argv, env_vars, *refusal)
         return uv_door.become_uv(argv, env_vars)
     _require_working_directory()
     from safe_pip import guard

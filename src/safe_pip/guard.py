@@ -143,6 +143,21 @@ def run_uv_pip_command(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     return _guarded(args, parse_uv_pip(args, environ).op, environ, override, "uv", uv_door=True)
 
 
+def refuse_uv_command(
+    argv: Sequence[str], environ: Mapping[str, str], reason: str, hint: str
+) -> int:
+    """A uv command (not ``uv pip``) refused at the uv door: recorded and shown."""
+    from safe_pip.decide import Decision
+
+    refusal = Decision(allowed=False, rule=rules.UV_PROJECT_ENV, reason=reason, hint=hint)
+    code = exit_code_for_denial(refusal.rule)
+    _record_early_refusal(["uv", *argv], environ, refusal, code)
+    words = [a for a in argv if not a.startswith("-")]
+    op = Operation(command=words[0] if words else None, argv=tuple(argv), program="uv")
+    _show(format_denial(op, None, refusal, ""))
+    return code
+
+
 def _checkout_refusal(op: Operation, environ: Mapping[str, str]) -> Decision | None:
     """``pip wheel``/``pip download`` write no env, but ``--src`` (or ``PIP_SRC``) is where
     pip checks out ``-e`` VCS requirements: not in the user base nor a protected env."""

@@ -31,6 +31,7 @@ PACKAGE_DENIED = "package-denied"
 VERSION_FLOOR = "version-floor"
 NOTEBOOK_ENV = "notebook-env"
 INSTALLER = "installer"
+UV_PROJECT_ENV = "uv-project-env"
 
 SUMMARY: dict[str, str] = {
     ALLOWED: "the policy allows this operation in this environment",
@@ -56,6 +57,7 @@ SUMMARY: dict[str, str] = {
     NOTEBOOK_ENV: "from a notebook, pip changes only the env the notebook runs (where the "
     "policy says refuse)",
     INSTALLER: "the installer asked for (uv or pip) is not the policy's, or is not installed",
+    UV_PROJECT_ENV: "uv's project commands may not sync a protected env to a project",
 }
 
 #: the rules ``enforcement`` may set to ``warn`` (the others always hold)

@@ -3,7 +3,11 @@
 ``uv pip install|uninstall|sync`` changes an env: it is decided and recorded as
 pip's would be (``guard.run_uv_pip_command``).  Every other uv command (``uv
 pip list``, ``uv run``, ``uv venv``, ``uv tool``, ...) runs the env's own uv
-unchanged, the way read-only pip commands run pip.
+unchanged, the way read-only pip commands run pip, except a project command
+(``uv sync``, ``add``, ``remove``, ``run``) whose project environment
+(``UV_PROJECT_ENVIRONMENT``, or ``VIRTUAL_ENV`` with ``--active``) is a protected
+env: uv would make that env match the project's lock, removing what conda
+installed, with no record (``project_env_refusal``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ _GLOBAL_VALUED = frozenset(
     }
 )
 GUARDED = ("install", "uninstall", "sync")
+#: the PEP 668 marker file
+MARKER = "EXTERNALLY-MANAGED"
+#: uv's project commands that make the project environment match the lock file
+PROJECT_SYNCING = ("sync", "add", "remove", "run")
 
 
 def guarded_part(argv: Sequence[str]) -> list[str] | None:
@@ -50,6 +58,68 @@ def guarded_part(argv: Sequence[str]) -> list[str] | None:
     first, second = words
     before = [*argv[:first], *argv[first + 1 : second]]
     return [argv[second], *before, *argv[second + 1 :]]
+
+
+def _first_word(argv: Sequence[str]) -> str:
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            return ""
+        if not arg.startswith("-"):
+            return arg
+        index += 2 if arg in _GLOBAL_VALUED else 1
+    return ""
+
+
+def _is_protected_env(path: str, bound_prefix: str) -> bool:
+    """The env the shim guards, or any conda env or PEP 668-marked Python prefix."""
+    real = os.path.realpath(path)
+    if bound_prefix and real == os.path.realpath(bound_prefix):
+        return True
+    if os.path.isdir(os.path.join(real, "conda-meta")):
+        return True
+    lib = os.path.join(real, "lib")
+    try:
+        entries = os.listdir(lib)
+    except OSError:
+        return False
+    return any(
+        entry.startswith("python") and os.path.isfile(os.path.join(lib, entry, MARKER))
+        for entry in entries
+    )
+
+
+def project_env_refusal(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """(why, what instead) when ``uv <project command>`` would sync a protected env."""
+    from safe_pip.target import BOUND_PYTHON_VAR
+
+    command = _first_word(argv)
+    if command not in PROJECT_SYNCING:
+        return None
+    if command == "run" and (
+        "--no-sync" in argv or environ.get("UV_NO_SYNC", "") not in ("", "0", "false")
+    ):
+        return None
+    bound = environ.get(BOUND_PYTHON_VAR, "")
+    bound_prefix = os.path.dirname(os.path.dirname(bound)) if bound else ""
+    candidates = []
+    if environ.get("UV_PROJECT_ENVIRONMENT"):
+        candidates.append(("UV_PROJECT_ENVIRONMENT", environ["UV_PROJECT_ENVIRONMENT"]))
+    if "--active" in argv and environ.get("VIRTUAL_ENV"):
+        candidates.append(("VIRTUAL_ENV with --active", environ["VIRTUAL_ENV"]))
+    for source, value in candidates:
+        path = os.path.join(os.getcwd(), os.path.expanduser(value))
+        if _is_protected_env(path, bound_prefix):
+            return (
+                f"`uv {command}` would make {value} ({source}) match the project's lock file: "
+                "it removes and replaces what the env holds, conda's packages included, "
+                "outside safe-pip and with no record",
+                "let uv keep the project in its own environment (unset UV_PROJECT_ENVIRONMENT, "
+                "or leave out --active): `uv sync` then makes the project's .venv; to add a "
+                "package to this env, `uv pip install <package>` goes through safe-pip",
+            )
+    return None
 
 
 def real_uv(environ: Mapping[str, str]) -> str:
