@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from safe_pip import rules
 from safe_pip.backends import (
@@ -495,3 +497,35 @@ def test_uv_project_commands_may_not_sync_a_protected_env(
         assert not refused(other, UV_PROJECT_ENVIRONMENT=str(conda)), other
     why, instead = project_env_refusal(["sync"], {"UV_PROJECT_ENVIRONMENT": str(conda)}) or ("", "")
     assert "conda's packages" in why and "uv pip install" in instead
+
+
+_ENTRY_LINES = [
+    "[console_scripts]", "[gui_scripts]", "[other]", "foo = a:b", "Bar=c:d", " foo = x",
+    "  cont", "# c", "; c", "", "x-y.z = m:f [e]", "noeq", "=v", "foo=a", "   deeper = 1",
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_ENTRY_LINES), max_size=9))
+def test_entry_point_scripts_are_read_as_configparser_reads_them(lines: list[str]) -> None:
+    """The scripts of a local wheel, read without configparser (its import and patterns
+    cost start-up): the same names, or a failure where configparser fails."""
+    import configparser
+
+    from safe_pip.backends.uv import script_names
+
+    text = "\n".join(lines) + "\n"
+    parser = configparser.RawConfigParser(delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        assert script_names(text) is None
+        return
+    expected = [
+        key.strip()
+        for section in ("console_scripts", "gui_scripts")
+        if parser.has_section(section)
+        for key in parser.options(section)
+    ]
+    assert sorted(script_names(text) or []) == sorted(expected)

@@ -32,9 +32,9 @@ skipped and reported in ``History.problems``.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Collection, Iterable, Iterator
 
+from safe_pip.lazyre import lazy
 from safe_pip.values import frozen
 
 from .readfile import MiB, read_bytes
@@ -93,22 +93,22 @@ _UPDATE_ACTIONS = frozenset({"update"})
 _REMOVE_ACTIONS = frozenset({"remove", "uninstall"})
 _NEUTERED_ACTIONS = frozenset({"neutered"})
 
-_CMD_RE = re.compile(r"#\s*cmd:\s*(.+)")
-_CONDA_VERSION_RE = re.compile(r"#\s*conda version:\s*(.+)")
-_SPECS_RE = re.compile(r"#\s*(\w+)\s*specs:\s*(.+)?")
+_CMD_RE = lazy(r"#\s*cmd:\s*(.+)")
+_CONDA_VERSION_RE = lazy(r"#\s*conda version:\s*(.+)")
+_SPECS_RE = lazy(r"#\s*(\w+)\s*specs:\s*(.+)?")
 # A comma-separated fragment that is only a version constraint ("<2.0").
-_VERSION_FRAGMENT_RE = re.compile(r"(?:==|!=|<=|>=|~=|=|<|>)(?![=<>!~])\S+\Z")
+_VERSION_FRAGMENT_RE = lazy(r"(?:==|!=|<=|>=|~=|=|<|>)(?![=<>!~])\S+\Z")
 # A list repr of plain quoted strings, the common case, read without ast.
-_SIMPLE_LIST_RE = re.compile(
+_SIMPLE_LIST_RE = lazy(
     r"""\[\s*(?:(?:'[^'\\\n]*'|"[^"\\\n]*")\s*,\s*)*(?:(?:'[^'\\\n]*'|"[^"\\\n]*")\s*)?\]\Z"""
 )
-_QUOTED_RE = re.compile(r"""'([^'\\\n]*)'|"([^"\\\n]*)\"""")
+_QUOTED_RE = lazy(r"""'([^'\\\n]*)'|"([^"\\\n]*)\"""")
 # A package name as a spec may spell it; anything else means "no usable name".
-_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")
-_NAME_STOP_RE = re.compile(r"[ =<>!~]")
+_NAME_RE = lazy(r"[A-Za-z0-9_][A-Za-z0-9._+-]*\Z")
+_NAME_STOP_RE = lazy(r"[ =<>!~]")
 _PACKAGE_EXTENSIONS = (".tar.bz2", ".conda")
-_CREDENTIALS_RE = re.compile(r"(?<=://)[^/@]*@")
-_TOKEN_RE = re.compile(r"/t/[^/]+(?=/|\Z)")
+_CREDENTIALS_RE = lazy(r"(?<=://)[^/@]*@")
+_TOKEN_RE = lazy(r"/t/[^/]+(?=/|\Z)")
 
 
 @frozen

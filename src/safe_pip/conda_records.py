@@ -45,6 +45,7 @@ from functools import cached_property
 from stat import S_ISDIR, S_ISREG
 from typing import NamedTuple, Union
 
+from safe_pip.lazyre import lazy
 from safe_pip.values import frozen
 
 from .atomicwrite import write_atomic
@@ -86,8 +87,8 @@ _SCALAR_KEYS = (
 )
 _SCALAR_KEY_BYTES = tuple(key.encode() for key in _SCALAR_KEYS)
 _REQUIRED_KEYS = frozenset({"name", "version", "build"})
-_INDENT_RE = re.compile(rb"\{[ \t]*\r?\n([ \t]+)\"")
-_VERSION_XY_RE = re.compile(r"(\d+)\.(\d+)")
+_INDENT_RE = lazy(rb"\{[ \t]*\r?\n([ \t]+)\"")
+_VERSION_XY_RE = lazy(r"(\d+)\.(\d+)")
 
 
 @frozen

@@ -16,19 +16,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from safe_pip.atomicwrite import write_atomic
+from safe_pip.lazyre import lazy
 from safe_pip.readfile import MiB, read_bytes, read_head
 from safe_pip.userdirs import cache_dir
 from safe_pip.values import frozen
 
-_SEPARATORS = re.compile(r"[-_.]+")
-_PLAIN_NAME = re.compile(r"[a-z0-9]+\Z")
+_SEPARATORS = lazy(r"[-_.]+")
+_PLAIN_NAME = lazy(r"[a-z0-9]+\Z")
 
 
 def distribution_key(name: str) -> str:

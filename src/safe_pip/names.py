@@ -23,6 +23,8 @@ from __future__ import annotations
 import os
 import re
 
+from safe_pip.lazyre import lazy
+
 _URL_SCHEMES = frozenset(
     {"http", "https", "file", "ftp"}
     | {f"git+{s}" for s in ("http", "https", "ssh", "git", "file")}
@@ -34,15 +36,13 @@ _ARCHIVES = (
     ".zip", ".whl", ".tar.bz2", ".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma",
     ".tar.gz", ".tgz", ".tar",
 )  # fmt: skip
-_EGG = re.compile(r"[#&]egg=([^&]*)")
-_PROJECT = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
-_WHEEL = re.compile(
-    r"^(?P<name>[^\s-]+?)-(?P<ver>[^\s-]*?)(-\d[^-]*)?-[^\s-]+?-[^\s-]+?-[^\s-]+?\.whl$"
-)
-_SEPARATORS = re.compile(r"[-_.]+")
+_EGG = lazy(r"[#&]egg=([^&]*)")
+_PROJECT = lazy(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_WHEEL = lazy(r"^(?P<name>[^\s-]+?)-(?P<ver>[^\s-]*?)(-\d[^-]*)?-[^\s-]+?-[^\s-]+?-[^\s-]+?\.whl$")
+_SEPARATORS = lazy(r"[-_.]+")
 #: ``name`` or ``name OP version`` with a plain public version: what packaging reads the
 #: same way, found without importing it (most command lines are like this)
-_SIMPLE = re.compile(
+_SIMPLE = lazy(
     r"\s*([A-Z0-9](?:[A-Z0-9._-]*[A-Z0-9])?)\s*"
     r"(?:(?:==|!=|<=|>=|<|>)\s*\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?\s*)?",
     re.IGNORECASE,

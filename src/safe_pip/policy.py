@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from safe_pip.errors import PolicyError
+from safe_pip.lazyre import lazy
 from safe_pip.readfile import read_bytes
 from safe_pip.values import field, frozen
 
@@ -444,9 +445,9 @@ _BARE = r"[A-Za-z0-9_-]+"
 _QUOTED = r"\"[^\"]*\"|'[^']*'"
 _PART = rf"(?:{_BARE}|{_QUOTED})"
 _DOTTED = rf"{_PART}(?:\s*\.\s*{_PART})*"
-_HEADER = re.compile(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]\]?")
-_ASSIGN = re.compile(rf"^\s*({_DOTTED})\s*=")
-_INLINE = re.compile(rf"[{{,]\s*({_DOTTED})\s*=")
+_HEADER = lazy(rf"^\s*(\[\[?)\s*({_DOTTED})\s*\]\]?")
+_ASSIGN = lazy(rf"^\s*({_DOTTED})\s*=")
+_INLINE = lazy(rf"[{{,]\s*({_DOTTED})\s*=")
 
 
 def _dotted(text: str) -> str:
@@ -678,7 +679,7 @@ def _check_choice_table(key: Key, value: object) -> object:
     return dict(value)
 
 
-_NAME_OR_PATTERN = re.compile(r"^[A-Za-z0-9*?\[\]!._-]+$")
+_NAME_OR_PATTERN = lazy(r"^[A-Za-z0-9*?\[\]!._-]+$")
 
 
 def _check_reason_table(_key: Key, value: object) -> object:

@@ -20,6 +20,7 @@ from safe_pip.audit.locations import log_locations
 from safe_pip.audit.record import change_names, record_packages
 from safe_pip.environment import normalize_name
 from safe_pip.errors import AuditError
+from safe_pip.lazyre import lazy
 
 if TYPE_CHECKING:
     import mmap
@@ -31,7 +32,7 @@ _TAIL_BLOCK = 1 << 16
 _CHUNK = 1 << 22
 
 
-_FIXED_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+_FIXED_TIME = lazy(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 def comparable_time(value: object) -> str | None:
@@ -301,7 +302,7 @@ def release_pages(buffer: _Buffer, start: int, end: int) -> None:
 
 
 #: an outcome's reference to the intent it completes (schema 2)
-COMPLETES = re.compile(rb'"intent":"([0-9a-f]{32})"')
+COMPLETES = lazy(rb'"intent":"([0-9a-f]{32})"')
 #: intents held back by a forward read, waiting for their outcome, before they are shown
 _MAX_PENDING = 10_000
 
@@ -505,7 +506,7 @@ def read_env_records(
 
 #: the ``"name"`` members of a JSON line (change items are the only objects with one)
 #: (an escaped quote ends the match early: such a name has a backslash and is never skipped)
-_NAME_MEMBER_RE = re.compile(rb'"name"\s*:\s*"([^"]*)"')
+_NAME_MEMBER_RE = lazy(rb'"name"\s*:\s*"([^"]*)"')
 #: bytes of log read at a time by ``deciding_records``
 _DECIDING_CHUNK = 1 << 18
 

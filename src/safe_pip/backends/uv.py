@@ -453,7 +453,6 @@ def wheel_files(path: str) -> dict[str, list[str]] | None:
     """What installing the wheel at ``path`` writes, as the plan's ``safe_pip_files``
     (the format ``preflight`` gives pip's items): its members and the console
     scripts the installer generates.  None when it cannot be read."""
-    import configparser
     import zipfile
 
     try:
@@ -464,15 +463,54 @@ def wheel_files(path: str) -> dict[str, list[str]] | None:
                 top, _, rest = name.partition("/")
                 if not (top.endswith(".dist-info") and rest == "entry_points.txt"):
                     continue
-                parser = configparser.RawConfigParser(delimiters=("=",))
-                parser.optionxform = str  # type: ignore[assignment,method-assign]
-                parser.read_string(wheel.read(name).decode("utf-8", "replace"))
-                for section in ("console_scripts", "gui_scripts"):
-                    if parser.has_section(section):
-                        scripts.extend(k.strip() for k in parser.options(section))
-    except (OSError, zipfile.BadZipFile, configparser.Error, UnicodeDecodeError):
+                if wheel.getinfo(name).file_size > MiB:
+                    return None
+                found = script_names(wheel.read(name).decode("utf-8"))
+                if found is None:
+                    return None
+                scripts.extend(found)
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError):
         return None
     return {"wheel": names, "scripts": scripts}
+
+
+_SCRIPT_SECTIONS = ("console_scripts", "gui_scripts")
+
+
+def script_names(text: str) -> list[str] | None:
+    """The scripts an ``entry_points.txt`` declares (``[console_scripts]``,
+    ``[gui_scripts]``: ``name = module:function``), read as installers read it (an INI
+    file, ``=`` the only delimiter, names kept as written); None where that reading
+    fails (a line outside any section, a line without ``=``, a section or a name in
+    it given twice), as an installer would fail on it."""
+    section: str | None = None
+    seen: dict[str, set[str]] = {}
+    names: list[str] = []
+    in_value = False
+    key_indent = 0
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        indent = len(raw) - len(raw.lstrip())
+        if in_value and indent > key_indent:
+            continue  # a continuation of the value above
+        if line.startswith("[") and "]" in line:
+            section = line[1 : line.index("]")]
+            if section in seen:
+                return None  # a section given twice
+            seen[section] = set()
+            in_value = False
+            continue
+        key, equals, _ = line.partition("=")
+        key = key.strip()
+        if section is None or not equals or not key or key in seen[section]:
+            return None
+        seen[section].add(key)
+        in_value, key_indent = True, indent
+        if section in _SCRIPT_SECTIONS:
+            names.append(key)
+    return names
 
 
 # --- what the other planned distributions write: uv's own install into a scratch prefix ---
