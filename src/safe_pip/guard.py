@@ -1058,9 +1058,10 @@ def _uv_request_for(
     from safe_pip.runner import without_user_site
 
     args = list(uv_args) if uv_args is not None else uv_args_for(op)
-    if "--break-system-packages" not in args:
+    if not {"--break-system-packages", "--no-break-system-packages"} & set(args):
         # safe-pip has decided; the env's PEP 668 marker is its sign to bare pip and uv
-        # (uv refuses a marked env without this, also for its dry run)
+        # (uv refuses a marked env without this, also for its dry run); a user who asks
+        # uv to respect the marker (--no-break-system-packages) gets uv's own answer
         args.insert(1, "--break-system-packages")
     return Request(python, tuple(args), without_user_site(environ))
 
