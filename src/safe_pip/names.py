@@ -125,6 +125,9 @@ def project_name(text: str, *, filesystem: bool = True) -> str | None:
     ``filesystem=False``: no I/O (the decision core): a path is taken as written and is
     not looked up as a directory.
     """
+    simple = _SIMPLE.fullmatch(text)
+    if simple is not None and not _is_archive(simple.group(1)):
+        return canonical(simple.group(1))  # the common case, without the steps below
     line = text
     url = is_url(line.strip())
     separator = "; " if url else ";"
@@ -146,9 +149,6 @@ def project_name(text: str, *, filesystem: bool = True) -> str | None:
         if not (at and not _looks_like_path(left)):
             name = _link_name(bare)
             return canonical(name) if name else None
-    simple = _SIMPLE.fullmatch(line)
-    if simple is not None:
-        return canonical(simple.group(1))
     try:
         from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # pragma: no cover - packaging is a dependency
