@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from safe_pip import preflight, runner
+from safe_pip import passthrough, preflight, runner
 from safe_pip.errors import TargetError
 from safe_pip.passthrough import pip_command
 from safe_pip.target import BOUND_PYTHON_VAR, PIP_SUBPROCESS_MARKER
@@ -67,7 +67,7 @@ def test_ctrl_c_reaches_pip_and_the_guard_waits_for_it() -> None:
 
 def test_the_user_site_is_off_for_the_pip_safe_pip_runs() -> None:
     environ = {"PATH": "/bin", "PYTHONNOUSERSITE": ""}
-    assert runner.without_user_site(environ) == {"PATH": "/bin", "PYTHONNOUSERSITE": "1"}
+    assert passthrough.without_user_site(environ) == {"PATH": "/bin", "PYTHONNOUSERSITE": "1"}
     assert environ["PYTHONNOUSERSITE"] == ""  # the caller's mapping is left alone
 
 

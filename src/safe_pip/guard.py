@@ -1032,7 +1032,7 @@ def _check_removals(
 def _request(attempt: _Attempt, decision: Decision) -> Request:
     """What the chosen backend runs: pip's arguments, or uv's."""
     from safe_pip.backends import Request
-    from safe_pip.runner import without_user_site
+    from safe_pip.passthrough import without_user_site
 
     env, op = attempt.env, attempt.op
     environ = without_user_site(attempt.environ)
@@ -1055,7 +1055,7 @@ def _uv_request_for(
 ) -> Request:
     from safe_pip.backends import Request
     from safe_pip.backends.uv_cli import uv_args_for
-    from safe_pip.runner import without_user_site
+    from safe_pip.passthrough import without_user_site
 
     args = list(uv_args) if uv_args is not None else uv_args_for(op)
     if not {"--break-system-packages", "--no-break-system-packages"} & set(args):

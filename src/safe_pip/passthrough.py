@@ -26,6 +26,16 @@ MUTATING_WORDS = ("install", "uninstall")
 SRC_PREFIXES = ("--sr", "--so")
 
 
+#: pip and uv run with the user site-packages disabled (``~/.local`` neither satisfies
+#: nor receives an install)
+NO_USER_SITE_VAR = "PYTHONNOUSERSITE"
+
+
+def without_user_site(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` for a guarded pip or uv run: the user site-packages disabled."""
+    return {**environ, NO_USER_SITE_VAR: "1"}
+
+
 def needs_parsing(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> bool:
     """False when the command line certainly is a read-only pip command that writes
     into no env (no --src: ``PIP_SRC`` in ``environ`` counts too)."""

@@ -14,17 +14,10 @@ from typing import Any, NamedTuple
 from safe_pip.errors import TargetError
 from safe_pip.passthrough import pip_command, pip_environ
 
+
 #: The user site is off for the pip that safe-pip runs: ``~/.local`` can then neither
 #: satisfy an install into the env ("Requirement already satisfied") nor catch one
 #: (pip's fallback to a user install).  pip and the build backends it starts honour it.
-NO_USER_SITE_VAR = "PYTHONNOUSERSITE"
-
-
-def without_user_site(environ: Mapping[str, str]) -> dict[str, str]:
-    """``environ`` for a guarded pip run: the user site-packages disabled."""
-    return {**environ, NO_USER_SITE_VAR: "1"}
-
-
 class PipRun(NamedTuple):
     exit_code: int
     duration_s: float
