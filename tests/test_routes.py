@@ -401,8 +401,8 @@ def test_dev_install_needs_no_build_isolation_then_works(
     proc = scenario.pip("install", "-e", str(project))
     assert proc.returncode == DENIED, proc.stderr
     assert "rule:    build-isolation" in proc.stderr
-    # the refusal shows the pip command line without safe-pip's own --installer flag
-    typed = {PIP: "pip install", UV: "pip install", DOOR: "uv pip install"}
+    # the suggested command runs the same way: with uv again where uv was asked for
+    typed = {PIP: "pip install", UV: "pip install --installer uv", DOOR: "uv pip install"}
     assert f"{typed[scenario.backend]} --no-build-isolation -e {project}" in proc.stderr
     assert not installed(scenario.site, "devpkg")
     proc = scenario.pip("install", "--no-build-isolation", "-e", str(project))
