@@ -12,8 +12,9 @@ then installs the 20 wheels with ``--no-index --find-links`` into each by:
   shim and ``%uv`` run when a user types ``uv pip install``),
 * ``safe-pip --python ENV install ...`` (guarded pip, for reference).
 
-The commands run as subprocesses, interleaved, after one warm-up round (uv's
-cache and the page cache warm); each run gets a new env.  uv is the one next
+The commands run as subprocesses, interleaved in a new (seeded) order every
+round, after one warm-up round (uv's cache and the page cache warm); each run
+gets a new env, synced to disk before the command is timed.  uv is the one next
 to this interpreter (the test extra's, as ``safe-pip-policy[uv]`` installs it).
 
     env -u PYTHONDONTWRITEBYTECODE .venv/bin/python scripts/bench_uv.py [--runs 9]
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -133,10 +135,14 @@ def main() -> None:
         times: dict[str, list[float]] = {}
         cpus: dict[str, list[float]] = {}
         counter = 0
+        labels = ["bare pip", "bare uv", "guarded uv", "uv door", "guarded pip"]
+        order = random.Random(11)
         for round_ in range(args.runs + 1):  # round 0 warms the caches
-            for label in ("bare pip", "bare uv", "guarded uv", "uv door", "guarded pip"):
+            # a new order every round: no command always runs after the same other one
+            for label in order.sample(labels, len(labels)):
                 counter += 1
                 env = make_prefix(root, "conda-env", f"env-{counter}")
+                os.sync()  # the new env's files on disk: no write-back during the timing
                 argv = commands(env.path, house, requirements, uv, safe_pip)[label]
                 elapsed, cpu = run_once(argv, environ)
                 if round_:
