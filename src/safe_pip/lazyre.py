@@ -16,21 +16,39 @@ if TYPE_CHECKING:
 
 
 class _Lazy:
-    __slots__ = ("_compiled", "_flags", "_pattern")
+    """Compiles on the first attribute asked for, then holds the compiled pattern's
+    methods itself: later calls cost what a compiled pattern's do (no ``__getattr__``)."""
 
     def __init__(self, pattern: str | bytes, flags: int) -> None:
         self._pattern = pattern
         self._flags = flags
-        self._compiled: re.Pattern[str] | re.Pattern[bytes] | None = None
 
     def __getattr__(self, name: str) -> object:
-        compiled = self._compiled
-        if compiled is None:
-            compiled = self._compiled = re.compile(self._pattern, self._flags)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        compiled = re.compile(self._pattern, self._flags)
+        for attribute in _PATTERN_ATTRIBUTES:
+            setattr(self, attribute, getattr(compiled, attribute))
         return getattr(compiled, name)
 
     def __repr__(self) -> str:
         return f"lazy({self._pattern!r}, {self._flags})"
+
+
+_PATTERN_ATTRIBUTES = (
+    "match",
+    "fullmatch",
+    "search",
+    "sub",
+    "subn",
+    "split",
+    "findall",
+    "finditer",
+    "pattern",
+    "flags",
+    "groups",
+    "groupindex",
+)
 
 
 def lazy(pattern: AnyStr, flags: int | re.RegexFlag = 0) -> re.Pattern[AnyStr]:
