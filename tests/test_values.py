@@ -22,12 +22,14 @@ def test_construction_defaults_and_fresh_factories() -> None:
     first, second = Point(1), Point(1)
     first.tags.append("a")
     assert second.tags == []  # a fresh list per instance
-    with pytest.raises(TypeError, match="missing argument 'x'"):
+    with pytest.raises(TypeError, match="'x'"):
         Point()  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="unexpected or repeated argument 'x'"):
+    with pytest.raises(TypeError, match="'x'"):
         Point(1, x=2)  # type: ignore[misc]
-    with pytest.raises(TypeError, match="takes 3 arguments"):
+    with pytest.raises(TypeError, match="positional arguments"):
         Point(1, 2, [], 4)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="'z'"):
+        Point(1, z=2)  # type: ignore[call-arg]
 
 
 def test_equality_hash_repr_and_no_assignment() -> None:

@@ -12,9 +12,10 @@ checkers read ``@frozen`` as a frozen dataclass (PEP 681).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any, TypeVar, dataclass_transform
 
     T = TypeVar("T")
@@ -59,6 +60,48 @@ def _init(self: Any, *args: Any, **kwargs: Any) -> None:
         object.__setattr__(self, name, value)
 
 
+_MARK = object()
+
+
+def _first_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    """The first construction of a class: give it its own ``__init__`` (one small
+    ``exec``, as dataclasses do, but only for the classes that are used), then run it."""
+    cls = type(self)
+    init = _compiled_init(cls)
+    cls.__init__ = init
+    init(self, *args, **kwargs)
+
+
+def _compiled_init(cls: type) -> Callable[..., None]:
+    names: tuple[str, ...] = cls.__frozen_fields__  # type: ignore[attr-defined]
+    defaults: dict[str, Any] = cls.__frozen_defaults__  # type: ignore[attr-defined]
+    namespace: dict[str, Any] = {"_MARK": _MARK}
+    params: list[str] = []
+    body: list[str] = []
+    for name in names:
+        if name in defaults:
+            default = defaults[name]
+            if isinstance(default, _Factory):
+                namespace[f"_make_{name}"] = default.make
+                params.append(f"{name}=_MARK")
+                body.append(f"    d[{name!r}] = _make_{name}() if {name} is _MARK else {name}")
+                continue
+            namespace[f"_default_{name}"] = default
+            params.append(f"{name}=_default_{name}")
+        elif params and "=" in params[-1]:
+            return _init  # a field without a default after one with: the general way
+        else:
+            params.append(name)
+        body.append(f"    d[{name!r}] = {name}")
+    source = "\n".join(
+        [f"def __init__(self, {', '.join(params)}):", "    d = self.__dict__", *body]
+    )
+    exec(source, namespace)
+    init: Callable[..., None] = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    return init
+
+
 def _values(self: Any) -> tuple[Any, ...]:
     return tuple(getattr(self, name) for name in type(self).__frozen_fields__)
 
@@ -97,7 +140,7 @@ def _decorate(cls: C) -> C:
     cls.__frozen_defaults__ = defaults  # type: ignore[attr-defined]
     setattr(cls, "__match_args__", names)  # noqa: B010 - a class of any name
     methods = {
-        "__init__": _init,
+        "__init__": _first_init,
         "__eq__": _eq,
         "__hash__": _hash,
         "__repr__": _repr,
