@@ -55,6 +55,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Generator, Iterator
@@ -127,8 +128,12 @@ def _no_subprocess_in_unit_tests(item: pytest.Item) -> Iterator[None]:
         popen._execute_child = original  # type: ignore[attr-defined]
 
 
+_SIGINT_HANDLER = pytest.StashKey[object]()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    item.stash[_SIGINT_HANDLER] = signal.getsignal(signal.SIGINT)
     with _no_subprocess_in_unit_tests(item):
         yield
 
@@ -137,6 +142,18 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     with _no_subprocess_in_unit_tests(item):
         yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
+    """Ctrl-C's handler is the worker's, after every test: safe-pip's code run in-process
+    (``runner.wait_for`` ignores Ctrl-C once pip is done) must not leave the worker, and
+    every process a later test starts, ignoring it."""
+    yield
+    before = item.stash.get(_SIGINT_HANDLER, None)
+    if before is not None and signal.getsignal(signal.SIGINT) is not before:
+        signal.signal(signal.SIGINT, before)  # type: ignore[arg-type]
+        raise AssertionError(f"{item.nodeid} left SIGINT's handler changed (restored now)")
 
 
 def _require_root() -> None:

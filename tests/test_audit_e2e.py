@@ -681,7 +681,9 @@ def test_ctrl_c_while_pip_runs_is_recorded_as_interrupted(
         "demo-a",
         str(project),
     ]
-    # its own process group, like a terminal's foreground job: Ctrl-C reaches every process
+    # its own process group, like a terminal's foreground job: Ctrl-C reaches every
+    # process, and (as a shell does for a job) with Ctrl-C's default action, whatever
+    # the test worker inherited
     proc = subprocess.Popen(
         argv,
         env=environ,
@@ -691,6 +693,7 @@ def test_ctrl_c_while_pip_runs_is_recorded_as_interrupted(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120

@@ -529,3 +529,22 @@ def test_entry_point_scripts_are_read_as_configparser_reads_them(lines: list[str
         for key in parser.options(section)
     ]
     assert sorted(script_names(text) or []) == sorted(expected)
+
+
+@pytest.mark.integration  # runs a stand-in uv (a shell script)
+def test_a_plan_asked_early_and_not_taken_is_stopped(tmp_path: Path) -> None:
+    """A refused command (or another request) leaves no uv dry run behind."""
+    fake = tmp_path / "uv"
+    fake.write_text("#!/bin/sh\nexec sleep 30\n")
+    fake.chmod(0o755)
+    from safe_pip.backends import Request
+    from safe_pip.backends.uv import UvBackend
+
+    uv = UvBackend(str(fake))
+    uv.start(Request("/env/bin/python", ("install", "demo-a"), {"PATH": "/usr/bin:/bin"}))
+    child = uv._pending[1] if uv._pending is not None else None
+    assert child is not None and child.poll() is None
+    uv.close()
+    assert child.returncode is not None  # killed and reaped
+    assert uv._pending is None
+    uv.close()  # nothing left: no error

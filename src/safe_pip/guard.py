@@ -500,7 +500,17 @@ def _guarded(
     uv_door: bool = False,
 ) -> int:
     attempt = _begin(argv, first, environ, installer, uv_door)
+    try:
+        return _decided(attempt, override, installer)
+    finally:
+        if attempt.early is not None:
+            attempt.early.close()  # a plan asked for early and not taken: stopped
+
+
+def _decided(attempt: _Attempt, override: bool, installer: str | None) -> int:
+    """Decide the attempt, refuse it or run it (its installer chosen)."""
     env, op = attempt.env, attempt.op
+    environ = attempt.environ
     from safe_pip.decide import Decision, decide
     from safe_pip.environment import editable_distributions
     from safe_pip.policy import contact_line, load_policy, tell_the_admin

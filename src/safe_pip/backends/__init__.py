@@ -59,6 +59,10 @@ if TYPE_CHECKING:
             """Resolve, ``check`` the plan, install exactly the plan on go."""
             ...
 
+        def close(self) -> None:
+            """Stop what ``start`` began and no install took (nothing if none)."""
+            ...
+
         def uninstall(self, request: Request, check: Check) -> InstallRun:
             """Resolve what the arguments name to a plan (``uninstall`` items: name, version,
             files where known), ``check`` it, remove exactly that on go."""

@@ -31,6 +31,9 @@ class PipBackend:
     def start(self, request: Request) -> None:
         """Nothing to start early: pip resolves in the checked run itself."""
 
+    def close(self) -> None:
+        """Nothing started early, nothing to stop."""
+
     def install(self, request: Request, check: Check) -> InstallRun:
         from safe_pip.preflight import run_checked
 

@@ -701,6 +701,13 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, bool]:
     return wait_for(child)
 
 
+def _discard(child: subprocess.Popen[str]) -> None:
+    """End a dry run whose answer is not wanted, and reap it."""
+    if child.poll() is None:
+        child.kill()
+    child.communicate()
+
+
 @frozen
 class _Planned:
     """uv's plan: the report-format plan to check, and how to carry out exactly it."""
@@ -758,6 +765,15 @@ class UvBackend:
     def version(self) -> str:
         return self._version.get()
 
+    def close(self) -> None:
+        """Stop a plan asked for early that no install took (the command was refused)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            _discard(pending[1])
+        if self._version.child is not None:
+            _discard(self._version.child)
+            self._version.child = None
+
     def _base(self, command: str, python: str) -> list[str]:
         return [self.binary, "pip", command, "--python", python, "--no-config"]
 
@@ -788,6 +804,8 @@ class UvBackend:
             return InstallRun(ran(*_run(argv, environ)), None)
         pending, self._pending = self._pending, None
         child = pending[1] if pending is not None and pending[0] == request else None
+        if pending is not None and child is None:
+            _discard(pending[1])  # asked for another request: not this plan
         if child is None:
             child = self._ask_plan(cmd, request.python, request.environ)
         pins = Pins(cmd)  # while uv works out its plan
