@@ -495,6 +495,23 @@ def test_uv_project_commands_may_not_sync_a_protected_env(
     assert not refused(["run", "x"], UV_PROJECT_ENVIRONMENT=str(conda), UV_NO_SYNC="1")
     for other in (["lock"], ["tree"], ["export"], ["pip", "list"], ["--version"]):
         assert not refused(other, UV_PROJECT_ENVIRONMENT=str(conda)), other
+    # a --no-sync of the command uv runs is not uv's; only uv's own turns the sync off
+    assert refused(["run", "python", "-c", "1", "--no-sync"], UV_PROJECT_ENVIRONMENT=str(conda))
+    assert refused(["run", "x"], UV_PROJECT_ENVIRONMENT=str(conda), UV_NO_SYNC="no")
+    assert not refused(["run", "x"], UV_PROJECT_ENVIRONMENT=str(conda), UV_NO_SYNC="true")
+    assert not refused(["run", "--", "x", "--active"], VIRTUAL_ENV=str(marked))
+    # a relative path is read from the project root too, and from --project/--directory
+    project = tmp_path / "proj"
+    (project / "sub").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    monkeypatch.chdir(project / "sub")
+    assert refused(["sync"], UV_PROJECT_ENVIRONMENT="../conda-env")
+    monkeypatch.chdir(tmp_path / "venv")
+    assert refused(["--project", str(project), "sync"], UV_PROJECT_ENVIRONMENT="../conda-env")
+    # a venv whose pip is a safe-pip shim is protected too
+    (venv / "bin").mkdir()
+    (venv / "bin" / "pip").write_text("#!/bin/sh\n# safe-pip shim: pip for this env\n")
+    assert refused(["sync"], UV_PROJECT_ENVIRONMENT=str(venv))
     why, instead = project_env_refusal(["sync"], {"UV_PROJECT_ENVIRONMENT": str(conda)}) or ("", "")
     assert "conda's packages" in why and "uv pip install" in instead
 

@@ -43,9 +43,10 @@ _SEPARATORS = lazy(r"[-_.]+")
 #: ``name`` or ``name OP version`` with a plain public version: what packaging reads the
 #: same way, found without importing it (most command lines are like this)
 _SIMPLE = lazy(
-    r"\s*([A-Z0-9](?:[A-Z0-9._-]*[A-Z0-9])?)\s*"
-    r"(?:(?:==|!=|<=|>=|<|>)\s*\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?\s*)?",
-    re.IGNORECASE,
+    r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
+    r"(?:(?:==|!=|<=|>=|<|>)\s*[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?"
+    r"(?:\.dev[0-9]+)?\s*)?",
+    re.ASCII,
 )
 
 
@@ -58,12 +59,13 @@ def is_plain_requirement(text: str) -> bool:
     """A requirement by project name (extras, versions, markers), which pip and uv look
     up in their indexes: not a path, URL, archive or VCS reference.  Conservative: an
     unusual spelling is not plain."""
-    value = text.strip()
+    value = text.split(";", 1)[0].strip()
     if not value or value.startswith((".", "~", "-")):
         return False
-    if any(char in value for char in "/\\@"):
+    if any(char in value for char in "/\\@:"):
         return False
-    return not value.lower().endswith(_ARCHIVES)
+    bare = without_extras(value.split("=", 1)[0].split("<", 1)[0].split(">", 1)[0]).strip()
+    return not bare.lower().endswith(_ARCHIVES) and not value.lower().endswith(_ARCHIVES)
 
 
 def is_url(text: str) -> bool:

@@ -396,7 +396,10 @@ class Pins:
             for path in found
         ]
         for path in paths[:limit]:
-            self._wheel(path)
+            try:
+                self._wheel(path)
+            except OSError:
+                continue  # read again (and said) if the plan names this very file
 
     def _wheel(self, path: str) -> tuple[dict[str, Any], dict[str, list[str]] | None]:
         if path not in self._read:
@@ -808,14 +811,16 @@ class UvBackend:
             _discard(pending[1])  # asked for another request: not this plan
         if child is None:
             child = self._ask_plan(cmd, request.python, request.environ)
-        pins = Pins(cmd)  # while uv works out its plan
-        pins.prepare()
         try:
+            pins = Pins(cmd)  # while uv works out its plan
+            pins.prepare()
             out, err = child.communicate()
         except KeyboardInterrupt:
-            child.kill()
-            child.wait()
+            _discard(child)
             return InstallRun(ran(130, True), None)
+        except BaseException:
+            _discard(child)
+            raise
         if child.returncode != 0:
             sys.stderr.write(err)
             return InstallRun(ran(child.returncode), None)

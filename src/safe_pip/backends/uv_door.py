@@ -73,12 +73,17 @@ def _first_word(argv: Sequence[str]) -> str:
 
 
 def _is_protected_env(path: str, bound_prefix: str) -> bool:
-    """The env the shim guards, or any conda env or PEP 668-marked Python prefix."""
+    """The env the shim guards, a conda env, a PEP 668-marked Python prefix, or an env
+    whose pip is a safe-pip shim."""
     real = os.path.realpath(path)
     if bound_prefix and real == os.path.realpath(bound_prefix):
         return True
     if os.path.isdir(os.path.join(real, "conda-meta")):
         return True
+    from safe_pip.launcher import is_shim
+
+    if is_shim(os.path.join(real, "bin", "pip")):
+        return True  # protected by safe-pip (`protect --shim`), a venv included
     lib = os.path.join(real, "lib")
     try:
         entries = os.listdir(lib)
@@ -90,27 +95,80 @@ def _is_protected_env(path: str, bound_prefix: str) -> bool:
     )
 
 
+def _own_options(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """uv's own flags and valued options of a project command line: those before the
+    command and after it, up to ``--`` or (for ``uv run``) the command it runs."""
+    flags: list[str] = []
+    values: dict[str, str] = {}
+    seen_command = ""
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            if seen_command == "run":
+                break  # what `uv run` runs, and that command's own options
+            seen_command = seen_command or arg
+            index += 1
+            continue
+        name, equals, value = arg.partition("=")
+        if name in _GLOBAL_VALUED:
+            if not equals and index + 1 < len(argv):
+                value = argv[index + 1]
+                index += 1
+            values[name] = value
+        else:
+            flags.append(name)
+        index += 1
+    return flags, values
+
+
+def _project_roots(values: Mapping[str, str]) -> list[str]:
+    """Where uv may read a relative ``UV_PROJECT_ENVIRONMENT`` from: the working
+    directory, ``--directory``, ``--project``, and every directory above the working
+    directory that holds a ``pyproject.toml`` (the project or workspace root)."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        cwd = "/"
+    roots = [cwd]
+    for option in ("--directory", "--project"):
+        if values.get(option):
+            roots.append(os.path.join(cwd, os.path.expanduser(values[option])))
+    here = cwd
+    while True:
+        if os.path.isfile(os.path.join(here, "pyproject.toml")):
+            roots.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    return roots
+
+
 def project_env_refusal(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, str] | None:
     """(why, what instead) when ``uv <project command>`` would sync a protected env."""
+    from safe_pip.backends.uv_cli import _env_bool
     from safe_pip.target import BOUND_PYTHON_VAR
 
     command = _first_word(argv)
     if command not in PROJECT_SYNCING:
         return None
-    if command == "run" and (
-        "--no-sync" in argv or environ.get("UV_NO_SYNC", "") not in ("", "0", "false")
-    ):
+    flags, values = _own_options(argv)
+    if command == "run" and ("--no-sync" in flags or _env_bool(environ.get("UV_NO_SYNC", ""))):
         return None
     bound = environ.get(BOUND_PYTHON_VAR, "")
     bound_prefix = os.path.dirname(os.path.dirname(bound)) if bound else ""
     candidates = []
     if environ.get("UV_PROJECT_ENVIRONMENT"):
         candidates.append(("UV_PROJECT_ENVIRONMENT", environ["UV_PROJECT_ENVIRONMENT"]))
-    if "--active" in argv and environ.get("VIRTUAL_ENV"):
+    if "--active" in flags and environ.get("VIRTUAL_ENV"):
         candidates.append(("VIRTUAL_ENV with --active", environ["VIRTUAL_ENV"]))
+    roots = _project_roots(values)
     for source, value in candidates:
-        path = os.path.join(os.getcwd(), os.path.expanduser(value))
-        if _is_protected_env(path, bound_prefix):
+        paths = [os.path.join(root, os.path.expanduser(value)) for root in roots]
+        if any(_is_protected_env(path, bound_prefix) for path in paths):
             return (
                 f"`uv {command}` would make {value} ({source}) match the project's lock file: "
                 "it removes and replaces what the env holds, conda's packages included, "
