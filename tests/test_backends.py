@@ -565,3 +565,18 @@ def test_a_plan_asked_early_and_not_taken_is_stopped(tmp_path: Path) -> None:
     assert child.returncode is not None  # killed and reaped
     assert uv._pending is None
     uv.close()  # nothing left: no error
+
+
+def test_an_unreadable_wheel_in_the_wheelhouse_does_not_stop_the_plan(tmp_path: Path) -> None:
+    """Reading the local wheels ahead is best effort: a dangling file is left alone."""
+    from safe_pip.backends.uv import Pins
+    from safe_pip.backends.uv_cli import parse_uv_pip
+
+    house = tmp_path / "wheels"
+    house.mkdir()
+    (house / "foo-0.9-py3-none-any.whl").symlink_to(tmp_path / "gone.whl")
+    cmd = parse_uv_pip(["install", "--find-links", str(house), "foo"], {})
+    pins = Pins(cmd)
+    pins.prepare()  # no error
+    entry, args = pins.item("foo", "1.0")  # the plan takes foo from elsewhere
+    assert args == ["foo==1.0"] and "safe_pip_files" not in entry

@@ -98,3 +98,23 @@ def test_the_fast_reading_of_plain_requirements_is_packagings(
     text = f"{space}{name}{space}{op}{space}{version if op else ''}{space}"
     assert project_name(text) == canonical(Requirement(text).name)
     assert pip_name(text) == project_name(text)
+
+
+def test_what_counts_as_a_plain_requirement() -> None:
+    """Only these are asked of uv before the decision (a dry run of a path builds it)."""
+    from safe_pip.names import is_plain_requirement
+
+    for plain in ("six", "six==1.0", "a[b]>=1", 'x ; python_version<"3"'):
+        assert is_plain_requirement(plain), plain
+    for not_plain in (
+        "file:.", "file:proj", "./proj", "/w/six-1.0-py3-none-any.whl", "six.whl",
+        'foo-1.0.tar.gz; python_version>"3"', "foo-1.0.tar.gz[x]", "x @ https://h/x.whl",
+        "git+https://h/x.git", "~/proj", "-e", "C:x",
+    ):  # fmt: skip
+        assert not is_plain_requirement(not_plain), not_plain
+
+
+def test_the_fast_reading_is_ascii_only() -> None:
+    """Names and versions pip refuses (non-ASCII letters, digits, spaces) get no name."""
+    for text in ("requ\u017fts", "foo==\u0661", "foo\u2003==1"):
+        assert project_name(text) is None, text
