@@ -93,6 +93,7 @@ def _uv_door(argv: Sequence[str], env_vars: Mapping[str, str]) -> int:
     _require_working_directory()
     from safe_pip import guard
 
+    _QUICK_EXIT[0] = True
     return guard.run_uv_pip_command(pip_command, env_vars)
 
 
@@ -119,6 +120,7 @@ def _dispatch(argv: Sequence[str], env_vars: Mapping[str, str]) -> int:
         return commands.run(own[0], own[1], env_vars)
     from safe_pip import guard
 
+    _QUICK_EXIT[0] = True
     return guard.run_pip_command(argv, env_vars)
 
 
@@ -147,9 +149,28 @@ def _reporting_errors(action: Callable[[], int]) -> int:
         return exit_code_for(error)
 
 
+#: set once a pip or uv command line has been taken up (decided, run, recorded): its
+#: process may end without the interpreter's clean-up (``_exit``)
+_QUICK_EXIT = [False]
+
+
+def _exit(code: int) -> None:
+    """End the process with ``code``.  After a guarded pip or uv command, everything is
+    written (records with ``os.write``, the streams flushed here), so the process skips
+    the interpreter's clean-up of some 300 modules, about 5 ms on every install."""
+    if _QUICK_EXIT[0]:
+        import contextlib  # loaded already by then
+
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing reaches it
+                stream.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def entrypoint() -> None:
-    sys.exit(main(sys.argv[1:]))
+    _exit(main(sys.argv[1:]))
 
 
 def uv_entrypoint() -> None:
-    sys.exit(uv_main(sys.argv[1:]))
+    _exit(uv_main(sys.argv[1:]))
