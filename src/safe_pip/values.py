@@ -38,28 +38,6 @@ def field(*, default_factory: Callable[[], T]) -> T:
     return _Factory(default_factory)  # type: ignore[return-value]
 
 
-def _init(self: Any, *args: Any, **kwargs: Any) -> None:
-    cls = type(self)
-    names: tuple[str, ...] = cls.__frozen_fields__
-    defaults: dict[str, Any] = cls.__frozen_defaults__
-    if len(args) > len(names):
-        raise TypeError(f"{cls.__qualname__}() takes {len(names)} arguments, {len(args)} given")
-    given = dict(zip(names, args))
-    for key, value in kwargs.items():
-        if key not in names or key in given:
-            raise TypeError(f"{cls.__qualname__}() got an unexpected or repeated argument {key!r}")
-        given[key] = value
-    for name in names:
-        if name in given:
-            value = given[name]
-        elif name in defaults:
-            value = defaults[name]
-            value = value.make() if isinstance(value, _Factory) else value
-        else:
-            raise TypeError(f"{cls.__qualname__}() missing argument {name!r}")
-        object.__setattr__(self, name, value)
-
-
 _MARK = object()
 
 
@@ -89,7 +67,8 @@ def _compiled_init(cls: type) -> Callable[..., None]:
             namespace[f"_default_{name}"] = default
             params.append(f"{name}=_default_{name}")
         elif params and "=" in params[-1]:
-            return _init  # a field without a default after one with: the general way
+            message = f"{cls.__qualname__}: field {name!r} without a default follows one with"
+            raise TypeError(message)
         else:
             params.append(name)
         body.append(f"    d[{name!r}] = {name}")

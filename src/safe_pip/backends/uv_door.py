@@ -60,18 +60,6 @@ def guarded_part(argv: Sequence[str]) -> list[str] | None:
     return [argv[second], *before, *argv[second + 1 :]]
 
 
-def _first_word(argv: Sequence[str]) -> str:
-    index = 0
-    while index < len(argv):
-        arg = argv[index]
-        if arg == "--":
-            return ""
-        if not arg.startswith("-"):
-            return arg
-        index += 2 if arg in _GLOBAL_VALUED else 1
-    return ""
-
-
 def _is_protected_env(path: str, bound_prefix: str) -> bool:
     """The env the shim guards, a conda env, a PEP 668-marked Python prefix, or an env
     whose pip is a safe-pip shim."""
@@ -95,9 +83,9 @@ def _is_protected_env(path: str, bound_prefix: str) -> bool:
     )
 
 
-def _own_options(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """uv's own flags and valued options of a project command line: those before the
-    command and after it, up to ``--`` or (for ``uv run``) the command it runs."""
+def _own_options(argv: Sequence[str]) -> tuple[str, list[str], dict[str, str]]:
+    """The command of a uv command line, and uv's own flags and valued options: those
+    before the command and after it, up to ``--`` or (for ``uv run``) the command it runs."""
     flags: list[str] = []
     values: dict[str, str] = {}
     seen_command = ""
@@ -121,7 +109,7 @@ def _own_options(argv: Sequence[str]) -> tuple[list[str], dict[str, str]]:
         else:
             flags.append(name)
         index += 1
-    return flags, values
+    return seen_command, flags, values
 
 
 def _project_roots(values: Mapping[str, str]) -> list[str]:
@@ -152,10 +140,9 @@ def project_env_refusal(argv: Sequence[str], environ: Mapping[str, str]) -> tupl
     from safe_pip.backends.uv_cli import _env_bool
     from safe_pip.target import BOUND_PYTHON_VAR
 
-    command = _first_word(argv)
+    command, flags, values = _own_options(argv)
     if command not in PROJECT_SYNCING:
         return None
-    flags, values = _own_options(argv)
     if command == "run" and ("--no-sync" in flags or _env_bool(environ.get("UV_NO_SYNC", ""))):
         return None
     bound = environ.get(BOUND_PYTHON_VAR, "")
