@@ -338,6 +338,37 @@ def test_the_plan_is_pinned_to_the_wheel_files_it_names(tmp_path: Path) -> None:
     assert planned_removals(result.plan) == [{"name": "six", "version": "1.16.0"}]
 
 
+@pytest.mark.parametrize(
+    ("extra", "sdist", "by_name"),
+    [
+        (["--no-index"], None, True),  # the local wheel is uv's only candidate
+        ([], None, False),  # an index could answer `demo-a==2.0` too
+        (["--no-index", "--find-links", "https://example.invalid/links/"], None, False),
+        (["--no-index"], "demo_a-2.0.tar.gz", False),  # uv could build the sdist instead
+        (["--no-index"], "demo-a-2.0.zip", False),
+        (["--no-index"], "demo_ab-2.0.tar.gz", True),  # another project's archive
+    ],
+)
+def test_a_local_wheel_that_is_the_only_candidate_is_pinned_by_name(
+    tmp_path: Path, extra: list[str], sdist: str | None, by_name: bool
+) -> None:
+    """Installed by name, as uv installs from --find-links (no direct_url.json, `pip
+    freeze` says name==version), where nothing but that wheel can answer the pin; else by
+    its path, so the file checked is the file installed."""
+    wheel = tmp_path / "demo_a-2.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel a")
+    if sdist is not None:
+        (tmp_path / sdist).write_bytes(b"source")
+    result = planned(
+        plan_text({"name": "demo-a", "version": "2.0", "action": "installed"}),
+        pins_for(["demo-a", *extra], tmp_path),
+    )
+    assert result.pins == (["demo-a==2.0"] if by_name else [str(wheel)])
+    # the check reads that wheel either way
+    assert result.plan["install"][0]["download_info"]["url"] == f"file://{wheel}"
+    assert result.unread == []
+
+
 def test_direct_references_are_installed_as_written(tmp_path: Path) -> None:
     project = tmp_path / "proj"
     project.mkdir()

@@ -172,6 +172,10 @@ def test_the_records_of_the_backends_differ_only_in_installer_and_timings(
         assert (env.site / "demo_b-1.0.dist-info" / "INSTALLER").read_text().strip() == (
             "pip" if backend == PIP else "uv"
         )
+        # installed by name from --find-links, as bare pip and bare uv install them: no
+        # direct reference (`pip freeze` says demo-b==1.0, not a file URL)
+        for dist in ("demo_a-2.0", "demo_b-1.0"):
+            assert not (env.site / f"{dist}.dist-info" / "direct_url.json").exists(), backend
         refused = run("install", "needs-six")
         assert refused.returncode == DENIED and "rule:    conda-owned" in refused.stderr
         removed = run("uninstall", *yes(backend), "demo-a", "demo-b")

@@ -277,23 +277,33 @@ def _local_dirs(links: Sequence[str]) -> list[str]:
     return dirs
 
 
-def _wheels_by_pin(dirs: Sequence[str]) -> dict[tuple[str, str], list[str]]:
+_SDIST_ENDINGS = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar")
+
+
+def _wheels_by_pin(dirs: Sequence[str]) -> tuple[dict[tuple[str, str], list[str]], set[str]]:
     """Wheel files in local directories by (normalised name, version) of their file name
-    (``name-version(-build)?-python-abi-platform.whl``)."""
+    (``name-version(-build)?-python-abi-platform.whl``), and the names that may have a
+    source archive there (every name a ``name-version.tar.gz`` could be read as)."""
     found: dict[tuple[str, str], list[str]] = {}
+    sdists: set[str] = set()
     for directory in dirs:
         try:
             names = os.listdir(directory)
         except OSError:
             continue
         for filename in names:
+            if not filename.endswith(".whl"):
+                ending = next((e for e in _SDIST_ENDINGS if filename.endswith(e)), None)
+                words = filename[: -len(ending)].split("-") if ending else []
+                sdists.update(normalize_name("-".join(words[:i])) for i in range(1, len(words)))
+                continue
             parts = filename[: -len(".whl")].split("-")
-            if not filename.endswith(".whl") or len(parts) not in (5, 6):
+            if len(parts) not in (5, 6):
                 continue
             found.setdefault((normalize_name(parts[0]), parts[1]), []).append(
                 os.path.join(directory, filename)
             )
-    return found
+    return found, sdists
 
 
 def _sha256(path: str) -> str:
@@ -381,7 +391,11 @@ class Pins:
                 )
             self.direct[direct] = text
             self.requested.add(direct)
-        self.wheels = _wheels_by_pin(_local_dirs(op.find_links))
+        local = _local_dirs(op.find_links)
+        self.wheels, self._sdists = _wheels_by_pin(local)
+        #: uv's only candidates are the local directories' files: no index, no remote
+        #: find-links page (then a pin by name takes the one local wheel of its version)
+        self._local_only = op.no_index and len(local) == len(op.find_links)
         self.sync = cmd.command == "sync"
         #: what ``prepare`` read of the local wheels: path -> (download_info, files)
         self._read: dict[str, tuple[dict[str, Any], dict[str, list[str]] | None]] = {}
@@ -440,6 +454,12 @@ class Pins:
             # the files the wheel writes, for the file-level checks (where no local wheel
             # tells them, as for one uv fetches from an index: ``read_files``)
             entry["safe_pip_files"] = files
+            if self._local_only and key not in self._sdists:
+                # this wheel is uv's only candidate for the pin: installed by name, as uv
+                # installs it from --find-links (no direct_url.json, `pip freeze` says
+                # `name==version`)
+                return entry, [f"{key}=={version}"]
+            # an index or a source archive could answer the pin too: exactly this file
             return entry, [wheels[0]]
         return entry, [f"{key}=={version}"]
 
