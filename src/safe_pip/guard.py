@@ -8,8 +8,6 @@ one audit record for every install and uninstall.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import sys
 
@@ -348,6 +346,8 @@ class _Attempt:
         record = self._fields(decision)
         record.update(plan_fields(self.intent_id, report))
         locations = self.locations_near_intent()
+        import contextlib
+
         with contextlib.suppress(SafePipError):
             append(record, locations, ship=self.shipper())
 
@@ -452,6 +452,8 @@ def _deny(attempt: _Attempt, decision: Decision, contact: str = "") -> int:
 
 def _show(message: str) -> None:
     """A message on stderr; a stderr that cannot be written (a closed pipe) is no error."""
+    import contextlib
+
     with contextlib.suppress(OSError):
         print(message, file=sys.stderr, flush=True)
 
@@ -1105,18 +1107,25 @@ def _start_uv_early(
     return early
 
 
-@functools.cache
+_UNREADABLE: list[Decision] = []
+
+
 def _unreadable_report() -> Decision:
     """The refusal of a plan that cannot be read (one object: compared by identity)."""
     from safe_pip.decide import Decision
 
-    return Decision(
-        allowed=False,
-        rule=rules.CONDA_OWNED,
-        reason="what pip was about to install could not be read, so the install cannot be "
-        "checked against the packages conda owns; nothing was installed",
-        hint="try again; if it persists, report it to the admin",
+    if _UNREADABLE:
+        return _UNREADABLE[0]
+    _UNREADABLE.append(
+        Decision(
+            allowed=False,
+            rule=rules.CONDA_OWNED,
+            reason="what pip was about to install could not be read, so the install cannot be "
+            "checked against the packages conda owns; nothing was installed",
+            hint="try again; if it persists, report it to the admin",
+        )
     )
+    return _UNREADABLE[0]
 
 
 def _hook_missing(env: Environment) -> Decision:

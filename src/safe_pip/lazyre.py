@@ -3,15 +3,16 @@
 Compiling a pattern costs 0.1 to 1 ms, and a module's patterns compiled at import
 are paid by every safe-pip command that imports it, used or not (about 10 ms on a
 guarded install).  ``lazy(pattern, flags)`` stands in for ``re.compile(pattern,
-flags)``: the same object to the type checker, compiled on its first use.
+flags)``: the same object to the type checker, compiled on its first use.  Not
+even ``re`` is imported before then (with ``enum``, a few milliseconds of the start
+of every guarded command): give flags inline, ``(?i)``, ``(?a)``.
 """
 
 from __future__ import annotations
 
-import re
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from typing import AnyStr
 
 
@@ -26,6 +27,8 @@ class _Lazy:
     def __getattr__(self, name: str) -> object:
         if name.startswith("__"):
             raise AttributeError(name)
+        import re
+
         compiled = re.compile(self._pattern, self._flags)
         for attribute in _PATTERN_ATTRIBUTES:
             setattr(self, attribute, getattr(compiled, attribute))
@@ -51,7 +54,7 @@ _PATTERN_ATTRIBUTES = (
 )
 
 
-def lazy(pattern: AnyStr, flags: int | re.RegexFlag = 0) -> re.Pattern[AnyStr]:
+def lazy(pattern: AnyStr, flags: int = 0) -> re.Pattern[AnyStr]:
     """``re.compile(pattern, flags)``, compiled when first used."""
     return _Lazy(pattern, int(flags))  # type: ignore[return-value]
 

@@ -21,7 +21,6 @@ pip's own parser.
 from __future__ import annotations
 
 import os
-import re
 
 from safe_pip.lazyre import lazy
 
@@ -37,16 +36,15 @@ _ARCHIVES = (
     ".tar.gz", ".tgz", ".tar",
 )  # fmt: skip
 _EGG = lazy(r"[#&]egg=([^&]*)")
-_PROJECT = lazy(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_PROJECT = lazy(r"(?i)^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$")
 _WHEEL = lazy(r"^(?P<name>[^\s-]+?)-(?P<ver>[^\s-]*?)(-\d[^-]*)?-[^\s-]+?-[^\s-]+?-[^\s-]+?\.whl$")
 _SEPARATORS = lazy(r"[-_.]+")
 #: ``name`` or ``name OP version`` with a plain public version: what packaging reads the
 #: same way, found without importing it (most command lines are like this)
 _SIMPLE = lazy(
-    r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
+    r"(?a)\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*"
     r"(?:(?:==|!=|<=|>=|<|>)\s*[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?"
-    r"(?:\.dev[0-9]+)?\s*)?",
-    re.ASCII,
+    r"(?:\.dev[0-9]+)?\s*)?"
 )
 
 

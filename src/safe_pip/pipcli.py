@@ -80,12 +80,14 @@ checked against pip 23.2.1 and 26.3 where marked "verified"):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-
 from safe_pip.errors import InputError, UsageError
 from safe_pip.pipconfig import ConfigValue, PipConfig, option_values, strtobool
 from safe_pip.target import PIP_SUBPROCESS_MARKER
 from safe_pip.values import field, frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 #: safe-pip's own flag: replace conda-owned packages where the policy lets users; removed
 #: before pip runs

@@ -60,11 +60,13 @@ nor Windows' ``pip.ini``).
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable, Iterator, Mapping
 
 from safe_pip.errors import InputError
 from safe_pip.readfile import FileTooLarge, NotRegularFile, read_bytes
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
 
 CONFIG_BASENAME = "pip.conf"
 #: The largest configuration file read; pip's options fit in a few KiB.
@@ -303,6 +305,7 @@ def read_config_file(path: str, kind: str) -> ConfigFile | None:
 def parse_config_text(text: str, path: str, kind: str) -> ConfigFile:
     """Parse configuration text with pip's parser (``RawConfigParser``)."""
     import configparser  # only when a file exists: it costs a few milliseconds
+    import re
 
     class _Parser(configparser.RawConfigParser):
         # configparser's OPTCRE, ``(?P<option>.*?)\s*(?P<vi>=|:)\s*(?P<value>.*)$``,

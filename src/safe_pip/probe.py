@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
+from safe_pip.child import Child, ChildTimeout
 from safe_pip.errors import TargetError
 
 TYPE_CHECKING = False
@@ -46,7 +46,7 @@ class Probe:
     def __init__(self, python: str, environ: Mapping[str, str]) -> None:
         self.python = python
         self._answer: dict[str, str] | None = None
-        self._child: subprocess.Popen[str] | None = None
+        self._child: Child | None = None
         if (
             os.path.realpath(python) == os.path.realpath(sys.executable)
             and sys.prefix == sys.base_prefix
@@ -69,15 +69,8 @@ class Probe:
         from safe_pip.passthrough import interpreter_environ
 
         try:
-            self._child = subprocess.Popen(
-                [python, *flags, "-c", _PROBE],
-                # pip runs without these too (passthrough.pip_environ)
-                env=interpreter_environ(environ),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            # pip runs without these variables too (passthrough.pip_environ)
+            self._child = Child([python, *flags, "-c", _PROBE], interpreter_environ(environ), True)
         except OSError as error:
             raise TargetError(f"cannot run the interpreter {python}: {error.strerror}") from error
 
@@ -89,7 +82,7 @@ class Probe:
         assert child is not None
         try:
             out, err = child.communicate(timeout=60)
-        except subprocess.TimeoutExpired as error:
+        except ChildTimeout as error:
             child.kill()
             child.communicate()
             raise TargetError(f"the interpreter {python} did not answer within 60 s") from error

@@ -25,12 +25,12 @@ An uninstall's plan is uv's own ``--dry-run`` (``read_uninstall_plan``).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 
 from safe_pip.backends import UV, InstallRun, Request
 from safe_pip.backends.uv_cli import CARRY, DROPPED_VARIABLES, UvCommand, parse_uv_pip
+from safe_pip.child import Child, ChildTimeout
 from safe_pip.errors import ExitCode, InstallerMissing, TargetError, UsageError
 from safe_pip.names import canonical as normalize_name
 from safe_pip.passthrough import pip_environ
@@ -41,7 +41,7 @@ from safe_pip.values import field, frozen
 # uv is started on its plan
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from typing import Any
 
     from safe_pip.backends import Check
@@ -81,34 +81,39 @@ def _is_executable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
-def candidates(env: Environment | None) -> list[str]:
-    """Where safe-pip looks for uv, in order.
+def candidates(env: Environment | None) -> Iterator[str]:
+    """Where safe-pip looks for uv, in order (each place once).
 
     safe-pip's own uv (``safe-pip-policy[uv]`` puts it next to safe-pip's
     interpreter), then the env's: the one behind its shim, or its ``bin/uv``.
-    Never ``PATH`` and never a download.
+    Never ``PATH`` and never a download.  Each place is worked out only when the
+    one before has no uv (``sysconfig`` costs a few milliseconds to load).
     """
+    seen: set[str] = set()
+
+    def new(path: str) -> bool:
+        fresh = path not in seen
+        seen.add(path)
+        return fresh
+
+    first = os.path.join(os.path.dirname(sys.executable), "uv")
+    if new(first):
+        yield first
     import sysconfig
 
-    found = [
-        os.path.join(os.path.dirname(sys.executable), "uv"),
-        os.path.join(sysconfig.get_path("scripts"), "uv"),
-    ]
+    scripts = os.path.join(sysconfig.get_path("scripts"), "uv")
+    if new(scripts):
+        yield scripts
     if env is not None:
         from safe_pip.launcher import is_shim
         from safe_pip.marker import shimmed_original
 
         original = shimmed_original(env, "uv")
-        if original:
-            found.append(original)
+        if original and new(original):
+            yield original
         plain = os.path.join(env.scripts, "uv")
-        if not is_shim(plain):
-            found.append(plain)
-    unique: list[str] = []
-    for path in found:
-        if path not in unique:
-            unique.append(path)
-    return unique
+        if not is_shim(plain) and new(plain):
+            yield plain
 
 
 def find_uv(env: Environment | None) -> str:
@@ -176,19 +181,14 @@ class _Version:
     def __init__(self, binary: str) -> None:
         self.binary = binary
         self.value: str | None = None
-        self.child: subprocess.Popen[str] | None = None
+        self.child: Child | None = None
 
     def ask(self) -> None:
         if self.value is None and self.child is None:
             self.value = installed_version(self.binary)
         if self.value is None and self.child is None:
             try:
-                self.child = subprocess.Popen(
-                    [self.binary, "--version"],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                )
+                self.child = Child([self.binary, "--version"], os.environ, True)
             except OSError:
                 self.value = ""
 
@@ -199,8 +199,8 @@ class _Version:
         if self.child is not None:
             try:
                 out, _ = self.child.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.child.kill()
+            except ChildTimeout:
+                _discard(self.child)
                 out = ""
             self.child = None
             words = out.split()
@@ -642,6 +642,8 @@ def _files_of(
 def _run_quietly(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
     """Run the scratch install (no bytecode: see ``_NOT_IN_SCRATCH``); [] or what failed,
     uv's own output shown."""
+    import subprocess
+
     quiet_env = {k: v for k, v in environ.items() if k != "UV_COMPILE_BYTECODE"}
     try:
         done = subprocess.run(list(argv), env=quiet_env, capture_output=True, text=True)
@@ -715,6 +717,8 @@ def _requirement_name(text: str) -> str | None:
 
 
 def _run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, bool]:
+    import subprocess
+
     from safe_pip.runner import wait_for
 
     try:
@@ -724,7 +728,7 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, bool]:
     return wait_for(child)
 
 
-def _discard(child: subprocess.Popen[str]) -> None:
+def _discard(child: Child) -> None:
     """End a dry run whose answer is not wanted, and reap it."""
     if child.poll() is None:
         child.kill()
@@ -783,7 +787,7 @@ class UvBackend:
         self.binary = binary
         #: asked once uv is at work on the command, read when the first record is written
         self._version = _Version(binary)
-        self._pending: tuple[Request, subprocess.Popen[str]] | None = None
+        self._pending: tuple[Request, Child] | None = None
 
     def version(self) -> str:
         return self._version.get()
@@ -841,9 +845,9 @@ class UvBackend:
         except BaseException:
             _discard(child)
             raise
-        if child.returncode != 0:
+        if child.wait() != 0:
             sys.stderr.write(err)
-            return InstallRun(ran(child.returncode), None)
+            return InstallRun(ran(child.wait()), None)
         plan = planned(out, pins)
         if not self.read_files(plan, cmd, request.python, environ):
             return InstallRun(ran(130, True), None)
@@ -899,9 +903,7 @@ class UvBackend:
             sys.stderr.write(f"safe-pip: cannot tell which files uv's plan writes: {problems[0]}\n")
         return True
 
-    def _ask_plan(
-        self, cmd: UvCommand, python: str, environ: Mapping[str, str]
-    ) -> subprocess.Popen[str]:
+    def _ask_plan(self, cmd: UvCommand, python: str, environ: Mapping[str, str]) -> Child:
         """uv working out its plan for the command (JSON on stdout); nothing changes."""
         argv = [
             *self._base(cmd.command, python),
@@ -914,13 +916,7 @@ class UvBackend:
             *cmd.positional,
         ]
         try:
-            return subprocess.Popen(
-                argv,
-                env=uv_environ(environ),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            return Child(argv, uv_environ(environ), True)
         except OSError as error:
             raise TargetError(f"cannot run {self.binary}: {error.strerror}") from error
 
@@ -974,6 +970,8 @@ class UvBackend:
             *(["--"] if cmd.positional else []),
             *cmd.positional,
         ]
+        import subprocess
+
         try:
             done = subprocess.run(argv, env=environ, capture_output=True, text=True)
         except KeyboardInterrupt:

@@ -16,11 +16,13 @@ know is refused (fail closed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from safe_pip.errors import UsageError
 from safe_pip.pipcli import Operation, Setting
 from safe_pip.values import frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 #: the ``uv pip`` commands that change an env
 MUTATING = ("install", "uninstall", "sync")

@@ -1,0 +1,115 @@
+"""A child process started without the ``subprocess`` module.
+
+safe-pip starts uv's plan and the interpreter probe in the first milliseconds of
+a guarded command; importing ``subprocess`` (with ``signal``, ``threading``,
+``selectors``, ``locale`` and ``enum``) would cost more than either spawn, so
+these children are started with ``os.posix_spawn`` and their pipes read with
+``select.poll``.  The interface is the part of ``subprocess.Popen`` safe-pip
+uses: ``communicate``, ``poll``, ``wait``, ``kill``, ``send_signal``,
+``returncode``.
+
+The child inherits the working directory, the process group (Ctrl-C reaches
+it as it reaches safe-pip) and the signal dispositions; the interpreters and
+uv safe-pip starts set SIGPIPE up themselves.  No other descriptor leaks:
+Python opens every file close-on-exec.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+_CHUNK = 65536
+
+
+class ChildTimeout(Exception):
+    """``communicate`` ran out of time; the child is still running."""
+
+
+class Child:
+    """A running child: stdin from /dev/null, stdout and stderr to pipes when
+    ``capture`` (read by ``communicate``), else safe-pip's own."""
+
+    def __init__(self, argv: Sequence[str], environ: Mapping[str, str], capture: bool) -> None:
+        self.args = list(argv)
+        self.returncode: int | None = None
+        self._stdout: list[bytes] = []
+        self._stderr: list[bytes] = []
+        #: the read ends still open, and where their bytes go
+        self._pipes: dict[int, list[bytes]] = {}
+        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
+        ]
+        ends: list[int] = []
+        try:
+            if capture:
+                for fd, buffer in ((1, self._stdout), (2, self._stderr)):
+                    read_end, write_end = os.pipe()
+                    ends += [read_end, write_end]
+                    self._pipes[read_end] = buffer
+                    actions.append((os.POSIX_SPAWN_DUP2, write_end, fd))
+            self.pid = os.posix_spawn(self.args[0], self.args, dict(environ), file_actions=actions)
+        except BaseException:
+            for fd in ends:
+                os.close(fd)
+            raise
+        for fd in ends[1::2]:
+            os.close(fd)  # the write ends are the child's
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signal: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal)
+
+    def kill(self) -> None:
+        self.send_signal(9)  # SIGKILL, the same number on every POSIX system
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """(stdout, stderr) once the child has closed both and ended; raises
+        ``ChildTimeout`` after ``timeout`` seconds (what was read is kept, and a later
+        call goes on from there)."""
+        import select
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        poller = select.poll()
+        for fd in self._pipes:
+            poller.register(fd, select.POLLIN)
+        while self._pipes:
+            wait_ms = None
+            if deadline is not None:
+                wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            ready = poller.poll(wait_ms)
+            if not ready and deadline is not None and time.monotonic() >= deadline:
+                raise ChildTimeout(f"{self.args[0]} did not end within {timeout} s")
+            for fd, _ in ready:
+                data = os.read(fd, _CHUNK)
+                if data:
+                    self._pipes[fd].append(data)
+                    continue
+                poller.unregister(fd)
+                os.close(fd)
+                del self._pipes[fd]
+        self.wait()
+        return (
+            b"".join(self._stdout).decode("utf-8", "replace"),
+            b"".join(self._stderr).decode("utf-8", "replace"),
+        )
+
+
+__all__ = ["Child", "ChildTimeout"]

@@ -1,0 +1,70 @@
+"""``child.Child``: what the probe and uv's plan are started with (no ``subprocess``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from safe_pip.child import Child, ChildTimeout
+
+# real children (a shell, this interpreter): the integration tier
+pytestmark = pytest.mark.integration
+
+SH = "/bin/sh"
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else set()
+
+
+def test_both_streams_are_read_whole_without_a_deadlock() -> None:
+    """More than a pipe holds on each stream at once: read together, nothing lost."""
+    code = (
+        "import sys; sys.stderr.write('e' * 300000); sys.stdout.write('o' * 300000 + '\\u00e9'); "
+        "sys.exit(3)"
+    )
+    before = open_fds()
+    child = Child([sys.executable, "-c", code], os.environ, True)
+    out, err = child.communicate()
+    assert (len(out), out[-1], err) == (300001, "\u00e9", "e" * 300000)
+    assert child.returncode == 3 and child.poll() == 3 and child.wait() == 3
+    assert open_fds() == before  # both read ends closed
+
+
+def test_stdin_is_empty_and_the_environment_is_the_one_given(tmp_path: Path) -> None:
+    child = Child([SH, "-c", 'cat; echo "[$ONLY]" "[$HOME]"; pwd'], {"ONLY": "x"}, True)
+    out, err = child.communicate(timeout=30)
+    assert out.splitlines() == ["[x] []", os.getcwd()] and err == ""
+
+
+def test_a_timeout_keeps_the_child_and_what_was_read() -> None:
+    child = Child([SH, "-c", "echo first; exec sleep 30"], os.environ, True)
+    started = time.monotonic()
+    with pytest.raises(ChildTimeout):
+        child.communicate(timeout=0.3)
+    assert 0.25 <= time.monotonic() - started < 10
+    assert child.poll() is None
+    child.kill()
+    out, _ = child.communicate()
+    assert out == "first\n" and child.returncode == -9
+
+
+def test_a_signal_gives_a_negative_code_as_popen_does() -> None:
+    child = Child([SH, "-c", "kill -TERM $$"], os.environ, False)
+    assert child.wait() == -15 and child.communicate() == ("", "")
+    child.send_signal(15)  # ended already: no error
+
+
+def test_a_program_that_cannot_run_raises_and_leaks_nothing(tmp_path: Path) -> None:
+    before = open_fds()
+    with pytest.raises(FileNotFoundError):
+        Child([str(tmp_path / "missing")], os.environ, True)
+    script = tmp_path / "not-executable"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(PermissionError):
+        Child([str(script)], os.environ, True)
+    assert open_fds() == before
