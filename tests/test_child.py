@@ -28,21 +28,23 @@ def test_both_streams_are_read_whole_without_a_deadlock() -> None:
         "sys.exit(3)"
     )
     before = open_fds()
-    child = Child([sys.executable, "-c", code], os.environ, True)
+    child = Child([sys.executable, "-c", code], os.environ, capture=True)
     out, err = child.communicate()
     assert (len(out), out[-1], err) == (300001, "\u00e9", "e" * 300000)
     assert child.returncode == 3 and child.poll() == 3 and child.wait() == 3
     assert open_fds() == before  # both read ends closed
 
 
-def test_stdin_is_empty_and_the_environment_is_the_one_given(tmp_path: Path) -> None:
-    child = Child([SH, "-c", 'cat; echo "[$ONLY]" "[$HOME]"; pwd'], {"ONLY": "x"}, True)
+def test_stdin_can_be_empty_and_the_environment_is_the_one_given() -> None:
+    child = Child(
+        [SH, "-c", 'cat; echo "[$ONLY]" "[$HOME]"; pwd'], {"ONLY": "x"}, capture=True, stdin=False
+    )
     out, err = child.communicate(timeout=30)
     assert out.splitlines() == ["[x] []", os.getcwd()] and err == ""
 
 
 def test_a_timeout_keeps_the_child_and_what_was_read() -> None:
-    child = Child([SH, "-c", "echo first; exec sleep 30"], os.environ, True)
+    child = Child([SH, "-c", "echo first; exec sleep 30"], os.environ, capture=True)
     started = time.monotonic()
     with pytest.raises(ChildTimeout):
         child.communicate(timeout=0.3)
@@ -54,7 +56,7 @@ def test_a_timeout_keeps_the_child_and_what_was_read() -> None:
 
 
 def test_a_signal_gives_a_negative_code_as_popen_does() -> None:
-    child = Child([SH, "-c", "kill -TERM $$"], os.environ, False)
+    child = Child([SH, "-c", "kill -TERM $$"], os.environ, capture=False)
     assert child.wait() == -15 and child.communicate() == ("", "")
     child.send_signal(15)  # ended already: no error
 
@@ -62,9 +64,25 @@ def test_a_signal_gives_a_negative_code_as_popen_does() -> None:
 def test_a_program_that_cannot_run_raises_and_leaks_nothing(tmp_path: Path) -> None:
     before = open_fds()
     with pytest.raises(FileNotFoundError):
-        Child([str(tmp_path / "missing")], os.environ, True)
+        Child([str(tmp_path / "missing")], os.environ, capture=True)
     script = tmp_path / "not-executable"
     script.write_text("#!/bin/sh\n")
     with pytest.raises(PermissionError):
-        Child([str(script)], os.environ, True)
+        Child([str(script)], os.environ, capture=True)
     assert open_fds() == before
+
+
+def test_stdin_is_safe_pips_own_unless_asked_otherwise() -> None:
+    """`uv pip install -r -` reads the requirements safe-pip was given on stdin."""
+    import subprocess
+
+    code = (
+        "import os, sys\n"
+        "from safe_pip.child import Child\n"
+        "child = Child(['/bin/cat'], os.environ, capture=True)\n"
+        "sys.stdout.write(child.communicate()[0].upper())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], input="demo-a\n", capture_output=True, text=True
+    )
+    assert (done.returncode, done.stdout) == (0, "DEMO-A\n"), done.stderr

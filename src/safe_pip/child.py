@@ -31,19 +31,27 @@ class ChildTimeout(Exception):
 
 
 class Child:
-    """A running child: stdin from /dev/null, stdout and stderr to pipes when
-    ``capture`` (read by ``communicate``), else safe-pip's own."""
+    """A running child: stdout and stderr to pipes when ``capture`` (read by
+    ``communicate``), else safe-pip's own; stdin safe-pip's own, or /dev/null when not
+    ``stdin``."""
 
-    def __init__(self, argv: Sequence[str], environ: Mapping[str, str], capture: bool) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        environ: Mapping[str, str],
+        *,
+        capture: bool,
+        stdin: bool = True,
+    ) -> None:
         self.args = list(argv)
         self.returncode: int | None = None
         self._stdout: list[bytes] = []
         self._stderr: list[bytes] = []
         #: the read ends still open, and where their bytes go
         self._pipes: dict[int, list[bytes]] = {}
-        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)
-        ]
+        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
+        if not stdin:
+            actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
         ends: list[int] = []
         try:
             if capture:

@@ -70,7 +70,12 @@ class Probe:
 
         try:
             # pip runs without these variables too (passthrough.pip_environ)
-            self._child = Child([python, *flags, "-c", _PROBE], interpreter_environ(environ), True)
+            self._child = Child(
+                [python, *flags, "-c", _PROBE],
+                interpreter_environ(environ),
+                capture=True,
+                stdin=False,
+            )
         except OSError as error:
             raise TargetError(f"cannot run the interpreter {python}: {error.strerror}") from error
 

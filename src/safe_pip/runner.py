@@ -7,12 +7,29 @@ afterwards (pass-through commands ``exec`` pip instead: see passthrough.py).
 from __future__ import annotations
 
 import contextlib
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from safe_pip.errors import TargetError
 from safe_pip.passthrough import pip_command, pip_environ
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+
+
+class Running(Protocol):
+    """A child being waited for: ``subprocess.Popen`` or ``child.Child``."""
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def wait(self) -> int: ...
+
+    def send_signal(self, signal: int) -> None: ...
+
+
+R = TypeVar("R", bound=Running)
 
 
 #: The user site is off for the pip that safe-pip runs: ``~/.local`` can then neither
@@ -39,7 +56,7 @@ def run_pip(python: str, pip_args: Sequence[str], environ: Mapping[str, str]) ->
 
 #: signals handled like Ctrl-C while pip runs: passed on to pip, waited for, recorded
 FORWARDED_SIGNALS = ("SIGTERM", "SIGHUP")
-_children: list[subprocess.Popen[bytes]] = []
+_children: list[Running] = []
 _caught: list[int] = []
 
 
@@ -79,15 +96,22 @@ def forwarded_signals() -> Iterator[None]:
 
 def start_child(command: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
     """``subprocess.Popen``, and the child is the one forwarded signals reach."""
+    import subprocess
+
     child: subprocess.Popen[bytes] = subprocess.Popen(command, **options)
+    return started(child)
+
+
+def started(child: R) -> R:
+    """``child`` (just started) is the one forwarded signals reach."""
     _children.append(child)
-    if _caught:  # asked to stop while safe-pip was getting ready: pip stops at once
+    if _caught:  # asked to stop while safe-pip was getting ready: the child stops at once
         with contextlib.suppress(OSError):
             child.send_signal(_caught[0])
     return child
 
 
-def wait_for(child: subprocess.Popen[bytes], interrupted: bool = False) -> tuple[int, bool]:
+def wait_for(child: Running, interrupted: bool = False) -> tuple[int, bool]:
     """Wait for pip; Ctrl-C reached it too (same foreground group), so keep waiting.
 
     Returns (exit code, interrupted); death by a signal N is reported as 128 + N.

@@ -188,7 +188,7 @@ class _Version:
             self.value = installed_version(self.binary)
         if self.value is None and self.child is None:
             try:
-                self.child = Child([self.binary, "--version"], os.environ, True)
+                self.child = Child([self.binary, "--version"], os.environ, capture=True)
             except OSError:
                 self.value = ""
 
@@ -717,12 +717,12 @@ def _requirement_name(text: str) -> str | None:
 
 
 def _run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, bool]:
-    import subprocess
-
-    from safe_pip.runner import wait_for
+    """uv with the terminal's streams; forwarded signals and Ctrl-C reach it, and it is
+    waited for (``runner.wait_for``)."""
+    from safe_pip.runner import started, wait_for
 
     try:
-        child = subprocess.Popen(list(argv), env=dict(environ))
+        child = started(Child(argv, environ, capture=False))
     except OSError as error:
         raise TargetError(f"cannot run {argv[0]}: {error.strerror}") from error
     return wait_for(child)
@@ -916,7 +916,7 @@ class UvBackend:
             *cmd.positional,
         ]
         try:
-            return Child(argv, uv_environ(environ), True)
+            return Child(argv, uv_environ(environ), capture=True)
         except OSError as error:
             raise TargetError(f"cannot run {self.binary}: {error.strerror}") from error
 
