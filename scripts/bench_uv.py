@@ -8,8 +8,10 @@ then installs the 20 wheels with ``--no-index --find-links`` into each by:
 * ``uv pip install --python ENV/bin/python ...`` (bare uv),
 * ``safe-pip --python ENV --installer uv install ...`` (guarded uv: the policy,
   uv's plan, the conda check on it, the pinned install, the audit record),
-* ``safe-pip uv pip install --python ENV ...`` (the uv door: what the env's ``uv``
-  shim and ``%uv`` run when a user types ``uv pip install``),
+* ``safe-pip uv pip install --python ENV ...`` (the uv door, as ``%uv`` runs it),
+* ``ENV/bin/uv pip install ...`` (the uv shim: what a user's ``uv pip install`` runs
+  in an env that has uv and that ``safe-pip protect --shim`` protected; set up
+  before the timing),
 * ``safe-pip --python ENV install ...`` (guarded pip, for reference).
 
 The commands run as subprocesses, interleaved in a new (seeded) order every
@@ -94,8 +96,22 @@ def commands(
             *index,
             *requirements,
         ],
+        "uv shim": [str(env / "bin" / "uv"), "pip", "install", "-q", *index, *requirements],
         "guarded pip": [safe_pip, "--python", python, "install", "-q", *index, *requirements],
     }
+
+
+def prepare(label: str, env: Path, uv: str, safe_pip: str, environ: dict[str, str]) -> None:
+    """The env as the command finds it: for the shim, the env's own uv (as `conda install
+    uv` puts it there) behind safe-pip's shim."""
+    if label != "uv shim":
+        return
+    os.link(uv, env / "bin" / "uv")
+    python = str(env / "bin" / "python")
+    protect = [safe_pip, "protect", "--shim", "--python", python]
+    proc = subprocess.run(protect, env=environ, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(protect)}\n{proc.stderr}")
 
 
 def run_once(argv: list[str], environ: dict[str, str]) -> tuple[float, float]:
@@ -135,16 +151,20 @@ def main() -> None:
         times: dict[str, list[float]] = {}
         cpus: dict[str, list[float]] = {}
         counter = 0
-        labels = ["bare pip", "bare uv", "guarded uv", "uv door", "guarded pip"]
+        labels = ["bare pip", "bare uv", "guarded uv", "uv door", "uv shim", "guarded pip"]
         order = random.Random(11)
         for round_ in range(args.runs + 1):  # round 0 warms the caches
             # a new order every round: no command always runs after the same other one
             for label in order.sample(labels, len(labels)):
                 counter += 1
                 env = make_prefix(root, "conda-env", f"env-{counter}")
+                prepare(label, env.path, uv, safe_pip, environ)
                 os.sync()  # the new env's files on disk: no write-back during the timing
                 argv = commands(env.path, house, requirements, uv, safe_pip)[label]
-                elapsed, cpu = run_once(argv, environ)
+                # the shim is found as a user finds it: the env's bin first on PATH
+                shim_path = {"PATH": f"{env.path / 'bin'}:{environ['PATH']}"}
+                command_environ = {**environ, **shim_path} if label == "uv shim" else environ
+                elapsed, cpu = run_once(argv, command_environ)
                 if round_:
                     times.setdefault(label, []).append(elapsed)
                     cpus.setdefault(label, []).append(cpu)
@@ -164,6 +184,8 @@ def main() -> None:
             ("guarded uv", "bare uv"),
             ("uv door", "bare pip"),
             ("uv door", "bare uv"),
+            ("uv shim", "bare pip"),
+            ("uv shim", "bare uv"),
         ):
             print(
                 f"{num} / {den}: wall {medians[num] / medians[den]:.3f}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -464,6 +465,53 @@ def test_uv_is_asked_for_its_plan_once(tmp_path: Path) -> None:
     lines = calls.read_text().splitlines()
     assert sum("--dry-run" in line for line in lines) == 1, lines
     assert not any("--no-deps" in line for line in lines)  # an empty plan installs nothing
+
+
+@pytest.mark.integration  # runs a stand-in uv (a shell script)
+@pytest.mark.parametrize("files", [True, False])
+def test_the_scratch_install_runs_only_where_the_files_are_checked(
+    tmp_path: Path, files: bool
+) -> None:
+    """An editable project is built into the scratch prefix for its files only where the
+    check reads them (conda's packages protected): elsewhere uv builds it once."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "proj"\n')
+    calls = tmp_path / "calls"
+    fake = tmp_path / "uv"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {calls}\n'
+        'case "$*" in *--dry-run*) echo \'{"changes": [{"name": "proj", '
+        '"action": "installed"}]}\';; esac\n'
+    )
+    fake.chmod(0o755)
+    from safe_pip.backends import Request
+    from safe_pip.backends.uv import UvBackend
+
+    request = Request("/env/bin/python", ("install", "-e", str(project)), {"PATH": "/usr/bin:/bin"})
+    seen: list[Any] = []
+
+    def check(plan: Any) -> tuple[bool, object]:
+        seen.append(plan)
+        return True, None
+
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        UvBackend(str(fake)).install(request, check, files=files)
+    finally:
+        signal.signal(signal.SIGINT, handler)  # the install ignores Ctrl-C once uv is done
+    lines = calls.read_text().splitlines()
+    scratch = [line for line in lines if "--prefix" in line]
+    assert len(scratch) == int(files), lines
+    if files:  # the stand-in installed nothing there: the item's files are unknown
+        assert f"--editable={project}" in scratch[0]
+        assert seen[0]["install"][0]["safe_pip_files"] is None
+    else:
+        assert "safe_pip_files" not in seen[0]["install"][0]
+    assert lines[-1].endswith(f"-e {project}")  # the install itself, as written
 
 
 def test_uvs_version_comes_from_the_record_that_installed_it(tmp_path: Path) -> None:

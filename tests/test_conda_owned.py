@@ -32,8 +32,8 @@ from support.backends import (
 )
 from support.conda_channel import channel_url, local_channel
 from support.prefixes import Prefix
-from support.run import Runner, pip_wheel_dir
-from support.wheels import build_wheel
+from support.run import Runner, install_setuptools, pip_wheel_dir
+from support.wheels import build_wheel, make_project
 
 pytestmark = pytest.mark.integration
 
@@ -272,6 +272,41 @@ def test_a_wheel_that_would_overwrite_condas_files_is_refused(refusing_env: Cond
     assert (refusing_env.site / "six.py").read_text() == conda_six
     assert dist_infos(refusing_env.site, "six_fork") == []
     assert refusing_env.six_is_condas()
+
+
+@pytest.mark.parametrize("backend", WITH_DOOR, indirect=True)
+def test_a_developer_install_whose_script_would_overwrite_condas_is_refused(
+    run: Runner,
+    safe_pip_bin: list[str],
+    conda_env_factory: Callable[..., Prefix],
+    wheelhouse: Path,
+    user: int | None,
+    backend: str,
+) -> None:
+    """`-e .` is checked on the files its build writes too: a project declaring a console
+    script `demo-rec` would replace bin/demo-rec of conda's demo-rec.  With uv, uv builds
+    the project into a scratch prefix first (its RECORD names the script)."""
+    prefix = conda_env_factory("six", "demo-rec", writable_by=user)
+    env = CondaEnv(run, safe_pip_bin, prefix, [wheelhouse], user, backend)
+    install_setuptools(env.prefix)
+    project = make_project(env.prefix.path.parent, "devpkg", "0.1", owner=env.user)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + '\n[project.scripts]\ndemo-rec = "devpkg:main"\n')
+    script = env.prefix.bin / "demo-rec"
+    condas = script.read_bytes()
+    proc = env.pip("install", "--no-build-isolation", "-e", str(project))
+    assert proc.returncode == DENIED, (proc.stdout, proc.stderr)
+    assert "rule:    conda-owned" in proc.stderr and "bin/demo-rec of demo-rec" in proc.stderr
+    assert "devpkg 0.1" in proc.stderr  # uv's plan had no version: the one uv built
+    assert script.read_bytes() == condas
+    assert dist_infos(env.site, "devpkg") == []
+    assert audit_records(env.prefix)[-1]["rule"] == "conda-owned"
+    # without the clash the developer install runs, as the same user
+    pyproject.write_text(pyproject.read_text().replace("demo-rec =", "devpkg-tool ="))
+    proc = env.pip("install", "--no-build-isolation", "-e", str(project))
+    assert proc.returncode == 0, proc.stderr
+    assert installer_of(env.site, "devpkg") == env.installer
+    assert (env.prefix.bin / "devpkg-tool").exists() and script.read_bytes() == condas
 
 
 @pytest.mark.parametrize("backend", WITH_POLICY, indirect=True)

@@ -202,22 +202,22 @@ def test_sigterm_and_sighup_reach_pip_and_are_recorded_as_interrupted(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     child = Running(-signal.SIGTERM)
-    monkeypatch.setattr("safe_pip.runner.subprocess.Popen", lambda *_a, **_k: child)
+    monkeypatch.setattr("subprocess.Popen", lambda *_a, **_k: child)
     before = signal.getsignal(signal.SIGTERM)
     with runner.forwarded_signals():
         assert runner.start_child(["pip"]) is child  # type: ignore[comparison-overlap]
         os.kill(os.getpid(), signal.SIGTERM)  # a pod evicted: safe-pip gets it and lives
         os.kill(os.getpid(), signal.SIGHUP)
         assert child.signals == [signal.SIGTERM, signal.SIGHUP]
-        assert runner.wait_for(child) == (143, True)  # type: ignore[arg-type]
+        assert runner.wait_for(child) == (143, True)
     assert signal.getsignal(signal.SIGTERM) == before  # handed back afterwards
 
 
 def test_a_signal_before_pip_starts_stops_it_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     child = Running(-signal.SIGTERM)
-    monkeypatch.setattr("safe_pip.runner.subprocess.Popen", lambda *_a, **_k: child)
+    monkeypatch.setattr("subprocess.Popen", lambda *_a, **_k: child)
     with runner.forwarded_signals():
         os.kill(os.getpid(), signal.SIGTERM)  # while the intent is being written
         runner.start_child(["pip"])
         assert child.signals == [signal.SIGTERM]
-        assert runner.wait_for(child) == (143, True)  # type: ignore[arg-type]
+        assert runner.wait_for(child) == (143, True)

@@ -930,7 +930,8 @@ def _run_checked(  # noqa: C901 - counts its closures `refuse` and `check`, whic
     if command == "uninstall":
         checked = attempt.backend.uninstall(request, check_and_record_plan)
     else:
-        checked = attempt.backend.install(request, check_and_record_plan)
+        # the files each planned item writes: what the conda file-level checks read
+        checked = attempt.backend.install(request, check_and_record_plan, files=protect)
     run, report = checked.run, checked.plan
     if checked.no_check_point:
         if protect or sources or dev_only:

@@ -55,8 +55,10 @@ if TYPE_CHECKING:
             anything (``install`` of the same request then takes that resolution)."""
             ...
 
-        def install(self, request: Request, check: Check) -> InstallRun:
-            """Resolve, ``check`` the plan, install exactly the plan on go."""
+        def install(self, request: Request, check: Check, *, files: bool = True) -> InstallRun:
+            """Resolve, ``check`` the plan, install exactly the plan on go.  ``files``: the
+            check reads the files each item writes (``safe_pip_files``); a backend for
+            which finding them costs a run of its own skips it when False."""
             ...
 
         def close(self) -> None:

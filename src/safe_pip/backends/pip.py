@@ -34,7 +34,13 @@ class PipBackend:
     def close(self) -> None:
         """Nothing started early, nothing to stop."""
 
-    def install(self, request: Request, check: Check) -> InstallRun:
+    def install(
+        self,
+        request: Request,
+        check: Check,
+        *,
+        files: bool = True,  # noqa: ARG002 - pip's pause point reports every item's files
+    ) -> InstallRun:
         from safe_pip.preflight import run_checked
 
         with tempfile.TemporaryDirectory(prefix="safe-pip-") as scratch:

@@ -634,9 +634,16 @@ def _files_of(
         raise UvPlanError(f"uv's scratch install holds {len(candidates)} dist-info of {name}")
     site, dist_info = candidates[0]
     installed = dist_info[: -len(".dist-info")].partition("-")[2]
-    if not _same_version(installed, version):
+    # a source tree uv had not built for its plan (`-e .`) is planned without a version
+    if version and not _same_version(installed, version):
         raise UvPlanError(f"uv's scratch install holds {name} {installed}, not {version}")
     return installed_files(prefix, site, dist_info)
+
+
+def _version_of(found: Mapping[str, list[tuple[str, str]]], metadata: Mapping[str, Any]) -> str:
+    """The version of the one dist-info ``_files_of`` read for the item."""
+    _site, dist_info = found[normalize_name(str(metadata["name"]))][0]
+    return dist_info[: -len(".dist-info")].partition("-")[2]
 
 
 def _run_quietly(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
@@ -665,7 +672,14 @@ def _scratch_args(cmd: UvCommand, scratch: str) -> list[str]:
         if role == CARRY and name not in _NOT_IN_SCRATCH
         for word in typed
     ]
-    return [*args, "--no-deps", "--link-mode", "hardlink", "--prefix", scratch, "--"]
+    return [*args, "--no-deps", "--link-mode", "hardlink", "--prefix", scratch]
+
+
+def _scratch_pins(pins: Sequence[list[str]]) -> list[str]:
+    """The pins as the scratch install's arguments: editables as ``--editable=PATH``
+    before the ``--`` that ends the options, the others after it."""
+    editables = [f"--editable={pin[1]}" for pin in pins if pin[0] == "-e"]
+    return [*editables, "--", *(word for pin in pins if pin[0] != "-e" for word in pin)]
 
 
 def uv_cache_dir(cmd: UvCommand, environ: Mapping[str, str]) -> str | None:
@@ -768,7 +782,7 @@ def planned(stdout: str, pins: Pins) -> _Planned:
         entry, pin = pins.item(item["name"], item["version"])
         result.plan["install"].append(entry)
         result.pins.extend(pin)
-        if "safe_pip_files" not in entry and pin[0] != "-e":
+        if "safe_pip_files" not in entry:
             result.unread.append((entry, pin))
     for item in uninstalled:
         key = normalize_name(item["name"])
@@ -814,7 +828,7 @@ class UvBackend:
             self._pending = (request, self._ask_plan(cmd, request.python, request.environ))
         self._version.ask()
 
-    def install(self, request: Request, check: Check) -> InstallRun:
+    def install(self, request: Request, check: Check, *, files: bool = True) -> InstallRun:
         from safe_pip.runner import PipRun
 
         started = time.monotonic()
@@ -849,7 +863,7 @@ class UvBackend:
             sys.stderr.write(err)
             return InstallRun(ran(child.wait()), None)
         plan = planned(out, pins)
-        if not self.read_files(plan, cmd, request.python, environ):
+        if files and not self.read_files(plan, cmd, request.python, environ):
             return InstallRun(ran(130, True), None)
         go, verdict = check(plan.plan)
         if not go:
@@ -882,7 +896,7 @@ class UvBackend:
         try:
             if scratch:
                 argv = [*self._base("install", python), *_scratch_args(cmd, scratch)]
-                argv.extend(word for _entry, pin in plan.unread for word in pin)
+                argv.extend(_scratch_pins([pin for _entry, pin in plan.unread]))
                 problems.extend(_run_quietly(argv, environ))
             found = dist_infos(scratch) if not problems else {}
             for entry, _pin in plan.unread:
@@ -890,6 +904,9 @@ class UvBackend:
                     if problems:
                         raise UvPlanError(problems[0])
                     entry["safe_pip_files"] = _files_of(scratch, found, entry)
+                    metadata = entry["metadata"]
+                    # a source tree planned without a version: the version uv built
+                    metadata["version"] = metadata["version"] or _version_of(found, metadata)
                 except UvPlanError as error:
                     entry["safe_pip_files"] = None
                     entry["safe_pip_files_error"] = error.message
