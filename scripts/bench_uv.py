@@ -187,9 +187,12 @@ def main() -> None:
             ("uv shim", "bare pip"),
             ("uv shim", "bare uv"),
         ):
+            # the same round's runs were made within a second of each other: their ratio
+            # is less moved by the VM's slower and faster stretches than the medians' one
+            paired = statistics.median(a / b for a, b in zip(times[num], times[den]))
             print(
                 f"{num} / {den}: wall {medians[num] / medians[den]:.3f}"
-                f"  cpu {cpu[num] / cpu[den]:.3f}"
+                f"  cpu {cpu[num] / cpu[den]:.3f}  paired by round {paired:.3f}"
             )
 
 

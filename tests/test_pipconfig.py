@@ -425,3 +425,108 @@ def test_pinned_environ_hands_pip_the_values_read_and_no_file() -> None:
     isolated = pinned_environ(environ, config, "install", isolated=True)
     assert "PIP_FIND_LINKS" not in isolated  # an isolated parser skips user files
     assert isolated["PIP_TIMEOUT"] == "5"  # and the user's variables
+
+
+# --- plain files without configparser -------------------------------------------------
+
+#: lines of a plain pip.conf, and lines that need configparser (``plain_sections`` None)
+_PLAIN = [
+    "[global]", "[install]", "[ global ]", "[Install]", "index-url = https://h/simple?a=b:c",
+    "Timeout: 60", "no-deps=yes", "k =", "a b = c", "k = v # not a comment", "k\t=\tv",
+    "K = upper", "k = again", "# comment", "; comment", "  # comment", "", "   ", "\t",
+]  # fmt: skip
+_ODD = [
+    "[DEFAULT]", "[]", "[a]b]", "[x] # c", "[", "]", "[a", "= v", ": v", "  k = indented",
+    "\tcontinued", "no delimiter", "k = \x0b", "\u00e9 = 1", "k = v\r", "  /extra/links",
+]  # fmt: skip
+
+
+def _by_configparser(text: str) -> dict[str, dict[str, str]] | None:
+    import configparser
+
+    from safe_pip.pipconfig import _configparser_sections
+
+    try:
+        return _configparser_sections(text, "pip.conf")
+    except (InputError, configparser.Error):
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.booleans(), st.lists(st.sampled_from(_PLAIN * 6 + _ODD), max_size=10), st.booleans())
+def test_plain_files_are_read_as_configparser_reads_them(
+    header: bool, lines: list[str], end: bool
+) -> None:
+    """What the fast reading returns is what configparser returns; what it does not read
+    (None) goes to configparser, errors included."""
+    from safe_pip.pipconfig import plain_sections
+
+    text = "\n".join((["[global]"] if header else []) + lines) + ("\n" if end else "")
+    fast = plain_sections(text)
+    if fast is not None:
+        slow = _by_configparser(text)
+        assert slow is not None and fast == slow
+        assert [list(items) for items in fast.values()] == [list(i) for i in slow.values()]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[global]\nk = v\n  k2 = x\n",  # a continuation line
+        "[global]\nk = v\n\n  more\n",  # one after a blank line
+        "[global]\n  k = v\n",  # an indented key right after a header is a key
+        "[DEFAULT]\nk = v\n[global]\n",  # defaults reach every section
+        "[a]b]\nk = v\n",  # a header configparser reads per Python version
+        "[x] # c\nk = v\n",
+        "[global]\nk = v\nK = w\n",  # the same key once lower-cased: an error
+        "[global]\n[global]\n",
+        "k = v\n",
+        "[global]\n= v\n",
+    ],
+)
+def test_what_configparser_reads_its_own_way_is_left_to_it(text: str) -> None:
+    from safe_pip.pipconfig import plain_sections
+
+    assert plain_sections(text) is None
+    assert plain_sections(text.replace("\n", "\n# note\n")) is None
+
+
+def test_a_usual_pip_conf_is_plain() -> None:
+    from safe_pip.pipconfig import plain_sections
+
+    text = (
+        "# set by the hub image\n[global]\nIndex-URL = https://mirror.example/simple\n"
+        "timeout: 60\n\n[install]\n; no user installs here\nno-user = true\n"
+    )
+    assert plain_sections(text) == {
+        "global": {"index-url": "https://mirror.example/simple", "timeout": "60"},
+        "install": {"no-user": "true"},
+    }
+    assert plain_sections("[global]\nfind-links =\n  /a\n") is None  # a continuation
+
+
+@pytest.mark.integration
+def test_reading_a_plain_pip_conf_loads_no_parser(tmp_path: Path) -> None:
+    """A guarded command reads the hub's pip.conf before it starts uv: neither
+    configparser, re nor locale are loaded for a plain ASCII file."""
+    import subprocess
+    import sys
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://mirror.example/simple\n")
+    code = (
+        "import sys\n"
+        "from safe_pip.pipconfig import load_pip_config\n"
+        f"environ = {{'PIP_CONFIG_FILE': {str(conf)!r}, 'HOME': {str(tmp_path)!r},"
+        f" 'XDG_CONFIG_DIRS': {str(tmp_path)!r}}}\n"
+        f"config = load_pip_config(environ, site_prefix=None, etc_dir={str(tmp_path)!r})\n"
+        "assert config.files and config.files[-1].sections['global']['index-url'].value\n"
+        "print(sorted({'configparser', 're', 'locale'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n{code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "[]"

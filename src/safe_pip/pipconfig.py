@@ -303,8 +303,67 @@ def read_config_file(path: str, kind: str) -> ConfigFile | None:
 
 
 def parse_config_text(text: str, path: str, kind: str) -> ConfigFile:
-    """Parse configuration text with pip's parser (``RawConfigParser``)."""
-    import configparser  # only when a file exists: it costs a few milliseconds
+    """Parse configuration text as pip's parser (``RawConfigParser``) does."""
+    parsed = plain_sections(text)
+    if parsed is None:
+        parsed = _configparser_sections(text, path)
+    sections: dict[str, dict[str, ConfigValue]] = {}
+    lines: dict[tuple[str, str], int] | None = None
+    for section, items in parsed.items():
+        values = sections.setdefault(section, {})
+        for name, value in items.items():
+            if lines is None:
+                lines = _key_lines(text)
+            line = lines.get((section, name)) or lines.get(("DEFAULT", name))
+            values[normalize_key(name)] = ConfigValue(
+                value, f"{path} [{section}] {name}", path=path, line=line, name=name
+            )
+    return ConfigFile(path=path, kind=kind, sections=sections)
+
+
+def plain_sections(text: str) -> dict[str, dict[str, str]] | None:
+    """The sections of a configuration written the plain way, read as ``RawConfigParser``
+    reads them: {section: {lower-cased key: value}}, in the file's order; None for any
+    other text, which ``configparser`` then reads (``configparser`` costs a few
+    milliseconds to load, before a guarded install can start its installer).
+
+    Plain: printable ASCII and tabs; every line blank, a comment (``#`` or ``;`` after
+    white space), a ``[name]`` header (no brackets in the name, not ``DEFAULT``) or
+    ``key = value`` / ``key: value`` starting in column 0 after a header; no key twice in
+    a section, no section twice.  In such a file configparser sees no continuation lines,
+    no defaults and no errors, so the two readings agree (a property test checks it).
+    """
+    if not text.isascii():
+        return None
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] | None = None
+    for line in text.split("\n"):
+        if not line.replace("\t", " ").isprintable():
+            return None
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        if line[0] in " \t":
+            return None  # a continuation line (or an indented key): configparser's way
+        if stripped[0] == "[":
+            name = stripped[1:-1]
+            if stripped[-1] != "]" or not name or "[" in name or "]" in name:
+                return None
+            if name in sections or name == "DEFAULT":
+                return None
+            current = sections[name] = {}
+            continue
+        cut = min((i for i in (stripped.find("="), stripped.find(":")) if i >= 0), default=-1)
+        key = stripped[:cut].rstrip().lower()
+        if current is None or cut < 0 or not key or key in current:
+            return None
+        current[key] = stripped[cut + 1 :].strip()
+    return sections
+
+
+def _configparser_sections(text: str, path: str) -> dict[str, dict[str, str]]:
+    """``text`` read by ``RawConfigParser`` (what ``plain_sections`` does not read)."""
+    import configparser
     import re
 
     class _Parser(configparser.RawConfigParser):
@@ -318,24 +377,10 @@ def parse_config_text(text: str, path: str, kind: str) -> ConfigFile:
         parser.read_string(text, source=path)
     except configparser.Error as error:
         raise _config_error(error, path) from None
-    sections: dict[str, dict[str, ConfigValue]] = {}
-    lines: dict[tuple[str, str], int] | None = None
-    for section in parser.sections():
-        values = sections.setdefault(section, {})
-        for name, value in parser.items(section):
-            if lines is None:
-                lines = _key_lines(text)
-            line = lines.get((section, name)) or lines.get(("DEFAULT", name))
-            values[normalize_key(name)] = ConfigValue(
-                value, f"{path} [{section}] {name}", path=path, line=line, name=name
-            )
-    return ConfigFile(path=path, kind=kind, sections=sections)
+    return {section: dict(parser.items(section)) for section in parser.sections()}
 
 
 def _read_text(path: str) -> str | None:
-    import locale
-
-    encoding = locale.getpreferredencoding(False)
     try:
         raw = read_bytes(path, limit=MAX_CONFIG_BYTES)
     except (NotRegularFile, FileTooLarge) as error:
@@ -348,6 +393,13 @@ def _read_text(path: str) -> str | None:
     except OSError:
         # configparser skips files it cannot open, and so does pip
         return None
+    if raw.isascii():
+        # the same text in every locale encoding (all are ASCII-compatible here); the
+        # locale module is loaded only for the others
+        return raw.decode("ascii").replace("\r\n", "\n").replace("\r", "\n")
+    import locale
+
+    encoding = locale.getpreferredencoding(False)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as error:
