@@ -86,3 +86,17 @@ def test_stdin_is_safe_pips_own_unless_asked_otherwise() -> None:
         [sys.executable, "-c", code], input="demo-a\n", capture_output=True, text=True
     )
     assert (done.returncode, done.stdout) == (0, "DEMO-A\n"), done.stderr
+
+
+def test_only_the_three_standard_descriptors_reach_the_child() -> None:
+    """As subprocess's close_fds: a descriptor safe-pip inherited open stays out of uv."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    try:
+        child = Child([SH, "-c", "ls /proc/$$/fd"], os.environ, capture=True)
+        out, _ = child.communicate(timeout=30)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    listed = {int(fd) for fd in out.split()}
+    assert {0, 1, 2} <= listed and write_end not in listed, (write_end, listed)

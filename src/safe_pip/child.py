@@ -10,8 +10,10 @@ uses: ``communicate``, ``poll``, ``wait``, ``kill``, ``send_signal``,
 
 The child inherits the working directory, the process group (Ctrl-C reaches
 it as it reaches safe-pip) and the signal dispositions; the interpreters and
-uv safe-pip starts set SIGPIPE up themselves.  No other descriptor leaks:
-Python opens every file close-on-exec.
+uv safe-pip starts set SIGPIPE up themselves.  It gets no descriptor but 0, 1
+and 2, as with ``subprocess``'s ``close_fds``: Python opens its own files
+close-on-exec, and what safe-pip inherited open from its parent is closed in
+the child (found in ``/proc/self/fd``; where there is none, it is inherited).
 """
 
 from __future__ import annotations
@@ -24,6 +26,23 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 _CHUNK = 65536
+
+
+def _inherited_descriptors() -> list[int]:
+    """This process's open descriptors above 2 that a child would inherit."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                found.append(fd)
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return found
 
 
 class ChildTimeout(Exception):
@@ -49,7 +68,9 @@ class Child:
         self._stderr: list[bytes] = []
         #: the read ends still open, and where their bytes go
         self._pipes: dict[int, list[bytes]] = {}
-        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = []
+        actions: list[tuple[int, ...] | tuple[int, int, str, int, int]] = [
+            (os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_descriptors()
+        ]
         if not stdin:
             actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
         ends: list[int] = []
