@@ -70,7 +70,7 @@ def bench(root: Path, count: int, runs: int) -> None:
 
         def scratch_step() -> None:
             planned_ = planned(answer, Pins(cmd))
-            assert backend.read_files(planned_, cmd, python, environ)
+            assert backend.read_files(planned_, cmd, python, environ) is None
             assert all(isinstance(i.get("safe_pip_files"), dict) for i in planned_.plan["install"])
 
         def install() -> None:

@@ -514,6 +514,47 @@ def test_the_scratch_install_runs_only_where_the_files_are_checked(
     assert lines[-1].endswith(f"-e {project}")  # the install itself, as written
 
 
+@pytest.mark.integration  # runs a stand-in uv (a shell script)
+def test_a_scratch_install_uv_fails_stops_with_uvs_own_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A project that does not build fails in the scratch prefix as it would in the env:
+    uv's error and exit code, no check, no install (not a refusal naming the admin)."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "proj"\n')
+    calls = tmp_path / "calls"
+    fake = tmp_path / "uv"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {calls}\n'
+        'case "$*" in *--dry-run*) echo \'{"changes": [{"name": "proj", '
+        '"action": "installed"}]}\';; *--prefix*) echo "build failed: bad setup" >&2; '
+        "exit 2;; esac\n"
+    )
+    fake.chmod(0o755)
+    from safe_pip.backends import Request
+    from safe_pip.backends.uv import UvBackend
+
+    request = Request("/env/bin/python", ("install", "-e", str(project)), {"PATH": "/bin"})
+    checked: list[Any] = []
+
+    def check(plan: Any) -> tuple[bool, object]:
+        checked.append(plan)
+        return True, None
+
+    run = UvBackend(str(fake)).install(request, check)
+    assert (run.run.exit_code, run.run.interrupted, run.plan, checked) == (2, False, None, [])
+    assert "build failed: bad setup" in capfd.readouterr().err
+    lines = calls.read_text().splitlines()
+    assert any("--prefix" in line for line in lines), lines  # the scratch install ran
+    assert [
+        line
+        for line in lines
+        if line.startswith("pip install") and "--dry-run" not in line and "--prefix" not in line
+    ] == []
+
+
 def test_uvs_version_comes_from_the_record_that_installed_it(tmp_path: Path) -> None:
     """The record's installer_version without running uv: the ``uv`` distribution whose
     RECORD lists this very binary (path and size); anything else asks uv itself."""

@@ -281,13 +281,16 @@ def test_an_index_wheel_is_checked_on_the_files_it_writes(
     assert env.record()["decision"] == "allowed" and env.record()["outcome"] == "ok"
     assert env.scratch_left() == []
 
-    # uv's plan reads, its scratch install fails: no files known, refused (fail closed)
+    # uv's plan reads, its scratch install fails: uv could not install it into the env
+    # either; uv's own error and exit code, nothing installed, the failure recorded
     proc = env.install(index_url, "damaged")
-    assert proc.returncode == DENIED, proc.stderr
-    assert "cannot tell which files uv's plan writes: uv could not install" in proc.stderr
-    assert "rule:    conda-owned" in proc.stderr and "could not be read" in proc.stderr
+    assert proc.returncode not in (0, DENIED), proc.stderr
+    assert "uv could not install its plan into a scratch prefix" in proc.stderr
+    assert "nothing was installed" in proc.stderr and "rule:" not in proc.stderr
     assert not list(env.site.glob("damaged*"))
     assert env.scratch_left() == []
+    assert env.record()["outcome"] == "failed"
+    assert env.record()["exit_code"] == proc.returncode
 
 
 def test_uninstall_r_is_planned_by_uv_and_checked(

@@ -646,20 +646,46 @@ def _version_of(found: Mapping[str, list[tuple[str, str]]], metadata: Mapping[st
     return dist_info[: -len(".dist-info")].partition("-")[2]
 
 
-def _run_quietly(argv: Sequence[str], environ: Mapping[str, str]) -> list[str]:
-    """Run the scratch install (no bytecode: see ``_NOT_IN_SCRATCH``); [] or what failed,
-    uv's own output shown."""
-    import subprocess
+def _files_unknown(plan: _Planned, problem: str) -> None:
+    """Every item of ``plan.unread`` without its files (the check fails closed)."""
+    for entry, _pin in plan.unread:
+        entry["safe_pip_files"] = None
+        entry["safe_pip_files_error"] = problem
+    sys.stderr.write(f"safe-pip: cannot tell which files uv's plan writes: {problem}\n")
 
+
+def _files_from(plan: _Planned, scratch: str) -> None:
+    """The items of ``plan.unread`` with the files their RECORDs under ``scratch`` list
+    (and the version uv built, for a source tree planned without one)."""
+    found = dist_infos(scratch)
+    problems: list[str] = []
+    for entry, _pin in plan.unread:
+        try:
+            entry["safe_pip_files"] = _files_of(scratch, found, entry)
+            metadata = entry["metadata"]
+            metadata["version"] = metadata["version"] or _version_of(found, metadata)
+        except UvPlanError as error:
+            entry["safe_pip_files"] = None
+            entry["safe_pip_files_error"] = error.message
+            problems.append(error.message)
+    if problems:
+        sys.stderr.write(f"safe-pip: cannot tell which files uv's plan writes: {problems[0]}\n")
+
+
+def _run_quietly(argv: Sequence[str], environ: Mapping[str, str]) -> int:
+    """Run the scratch install (no bytecode: see ``_NOT_IN_SCRATCH``): uv's exit code, its
+    output shown when it failed; raises ``OSError`` when uv cannot be run."""
     quiet_env = {k: v for k, v in environ.items() if k != "UV_COMPILE_BYTECODE"}
+    child = Child(argv, quiet_env, capture=True)
     try:
-        done = subprocess.run(list(argv), env=quiet_env, capture_output=True, text=True)
-    except OSError as error:
-        return [f"cannot run {argv[0]}: {error.strerror}"]
-    if done.returncode == 0:
-        return []
-    sys.stderr.write(done.stderr)
-    return [f"uv could not install them into a scratch directory (exit {done.returncode})"]
+        _, err = child.communicate()
+    except BaseException:
+        _discard(child)
+        raise
+    code = child.wait()
+    if code != 0:
+        sys.stderr.write(err)
+    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says
 
 
 def _scratch_args(cmd: UvCommand, scratch: str) -> list[str]:
@@ -863,8 +889,9 @@ class UvBackend:
             sys.stderr.write(err)
             return InstallRun(ran(child.wait()), None)
         plan = planned(out, pins)
-        if files and not self.read_files(plan, cmd, request.python, environ):
-            return InstallRun(ran(130, True), None)
+        stopped = self.read_files(plan, cmd, request.python, environ) if files else None
+        if stopped is not None:
+            return InstallRun(ran(stopped, stopped == 130), None)
         go, verdict = check(plan.plan)
         if not go:
             return InstallRun(ran(1), plan.plan, verdict)
@@ -872,53 +899,50 @@ class UvBackend:
 
     def read_files(
         self, plan: _Planned, cmd: UvCommand, python: str, environ: Mapping[str, str]
-    ) -> bool:
+    ) -> int | None:
         """The files of the planned distributions no local wheel tells (``plan.unread``:
-        from an index, or built from a direct reference), into their items'
-        ``safe_pip_files``; False when interrupted.
+        from an index, or built from a direct reference or an editable project), into
+        their items' ``safe_pip_files``; None to go on to the check, else the exit code
+        to stop with (130: interrupted; uv's own when uv could not install the pins).
 
         uv itself installs exactly those pins (``--no-deps``, with the plan run's index
-        options) into a private scratch prefix, hardlinked from its cache, so the install
-        after the check takes the same files from the same cache; each RECORD there says
-        what the distribution writes.  The scratch is removed.  Where this fails, the
-        items say so (``safe_pip_files_error``) and the check fails closed.
+        and build options) into a private scratch prefix, hardlinked from its cache, so
+        the install after the check takes the same files from the same cache; each RECORD
+        there says what the distribution writes.  The scratch is removed.  Where uv fails
+        there (a project that does not build, an index that does not answer), the install
+        would fail the same way: its error is shown and nothing is installed.  Where the
+        files cannot be told otherwise, the items say so (``safe_pip_files_error``) and
+        the check fails closed.
         """
         import shutil
 
         if not plan.unread:
-            return True
-        problems: list[str] = []
+            return None
         try:
             scratch = scratch_dir(cmd, environ)
         except OSError as error:
-            problems.append(f"cannot make a scratch directory: {error}")
-            scratch = ""
+            _files_unknown(plan, f"cannot make a scratch directory: {error}")
+            return None
         try:
-            if scratch:
-                argv = [*self._base("install", python), *_scratch_args(cmd, scratch)]
-                argv.extend(_scratch_pins([pin for _entry, pin in plan.unread]))
-                problems.extend(_run_quietly(argv, environ))
-            found = dist_infos(scratch) if not problems else {}
-            for entry, _pin in plan.unread:
-                try:
-                    if problems:
-                        raise UvPlanError(problems[0])
-                    entry["safe_pip_files"] = _files_of(scratch, found, entry)
-                    metadata = entry["metadata"]
-                    # a source tree planned without a version: the version uv built
-                    metadata["version"] = metadata["version"] or _version_of(found, metadata)
-                except UvPlanError as error:
-                    entry["safe_pip_files"] = None
-                    entry["safe_pip_files_error"] = error.message
-                    problems.append(error.message)
+            argv = [*self._base("install", python), *_scratch_args(cmd, scratch)]
+            argv.extend(_scratch_pins([pin for _entry, pin in plan.unread]))
+            try:
+                code = _run_quietly(argv, environ)
+            except OSError as error:
+                _files_unknown(plan, f"cannot run {argv[0]}: {error.strerror}")
+                return None
+            if code != 0:
+                sys.stderr.write(
+                    "safe-pip: uv could not install its plan into a scratch prefix (to see "
+                    "the files it writes); nothing was installed\n"
+                )
+                return code
+            _files_from(plan, scratch)
         except KeyboardInterrupt:
-            return False
+            return 130
         finally:
-            if scratch:
-                shutil.rmtree(scratch, ignore_errors=True)
-        if problems:
-            sys.stderr.write(f"safe-pip: cannot tell which files uv's plan writes: {problems[0]}\n")
-        return True
+            shutil.rmtree(scratch, ignore_errors=True)
+        return None
 
     def _ask_plan(self, cmd: UvCommand, python: str, environ: Mapping[str, str]) -> Child:
         """uv working out its plan for the command (JSON on stdout); nothing changes."""
