@@ -4,6 +4,7 @@ and its plan, naming direct references, and which uv commands the uv door takes 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -467,6 +468,32 @@ def test_uv_is_asked_for_its_plan_once(tmp_path: Path) -> None:
     assert not any("--no-deps" in line for line in lines)  # an empty plan installs nothing
 
 
+def editable_with_stand_in_uv(
+    tmp_path: Path, on_scratch: str = ""
+) -> tuple[Path, Path, list[Any], Callable[[Any], tuple[bool, object]]]:
+    """(a project, a stand-in uv logging its arguments to `calls`, the plans checked, the
+    check): its dry run plans the project without a version; `on_scratch` is what it does
+    for the scratch install (`--prefix`)."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "proj"\n')
+    fake = tmp_path / "uv"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" >> {tmp_path / "calls"}\n'
+        'case "$*" in *--dry-run*) echo \'{"changes": [{"name": "proj", '
+        f'"action": "installed"}}]}}\';; *--prefix*) {on_scratch or ":"};; esac\n'
+    )
+    fake.chmod(0o755)
+    seen: list[Any] = []
+
+    def check(plan: Any) -> tuple[bool, object]:
+        seen.append(plan)
+        return True, None
+
+    return project, fake, seen, check
+
+
 @pytest.mark.integration  # runs a stand-in uv (a shell script)
 @pytest.mark.parametrize("files", [True, False])
 def test_the_scratch_install_runs_only_where_the_files_are_checked(
@@ -474,36 +501,19 @@ def test_the_scratch_install_runs_only_where_the_files_are_checked(
 ) -> None:
     """An editable project is built into the scratch prefix for its files only where the
     check reads them (conda's packages protected): elsewhere uv builds it once."""
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "pyproject.toml").write_text('[project]\nname = "proj"\n')
-    calls = tmp_path / "calls"
-    fake = tmp_path / "uv"
-    fake.write_text(
-        "#!/bin/sh\n"
-        f'echo "$@" >> {calls}\n'
-        'case "$*" in *--dry-run*) echo \'{"changes": [{"name": "proj", '
-        '"action": "installed"}]}\';; esac\n'
-    )
-    fake.chmod(0o755)
+    import signal
+
     from safe_pip.backends import Request
     from safe_pip.backends.uv import UvBackend
 
-    request = Request("/env/bin/python", ("install", "-e", str(project)), {"PATH": "/usr/bin:/bin"})
-    seen: list[Any] = []
-
-    def check(plan: Any) -> tuple[bool, object]:
-        seen.append(plan)
-        return True, None
-
-    import signal
-
+    project, fake, seen, check = editable_with_stand_in_uv(tmp_path)
+    request = Request("/env/bin/python", ("install", "-e", str(project)), {"PATH": "/bin"})
     handler = signal.getsignal(signal.SIGINT)
     try:
         UvBackend(str(fake)).install(request, check, files=files)
     finally:
         signal.signal(signal.SIGINT, handler)  # the install ignores Ctrl-C once uv is done
-    lines = calls.read_text().splitlines()
+    lines = (tmp_path / "calls").read_text().splitlines()
     scratch = [line for line in lines if "--prefix" in line]
     assert len(scratch) == int(files), lines
     if files:  # the stand-in installed nothing there: the item's files are unknown
@@ -520,39 +530,19 @@ def test_a_scratch_install_uv_fails_stops_with_uvs_own_error(
 ) -> None:
     """A project that does not build fails in the scratch prefix as it would in the env:
     uv's error and exit code, no check, no install (not a refusal naming the admin)."""
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "pyproject.toml").write_text('[project]\nname = "proj"\n')
-    calls = tmp_path / "calls"
-    fake = tmp_path / "uv"
-    fake.write_text(
-        "#!/bin/sh\n"
-        f'echo "$@" >> {calls}\n'
-        'case "$*" in *--dry-run*) echo \'{"changes": [{"name": "proj", '
-        '"action": "installed"}]}\';; *--prefix*) echo "build failed: bad setup" >&2; '
-        "exit 2;; esac\n"
-    )
-    fake.chmod(0o755)
     from safe_pip.backends import Request
     from safe_pip.backends.uv import UvBackend
 
+    failing = 'echo "build failed: bad setup" >&2; exit 2'
+    project, fake, seen, check = editable_with_stand_in_uv(tmp_path, failing)
     request = Request("/env/bin/python", ("install", "-e", str(project)), {"PATH": "/bin"})
-    checked: list[Any] = []
-
-    def check(plan: Any) -> tuple[bool, object]:
-        checked.append(plan)
-        return True, None
-
     run = UvBackend(str(fake)).install(request, check)
-    assert (run.run.exit_code, run.run.interrupted, run.plan, checked) == (2, False, None, [])
+    assert (run.run.exit_code, run.run.interrupted, run.plan, seen) == (2, False, None, [])
     assert "build failed: bad setup" in capfd.readouterr().err
-    lines = calls.read_text().splitlines()
+    lines = (tmp_path / "calls").read_text().splitlines()
     assert any("--prefix" in line for line in lines), lines  # the scratch install ran
-    assert [
-        line
-        for line in lines
-        if line.startswith("pip install") and "--dry-run" not in line and "--prefix" not in line
-    ] == []
+    installs = [line for line in lines if line.startswith("pip install -") or "-e" in line]
+    assert all("--dry-run" in line or "--prefix" in line for line in installs), lines
 
 
 def test_uvs_version_comes_from_the_record_that_installed_it(tmp_path: Path) -> None:
