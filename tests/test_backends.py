@@ -348,7 +348,15 @@ def test_the_plan_is_pinned_to_the_wheel_files_it_names(tmp_path: Path) -> None:
         (["--no-index", "--find-links", "https://example.invalid/links/"], None, False),
         (["--no-index"], "demo_a-2.0.tar.gz", False),  # uv could build the sdist instead
         (["--no-index"], "demo-a-2.0.zip", False),
+        (["--no-index"], "demo_a-2.0.tar.zst", False),  # any archive format
         (["--no-index"], "demo_ab-2.0.tar.gz", True),  # another project's archive
+        # another wheel of a version `==2.0` takes too (a more specific tag would win)
+        (["--no-index"], "demo_a-02.0-py3-none-manylinux_2_17_x86_64.whl", False),
+        (["--no-index"], "demo_a-2.0.0-cp311-cp311-linux_x86_64.whl", False),
+        (["--no-index"], "demo_a-2.0+local-py3-none-any.whl", False),
+        (["--no-index"], "demo_a-2.0.whl", False),  # a wheel name safe-pip cannot read
+        (["--no-index"], "demo_a-1.0-py3-none-any.whl", True),  # another version
+        (["--no-index"], "demo_a-2.0.post1-py3-none-any.whl", True),
     ],
 )
 def test_a_local_wheel_that_is_the_only_candidate_is_pinned_by_name(
@@ -356,7 +364,8 @@ def test_a_local_wheel_that_is_the_only_candidate_is_pinned_by_name(
 ) -> None:
     """Installed by name, as uv installs from --find-links (no direct_url.json, `pip
     freeze` says name==version), where nothing but that wheel can answer the pin; else by
-    its path, so the file checked is the file installed."""
+    its path, so the file checked is the file installed.  (`sdist`: another file in the
+    directory.)"""
     wheel = tmp_path / "demo_a-2.0-py3-none-any.whl"
     wheel.write_bytes(b"wheel a")
     if sdist is not None:

@@ -100,3 +100,31 @@ def test_only_the_three_standard_descriptors_reach_the_child() -> None:
         os.close(write_end)
     listed = {int(fd) for fd in out.split()}
     assert {0, 1, 2} <= listed and write_end not in listed, (write_end, listed)
+
+
+def test_a_child_reaped_behind_its_back_ends_without_an_error() -> None:
+    """Ctrl-C between waitpid and keeping its answer loses the status: no crash, as
+    subprocess (the audit record is still written)."""
+    child = Child([SH, "-c", "exit 3"], os.environ, capture=False)
+    os.waitpid(child.pid, 0)
+    assert child.wait() == 0 and child.poll() == 0
+
+
+def test_the_timeout_holds_for_a_child_that_closed_its_output() -> None:
+    child = Child([SH, "-c", "exec >&- 2>&-; exec sleep 30"], os.environ, capture=True)
+    started = time.monotonic()
+    with pytest.raises(ChildTimeout):
+        child.communicate(timeout=0.3)
+    assert time.monotonic() - started < 5
+    child.kill()
+    assert child.communicate() == ("", "") and child.returncode == -9
+
+
+def test_sigpipe_and_sigxfsz_are_back_to_their_default_in_the_child() -> None:
+    """Python ignores both; subprocess restores them for its children, and so does Child."""
+    child = Child([SH, "-c", "grep SigIgn /proc/$$/status"], os.environ, capture=True)
+    out, _ = child.communicate(timeout=30)
+    if not out:
+        pytest.skip("no /proc here")
+    ignored = int(out.split()[1], 16)
+    assert not ignored & (1 << (13 - 1)) and not ignored & (1 << (25 - 1)), hex(ignored)

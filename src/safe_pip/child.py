@@ -8,9 +8,9 @@ these children are started with ``os.posix_spawn`` and their pipes read with
 uses: ``communicate``, ``poll``, ``wait``, ``kill``, ``send_signal``,
 ``returncode``.
 
-The child inherits the working directory, the process group (Ctrl-C reaches
-it as it reaches safe-pip) and the signal dispositions; the interpreters and
-uv safe-pip starts set SIGPIPE up themselves.  It gets no descriptor but 0, 1
+The child inherits the working directory and the process group (Ctrl-C reaches
+it as it reaches safe-pip); SIGPIPE and SIGXFSZ, which Python ignores, are back
+to their default in the child, as ``subprocess`` does.  It gets no descriptor but 0, 1
 and 2, as with ``subprocess``'s ``close_fds``: Python opens its own files
 close-on-exec, and what safe-pip inherited open from its parent is closed in
 the child (found in ``/proc/self/fd``; where there is none, it is inherited).
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 _CHUNK = 65536
+#: SIGPIPE and SIGXFSZ (the same numbers on Linux, macOS and the BSDs; ``signal`` itself
+#: costs milliseconds to import)
+_DEFAULT_IN_CHILD = (13, 25)
 
 
 def _inherited_descriptors() -> list[int]:
@@ -81,7 +84,13 @@ class Child:
                     ends += [read_end, write_end]
                     self._pipes[read_end] = buffer
                     actions.append((os.POSIX_SPAWN_DUP2, write_end, fd))
-            self.pid = os.posix_spawn(self.args[0], self.args, dict(environ), file_actions=actions)
+            self.pid = os.posix_spawn(
+                self.args[0],
+                self.args,
+                dict(environ),
+                file_actions=actions,
+                setsigdef=_DEFAULT_IN_CHILD,
+            )
         except BaseException:
             for fd in ends:
                 os.close(fd)
@@ -90,16 +99,24 @@ class Child:
             os.close(fd)  # the write ends are the child's
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
+        return self._reap(os.WNOHANG)
 
     def wait(self) -> int:
+        code = self._reap(0)
+        assert code is not None
+        return code
+
+    def _reap(self, options: int) -> int | None:
         if self.returncode is None:
-            _, status = os.waitpid(self.pid, 0)
-            self.returncode = os.waitstatus_to_exitcode(status)
+            try:
+                pid, status = os.waitpid(self.pid, options)
+            except ChildProcessError:
+                # reaped already: a Ctrl-C landed between waitpid and keeping its answer;
+                # its status is lost (subprocess says 0 then, and so does this)
+                self.returncode = 0
+                return 0
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
     def send_signal(self, signal: int) -> None:
@@ -122,7 +139,7 @@ class Child:
         while self._pipes:
             wait_ms = None
             if deadline is not None:
-                wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
+                wait_ms = max(0, int((deadline - time.monotonic()) * 1000) + 1)
             ready = poller.poll(wait_ms)
             if not ready and deadline is not None and time.monotonic() >= deadline:
                 raise ChildTimeout(f"{self.args[0]} did not end within {timeout} s")
@@ -134,6 +151,11 @@ class Child:
                 poller.unregister(fd)
                 os.close(fd)
                 del self._pipes[fd]
+        # a child that closed its output may still run: the deadline holds for its end too
+        while deadline is not None and self.poll() is None:
+            if time.monotonic() >= deadline:
+                raise ChildTimeout(f"{self.args[0]} did not end within {timeout} s")
+            time.sleep(0.005)
         self.wait()
         return (
             b"".join(self._stdout).decode("utf-8", "replace"),
@@ -141,4 +163,9 @@ class Child:
         )
 
 
-__all__ = ["Child", "ChildTimeout"]
+def exit_code(code: int) -> int:
+    """A child's exit code as a shell gives it: 128 + N for a death by signal N."""
+    return 128 - code if code < 0 else code
+
+
+__all__ = ["Child", "ChildTimeout", "exit_code"]

@@ -30,7 +30,7 @@ import time
 
 from safe_pip.backends import UV, InstallRun, Request
 from safe_pip.backends.uv_cli import CARRY, DROPPED_VARIABLES, UvCommand, parse_uv_pip
-from safe_pip.child import Child, ChildTimeout
+from safe_pip.child import Child, ChildTimeout, exit_code
 from safe_pip.errors import ExitCode, InstallerMissing, TargetError, UsageError
 from safe_pip.names import canonical as normalize_name
 from safe_pip.passthrough import pip_environ
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from safe_pip.backends import Check
     from safe_pip.environment import Environment
     from safe_pip.runner import PipRun
+
+    #: plan items whose files no local wheel tells, with the argument(s) that install them
+    Unread = list[tuple[dict[str, Any], list[str]]]
 
 #: where ``protect --shim`` keeps the env's real uv when it puts the shim in its place
 REAL_UV_VAR = "SAFE_PIP_REAL_UV"
@@ -277,33 +280,28 @@ def _local_dirs(links: Sequence[str]) -> list[str]:
     return dirs
 
 
-_SDIST_ENDINGS = (".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar")
-
-
 def _wheels_by_pin(dirs: Sequence[str]) -> tuple[dict[tuple[str, str], list[str]], set[str]]:
     """Wheel files in local directories by (normalised name, version) of their file name
-    (``name-version(-build)?-python-abi-platform.whl``), and the names that may have a
-    source archive there (every name a ``name-version.tar.gz`` could be read as)."""
+    (``name-version(-build)?-python-abi-platform.whl``), and the names any other file
+    there may belong to (every name a ``name-version.tar.gz`` or a wheel name safe-pip
+    does not read could be read as: an sdist of any format counts)."""
     found: dict[tuple[str, str], list[str]] = {}
-    sdists: set[str] = set()
+    others: set[str] = set()
     for directory in dirs:
         try:
             names = os.listdir(directory)
         except OSError:
             continue
         for filename in names:
-            if not filename.endswith(".whl"):
-                ending = next((e for e in _SDIST_ENDINGS if filename.endswith(e)), None)
-                words = filename[: -len(ending)].split("-") if ending else []
-                sdists.update(normalize_name("-".join(words[:i])) for i in range(1, len(words)))
-                continue
             parts = filename[: -len(".whl")].split("-")
-            if len(parts) not in (5, 6):
+            if not filename.endswith(".whl") or len(parts) not in (5, 6):
+                words = filename.split("-")
+                others.update(normalize_name("-".join(words[:i])) for i in range(1, len(words)))
                 continue
             found.setdefault((normalize_name(parts[0]), parts[1]), []).append(
                 os.path.join(directory, filename)
             )
-    return found, sdists
+    return found, others
 
 
 def _sha256(path: str) -> str:
@@ -392,7 +390,11 @@ class Pins:
             self.direct[direct] = text
             self.requested.add(direct)
         local = _local_dirs(op.find_links)
-        self.wheels, self._sdists = _wheels_by_pin(local)
+        self.wheels, self._others = _wheels_by_pin(local)
+        #: the versions of each project's local wheels
+        self._versions: dict[str, list[str]] = {}
+        for name, version in self.wheels:
+            self._versions.setdefault(name, []).append(version)
         #: uv's only candidates are the local directories' files: no index, no remote
         #: find-links page (then a pin by name takes the one local wheel of its version)
         self._local_only = op.no_index and len(local) == len(op.find_links)
@@ -454,14 +456,32 @@ class Pins:
             # the files the wheel writes, for the file-level checks (where no local wheel
             # tells them, as for one uv fetches from an index: ``read_files``)
             entry["safe_pip_files"] = files
-            if self._local_only and key not in self._sdists:
-                # this wheel is uv's only candidate for the pin: installed by name, as uv
-                # installs it from --find-links (no direct_url.json, `pip freeze` says
-                # `name==version`)
+            if self._only_candidate(key, version):
+                # installed by name, as uv installs it from --find-links (no
+                # direct_url.json, `pip freeze` says `name==version`)
                 return entry, [f"{key}=={version}"]
-            # an index or a source archive could answer the pin too: exactly this file
+            # an index, a source archive or another wheel could answer the pin too
             return entry, [wheels[0]]
         return entry, [f"{key}=={version}"]
+
+    def _only_candidate(self, key: str, version: str) -> bool:
+        """True when the one local wheel of ``key`` ``version`` is the only file uv could
+        take for ``key==version``: no index, no remote find-links, no other file there
+        that could be the project's, and none of its other wheels of a version ``==``
+        takes (PEP 440: ``==1.0`` also takes 1.0.0, 01.0 and 1.0+local)."""
+        if not self._local_only or key in self._others:
+            return False
+        others = [v for v in self._versions.get(key, []) if v != version]
+        if not others:
+            return True
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            pin = SpecifierSet(f"=={version}")
+            return not any(pin.contains(Version(v), prereleases=True) for v in others)
+        except (InvalidSpecifier, InvalidVersion):
+            return False
 
     @staticmethod
     def _archive(path: str) -> dict[str, Any]:
@@ -646,20 +666,20 @@ def _version_of(found: Mapping[str, list[tuple[str, str]]], metadata: Mapping[st
     return dist_info[: -len(".dist-info")].partition("-")[2]
 
 
-def _files_unknown(plan: _Planned, problem: str) -> None:
-    """Every item of ``plan.unread`` without its files (the check fails closed)."""
-    for entry, _pin in plan.unread:
+def _files_unknown(unread: Unread, problem: str) -> None:
+    """Every item of ``unread`` without its files (the check fails closed)."""
+    for entry, _pin in unread:
         entry["safe_pip_files"] = None
         entry["safe_pip_files_error"] = problem
     sys.stderr.write(f"safe-pip: cannot tell which files uv's plan writes: {problem}\n")
 
 
-def _files_from(plan: _Planned, scratch: str) -> None:
-    """The items of ``plan.unread`` with the files their RECORDs under ``scratch`` list
-    (and the version uv built, for a source tree planned without one)."""
+def _files_from(unread: Unread, scratch: str) -> None:
+    """The items of ``unread`` with the files their RECORDs under ``scratch`` list (and
+    the version uv built, for a source tree planned without one)."""
     found = dist_infos(scratch)
     problems: list[str] = []
-    for entry, _pin in plan.unread:
+    for entry, _pin in unread:
         try:
             entry["safe_pip_files"] = _files_of(scratch, found, entry)
             metadata = entry["metadata"]
@@ -675,17 +695,18 @@ def _files_from(plan: _Planned, scratch: str) -> None:
 def _run_quietly(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     """Run the scratch install (no bytecode: see ``_NOT_IN_SCRATCH``): uv's exit code, its
     output shown when it failed; raises ``OSError`` when uv cannot be run."""
+    from safe_pip.runner import started
+
     quiet_env = {k: v for k, v in environ.items() if k != "UV_COMPILE_BYTECODE"}
-    child = Child(argv, quiet_env, capture=True)
+    child = started(Child(argv, quiet_env, capture=True))  # a long build: signals reach it
     try:
         _, err = child.communicate()
     except BaseException:
         _discard(child)
         raise
-    code = child.wait()
-    if code != 0:
+    if child.wait() != 0:
         sys.stderr.write(err)
-    return 128 - code if code < 0 else code  # killed by signal N: 128 + N, as a shell says
+    return exit_code(child.wait())
 
 
 def _scratch_args(cmd: UvCommand, scratch: str) -> list[str]:
@@ -787,7 +808,7 @@ class _Planned:
     #: what ``uv pip sync`` removes outright
     removals: list[str]
     #: plan items whose files no local wheel tells, with the argument(s) that install them
-    unread: list[tuple[dict[str, Any], list[str]]] = field(default_factory=list)
+    unread: Unread = field(default_factory=list)
 
 
 def planned(stdout: str, pins: Pins) -> _Planned:
@@ -855,12 +876,12 @@ class UvBackend:
         self._version.ask()
 
     def install(self, request: Request, check: Check, *, files: bool = True) -> InstallRun:
-        from safe_pip.runner import PipRun
+        from safe_pip.runner import PipRun, started
 
-        started = time.monotonic()
+        began = time.monotonic()
 
         def ran(code: int, interrupted: bool = False) -> PipRun:
-            return PipRun(code, time.monotonic() - started, interrupted)
+            return PipRun(code, time.monotonic() - began, interrupted)
 
         self._version.ask()
         cmd = parse_uv_pip(request.args, request.environ)
@@ -875,6 +896,7 @@ class UvBackend:
             _discard(pending[1])  # asked for another request: not this plan
         if child is None:
             child = self._ask_plan(cmd, request.python, request.environ)
+        started(child)  # a SIGTERM or SIGHUP from now on reaches uv's plan too
         try:
             pins = Pins(cmd)  # while uv works out its plan
             pins.prepare()
@@ -887,9 +909,9 @@ class UvBackend:
             raise
         if child.wait() != 0:
             sys.stderr.write(err)
-            return InstallRun(ran(child.wait()), None)
+            return InstallRun(ran(exit_code(child.wait())), None)
         plan = planned(out, pins)
-        stopped = self.read_files(plan, cmd, request.python, environ) if files else None
+        stopped = self.read_files(plan, cmd, request.python, environ, editables=files)
         if stopped is not None:
             return InstallRun(ran(stopped, stopped == 130), None)
         go, verdict = check(plan.plan)
@@ -898,7 +920,13 @@ class UvBackend:
         return InstallRun(ran(*self._carry_out(plan, cmd, request.python, environ)), plan.plan)
 
     def read_files(
-        self, plan: _Planned, cmd: UvCommand, python: str, environ: Mapping[str, str]
+        self,
+        plan: _Planned,
+        cmd: UvCommand,
+        python: str,
+        environ: Mapping[str, str],
+        *,
+        editables: bool = True,
     ) -> int | None:
         """The files of the planned distributions no local wheel tells (``plan.unread``:
         from an index, or built from a direct reference or an editable project), into
@@ -912,24 +940,26 @@ class UvBackend:
         there (a project that does not build, an index that does not answer), the install
         would fail the same way: its error is shown and nothing is installed.  Where the
         files cannot be told otherwise, the items say so (``safe_pip_files_error``) and
-        the check fails closed.
+        the check fails closed.  An editable project's files cost a build of their own:
+        without ``editables`` (no conda file checks) they are left unknown.
         """
         import shutil
 
-        if not plan.unread:
+        unread = [item for item in plan.unread if editables or item[1][0] != "-e"]
+        if not unread:
             return None
         try:
             scratch = scratch_dir(cmd, environ)
         except OSError as error:
-            _files_unknown(plan, f"cannot make a scratch directory: {error}")
+            _files_unknown(unread, f"cannot make a scratch directory: {error}")
             return None
         try:
             argv = [*self._base("install", python), *_scratch_args(cmd, scratch)]
-            argv.extend(_scratch_pins([pin for _entry, pin in plan.unread]))
+            argv.extend(_scratch_pins([pin for _entry, pin in unread]))
             try:
                 code = _run_quietly(argv, environ)
             except OSError as error:
-                _files_unknown(plan, f"cannot run {argv[0]}: {error.strerror}")
+                _files_unknown(unread, f"cannot run {argv[0]}: {error.strerror}")
                 return None
             if code != 0:
                 sys.stderr.write(
@@ -937,7 +967,7 @@ class UvBackend:
                     "the files it writes); nothing was installed\n"
                 )
                 return code
-            _files_from(plan, scratch)
+            _files_from(unread, scratch)
         except KeyboardInterrupt:
             return 130
         finally:
