@@ -126,6 +126,12 @@ class Child:
     def kill(self) -> None:
         self.send_signal(9)  # SIGKILL, the same number on every POSIX system
 
+    def discard(self) -> None:
+        """End a child whose answer is not wanted (if it still runs), and reap it."""
+        if self.poll() is None:
+            self.kill()
+        self.communicate()
+
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
         """(stdout, stderr) once the child has closed both and ended; raises
         ``ChildTimeout`` after ``timeout`` seconds (what was read is kept, and a later

@@ -88,8 +88,7 @@ class Probe:
         try:
             out, err = child.communicate(timeout=60)
         except ChildTimeout as error:
-            child.kill()
-            child.communicate()
+            child.discard()
             raise TargetError(f"the interpreter {python} did not answer within 60 s") from error
         if child.returncode != 0:
             detail = err.strip().splitlines()[-1:] or ["no output"]

@@ -203,7 +203,7 @@ class _Version:
             try:
                 out, _ = self.child.communicate(timeout=30)
             except ChildTimeout:
-                _discard(self.child)
+                self.child.discard()
                 out = ""
             self.child = None
             words = out.split()
@@ -702,7 +702,7 @@ def _run_quietly(argv: Sequence[str], environ: Mapping[str, str]) -> int:
     try:
         _, err = child.communicate()
     except BaseException:
-        _discard(child)
+        child.discard()
         raise
     if child.wait() != 0:
         sys.stderr.write(err)
@@ -789,13 +789,6 @@ def _run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, bool]:
     return wait_for(child)
 
 
-def _discard(child: Child) -> None:
-    """End a dry run whose answer is not wanted, and reap it."""
-    if child.poll() is None:
-        child.kill()
-    child.communicate()
-
-
 @frozen
 class _Planned:
     """uv's plan: the report-format plan to check, and how to carry out exactly it."""
@@ -857,9 +850,9 @@ class UvBackend:
         """Stop a plan asked for early that no install took (the command was refused)."""
         pending, self._pending = self._pending, None
         if pending is not None:
-            _discard(pending[1])
+            pending[1].discard()
         if self._version.child is not None:
-            _discard(self._version.child)
+            self._version.child.discard()
             self._version.child = None
 
     def _base(self, command: str, python: str) -> list[str]:
@@ -893,7 +886,7 @@ class UvBackend:
         pending, self._pending = self._pending, None
         child = pending[1] if pending is not None and pending[0] == request else None
         if pending is not None and child is None:
-            _discard(pending[1])  # asked for another request: not this plan
+            pending[1].discard()  # asked for another request: not this plan
         if child is None:
             child = self._ask_plan(cmd, request.python, request.environ)
         started(child)  # a SIGTERM or SIGHUP from now on reaches uv's plan too
@@ -902,10 +895,10 @@ class UvBackend:
             pins.prepare()
             out, err = child.communicate()
         except KeyboardInterrupt:
-            _discard(child)
+            child.discard()
             return InstallRun(ran(130, True), None)
         except BaseException:
-            _discard(child)
+            child.discard()
             raise
         if child.wait() != 0:
             sys.stderr.write(err)
