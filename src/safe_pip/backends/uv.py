@@ -645,8 +645,9 @@ def _same_version(one: str, other: str) -> bool:
 
 def _files_of(
     prefix: str, found: Mapping[str, list[tuple[str, str]]], entry: Mapping[str, Any]
-) -> dict[str, list[str]]:
-    """``installed_files`` of the plan item ``entry``, found under ``prefix``."""
+) -> tuple[dict[str, list[str]], str]:
+    """(``installed_files`` of the plan item ``entry``, found under ``prefix``; the version
+    installed there)."""
     metadata = entry.get("metadata") or {}
     name, version = str(metadata.get("name", "")), str(metadata.get("version", ""))
     candidates = found.get(normalize_name(name), [])
@@ -657,13 +658,7 @@ def _files_of(
     # a source tree uv had not built for its plan (`-e .`) is planned without a version
     if version and not _same_version(installed, version):
         raise UvPlanError(f"uv's scratch install holds {name} {installed}, not {version}")
-    return installed_files(prefix, site, dist_info)
-
-
-def _version_of(found: Mapping[str, list[tuple[str, str]]], metadata: Mapping[str, Any]) -> str:
-    """The version of the one dist-info ``_files_of`` read for the item."""
-    _site, dist_info = found[normalize_name(str(metadata["name"]))][0]
-    return dist_info[: -len(".dist-info")].partition("-")[2]
+    return installed_files(prefix, site, dist_info), installed
 
 
 def _files_unknown(unread: Unread, problem: str) -> None:
@@ -681,9 +676,9 @@ def _files_from(unread: Unread, scratch: str) -> None:
     problems: list[str] = []
     for entry, _pin in unread:
         try:
-            entry["safe_pip_files"] = _files_of(scratch, found, entry)
+            entry["safe_pip_files"], installed = _files_of(scratch, found, entry)
             metadata = entry["metadata"]
-            metadata["version"] = metadata["version"] or _version_of(found, metadata)
+            metadata["version"] = metadata["version"] or installed
         except UvPlanError as error:
             entry["safe_pip_files"] = None
             entry["safe_pip_files_error"] = error.message
